@@ -1,0 +1,51 @@
+// NetlinkSocket: RAII over a libmnl socket, optionally opened inside a named network
+// namespace. It sends whole batches in one sendmsg and reads back acks and errors, mapping
+// NLMSG_ERROR (with the extended-ack message when the kernel gives one) to Error. One socket
+// per thread; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "moat/base/result.h"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace moat {
+
+class NetlinkSocket {
+ public:
+  // Opens and binds a socket of `bus` (NETLINK_NETFILTER, NETLINK_ROUTE, ...) inside network
+  // namespace `netns` (empty: the caller's). Enables extended acks.
+  static Result<NetlinkSocket> open(int bus, const std::string& netns = "");
+  NetlinkSocket(NetlinkSocket&& other) noexcept;
+  NetlinkSocket& operator=(NetlinkSocket&& other) noexcept;
+  NetlinkSocket(const NetlinkSocket&) = delete;
+  NetlinkSocket& operator=(const NetlinkSocket&) = delete;
+  ~NetlinkSocket();
+
+  uint32_t port_id() const;
+  // Raises the send buffer (SO_SNDBUFFORCE, needs CAP_NET_ADMIN) so a batch of `bytes` fits
+  // in one sendmsg.
+  Status reserve_send_buffer(size_t bytes);
+  // Sends `bytes` (one or more netlink messages) in one sendmsg.
+  Status send(std::span<const uint8_t> bytes);
+
+  // Called for every message that is not an error or done. Returning an error stops.
+  using MessageHandler = std::function<Status(const nlmsghdr*)>;
+  // Reads replies until an ack/error for sequence `last_seq` (or NLMSG_DONE of a dump) arrives.
+  // Each NLMSG_ERROR with a non-zero code becomes an Error whose message carries the kernel's
+  // extended ack; `on_error_seq` receives the failing message's sequence number first, so a
+  // caller can map it back to what it sent.
+  Status receive_until(uint32_t last_seq, const MessageHandler& on_message = {},
+                       const std::function<void(uint32_t seq, int err)>& on_error_seq = {});
+
+ private:
+  explicit NetlinkSocket(mnl_socket* socket) : socket_(socket) {}
+  mnl_socket* socket_ = nullptr;
+};
+
+}  // namespace moat

@@ -1,0 +1,10 @@
+#include "moat/base/clock.h"
+
+namespace moat {
+
+const SystemClock& SystemClock::instance() {
+  static const SystemClock clock;
+  return clock;
+}
+
+}  // namespace moat

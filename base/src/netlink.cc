@@ -1,0 +1,119 @@
+#include "moat/base/netlink.h"
+
+#include <libmnl/libmnl.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+#include "moat/base/netns.h"
+
+namespace moat {
+
+Result<NetlinkSocket> NetlinkSocket::open(int bus, const std::string& netns) {
+  auto scope = MOAT_TRY(NetnsScope::enter(netns));
+  mnl_socket* socket = mnl_socket_open2(bus, SOCK_CLOEXEC);
+  if (socket == nullptr) return fail_errno(errno, "cannot open netlink socket");
+  NetlinkSocket owned(socket);
+  if (mnl_socket_bind(socket, 0, MNL_SOCKET_AUTOPID) < 0)
+    return fail_errno(errno, "cannot bind netlink socket");
+  int one = 1;
+  mnl_socket_setsockopt(socket, NETLINK_EXT_ACK, &one, sizeof(one));
+  mnl_socket_setsockopt(socket, NETLINK_CAP_ACK, &one, sizeof(one));
+  return owned;
+}
+
+NetlinkSocket::NetlinkSocket(NetlinkSocket&& other) noexcept
+    : socket_(std::exchange(other.socket_, nullptr)) {}
+
+NetlinkSocket& NetlinkSocket::operator=(NetlinkSocket&& other) noexcept {
+  if (this != &other) {
+    if (socket_ != nullptr) mnl_socket_close(socket_);
+    socket_ = std::exchange(other.socket_, nullptr);
+  }
+  return *this;
+}
+
+NetlinkSocket::~NetlinkSocket() {
+  if (socket_ != nullptr) mnl_socket_close(socket_);
+}
+
+uint32_t NetlinkSocket::port_id() const { return mnl_socket_get_portid(socket_); }
+
+Status NetlinkSocket::reserve_send_buffer(size_t bytes) {
+  int size = static_cast<int>(bytes + 65536);
+  int fd = mnl_socket_get_fd(socket_);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) != 0)
+    return fail_errno(errno, "cannot size the netlink send buffer");
+  return {};
+}
+
+Status NetlinkSocket::send(std::span<const uint8_t> bytes) {
+  ssize_t n = mnl_socket_sendto(socket_, bytes.data(), bytes.size());
+  if (n < 0) return fail_errno(errno, "netlink send failed");
+  if (static_cast<size_t>(n) != bytes.size())
+    return fail(ErrorCode::Kernel, "netlink send was truncated");
+  return {};
+}
+
+namespace {
+
+// The extended-ack message of an NLMSG_ERROR, if the kernel attached one.
+std::string extack_message(const nlmsghdr* nlh) {
+  const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+  if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return {};
+  size_t offset = sizeof(*err);
+  if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
+  const auto* base = static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + offset;
+  int64_t left = static_cast<int64_t>(nlh->nlmsg_len) - static_cast<int64_t>(MNL_NLMSG_HDRLEN) -
+                 static_cast<int64_t>(offset);
+  const auto* attr = reinterpret_cast<const nlattr*>(base);
+  while (left >= static_cast<int64_t>(sizeof(nlattr)) && attr->nla_len >= sizeof(nlattr) &&
+         attr->nla_len <= left) {
+    if ((attr->nla_type & NLA_TYPE_MASK) == NLMSGERR_ATTR_MSG)
+      return std::string(static_cast<const char*>(mnl_attr_get_payload(attr)));
+    int64_t step = NLA_ALIGN(attr->nla_len);
+    left -= step;
+    attr = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(attr) + step);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_message,
+                                    const std::function<void(uint32_t, int)>& on_error_seq) {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno(errno, "netlink receive failed");
+    }
+    auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
+    int len = static_cast<int>(n);
+    while (mnl_nlmsg_ok(nlh, len)) {
+      if (nlh->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        if (err->error != 0) {
+          if (on_error_seq) on_error_seq(nlh->nlmsg_seq, -err->error);
+          std::string detail = extack_message(nlh);
+          return fail_errno(-err->error,
+                            detail.empty() ? "kernel rejected the request"
+                                           : "kernel rejected the request: " + detail);
+        }
+        if (nlh->nlmsg_seq == last_seq) return {};
+      } else if (nlh->nlmsg_type == NLMSG_DONE) {
+        return {};
+      } else if (on_message) {
+        MOAT_RETURN_IF_ERROR(on_message(nlh));
+      }
+      nlh = mnl_nlmsg_next(nlh, &len);
+    }
+  }
+}
+
+}  // namespace moat

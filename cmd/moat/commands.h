@@ -1,0 +1,14 @@
+// Subcommand registration for the moat CLI. Each register_* adds one subcommand tree whose
+// callbacks run during parsing and store their exit status in `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moat::cli {
+
+void register_version(CLI::App& app);
+
+// Sets up logging once the global --log-level is known (called by each subcommand callback).
+void init_logging(CLI::App& app);
+
+}  // namespace moat::cli
