@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   int exit_code = 0;
   moat::cli::register_version(app);
+  moat::cli::register_fw(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,45 @@
+// The compile step: the validated model (model.h) to the nftables IR (ir.h). Pure and
+// deterministic: no syscalls, no clock, no files; what it needs of the host (the kernel
+// strategy, the time for the anti-lockout enable) comes in CompileOptions. Rules that parse
+// but cannot be generated (a dangling ipset, alias or group) are skipped with a warning.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moat/firewall/ir.h"
+#include "moat/firewall/model.h"
+
+namespace moat::firewall {
+
+// How bridged guest traffic is filtered statefully (probe_strategy() picks one).
+enum class GuestStrategy {
+  // This kernel: no bridge-family conntrack. br_netfilter runs conntrack from the bridge
+  // hooks; inet chains stash `ct state` into meta mark bits for the bridge guest chains, and
+  // answer guest REJECTs (no bridge-family reject either).
+  BrNetfilter,
+  // A full kernel (nf_conntrack_bridge, nft_reject_bridge): bridge chains use ct state and
+  // reject directly.
+  BridgeConntrack,
+};
+
+const char* to_string(GuestStrategy s);
+
+struct CompileOptions {
+  GuestStrategy strategy = GuestStrategy::BrNetfilter;
+  // Guests are spread over this many bridge tables by VMID, so one guest's change commits
+  // into a table of about guests/shards chains instead of all of them.
+  int shards = 8;
+  // Unix time, for cluster `enable: <timestamp>` (the anti-lockout enable, valid 60 s).
+  int64_t now = 0;
+};
+
+struct CompileResult {
+  nft::Ruleset ruleset;
+  std::vector<std::string> warnings;  // "file:line: skipped rule: ..."
+};
+
+Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& options);
+
+}  // namespace moat::firewall

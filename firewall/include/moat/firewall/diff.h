@@ -1,0 +1,47 @@
+// The diff step: from the ruleset last applied (or nothing) to the desired one, an ordered
+// list of nftables operations that the netlink driver sends as one atomic batch. Changes are
+// chain- and element-granular, so changing one guest touches that guest's chains and map
+// elements only, and an unchanged input gives an empty plan. Pure; thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "moat/firewall/ir.h"
+
+namespace moat::firewall::nft {
+
+struct Op {
+  enum class Kind {
+    AddTable,
+    DeleteTable,
+    AddChain,        // chain (base chains carry hook, priority, policy)
+    DeleteChain,
+    FlushChain,
+    AddRule,         // appended to `chain`
+    AddSet,          // definition only; elements follow in AddElements
+    DeleteSet,
+    AddElements,
+    DeleteElements,
+  };
+  Kind kind = Kind::AddTable;
+  Family family = Family::Inet;
+  std::string table;
+  std::string name;                  // chain or set name
+  std::optional<BaseChain> base;     // AddChain
+  Rule rule;                         // AddRule
+  Set set;                           // AddSet (definition; elements empty), Add/DeleteElements (key/kind)
+  std::vector<SetElement> elements;  // Add/DeleteElements
+};
+
+using Plan = std::vector<Op>;
+
+// Orders: element deletions, chain flushes, chain/set/table deletions, then additions of
+// tables, sets, chains, elements and rules, so every reference exists when it is added and
+// nothing is deleted while still referenced.
+Plan diff(const Ruleset& applied, const Ruleset& desired);
+
+// One line per operation, in nft-like syntax ("add rule inet moat input ...").
+std::string to_string(const Plan& plan);
+
+}  // namespace moat::firewall::nft

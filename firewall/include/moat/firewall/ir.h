@@ -1,0 +1,204 @@
+// The nftables intermediate representation: tables, chains, rules, sets and maps, with typed
+// matches on a fixed list of packet fields. The compiler produces it; the text/JSON emitters,
+// the diff, the netlink applier and the simulator all consume this one object, so what is
+// printed, applied and simulated cannot drift apart. Value types, deterministic ordering
+// (std::map by name); thread-safe to read.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moat/base/result.h"
+
+namespace moat::firewall::nft {
+
+// NFPROTO_* values.
+enum class Family : uint8_t { Inet = 1, Ip = 2, Netdev = 5, Bridge = 7, Ip6 = 10 };
+enum class Hook { Prerouting, Input, Forward, Output, Postrouting };
+
+const char* to_string(Family f);  // "inet", "bridge", ...
+const char* to_string(Hook h);    // "prerouting", ...
+
+// The packet fields rules match on. Values are byte strings: network byte order for header
+// fields, host order for meta mark and ct state, NUL-padded names for interfaces.
+enum class Field : uint8_t {
+  Iifname,    // meta iifname (16 bytes)
+  Oifname,    // meta oifname (16 bytes)
+  L4proto,    // meta l4proto (1)
+  Nfproto,    // meta nfproto (1): 2 = ipv4, 10 = ipv6
+  Protocol,   // meta protocol, the ethertype (2)
+  Mark,       // meta mark (4, host order)
+  CtState,    // ct state bitmask (4, host order)
+  Ip4Saddr,   // ip saddr (4)
+  Ip4Daddr,   // ip daddr (4)
+  Ip6Saddr,   // ip6 saddr (16)
+  Ip6Daddr,   // ip6 daddr (16)
+  Sport,      // th sport (2)
+  Dport,      // th dport (2)
+  IcmpType,   // icmp type (1)
+  IcmpCode,   // icmp code (1)
+  Icmp6Type,  // icmpv6 type (1)
+  Icmp6Code,  // icmpv6 code (1)
+  EtherSaddr, // ether saddr (6)
+  ArpOp,      // arp operation (2)
+  ArpSha,     // arp saddr ether (6)
+  ArpSip,     // arp saddr ip (4)
+  ArpTip,     // arp daddr ip (4)
+  TcpFlags,   // tcp flags (1)
+};
+
+size_t field_size(Field f);
+// The nft expression text of the field ("meta iifname", "ip saddr", "th dport", ...).
+const char* field_expr(Field f);
+
+using Bytes = std::vector<uint8_t>;
+
+// An inclusive range of values of one field; lo == hi for a single value.
+struct Interval {
+  Bytes lo;
+  Bytes hi;
+  friend auto operator<=>(const Interval&, const Interval&) = default;
+};
+
+// ct state bits (NF_CT_STATE_BIT / IP_CT_* encoding used by nft).
+inline constexpr uint32_t kCtInvalid = 1;
+inline constexpr uint32_t kCtEstablished = 2;
+inline constexpr uint32_t kCtRelated = 4;
+inline constexpr uint32_t kCtNew = 8;
+inline constexpr uint32_t kCtUntracked = 64;
+
+struct Match {
+  enum class Op {
+    Eq,        // field within values[0] (a single value or a range)
+    Neq,       // field outside values[0]
+    In,        // field (or concatenation of fields) in `set`, or in the anonymous set `values`
+    NotIn,     // the negation of In
+    BitsAny,   // (field & mask) != 0   (Mark, CtState, TcpFlags)
+    BitsNone,  // (field & mask) == 0
+  };
+  std::vector<Field> fields;      // one field; several only for a concatenated named-set lookup
+  Op op = Op::Eq;
+  std::vector<Interval> values;   // Eq/Neq: one; In/NotIn anonymous: the elements
+  std::string set;                // In/NotIn: named set in the same table
+  uint32_t mask = 0;              // BitsAny/BitsNone
+  friend bool operator==(const Match&, const Match&) = default;
+};
+
+enum class VerdictCode {
+  None,       // no verdict: continue with the next rule
+  Accept,
+  Drop,
+  Return,
+  Jump,
+  Goto,
+  RejectTcpReset,        // reject with tcp reset
+  RejectPortUnreach,     // reject with icmpx port-unreachable
+  RejectAdminProhibited, // reject with icmpx admin-prohibited
+};
+
+struct Verdict {
+  VerdictCode code = VerdictCode::None;
+  std::string chain;  // Jump/Goto
+  friend bool operator==(const Verdict&, const Verdict&) = default;
+};
+
+struct Log {
+  std::string prefix;
+  uint16_t group = 0;  // NFLOG group
+  friend bool operator==(const Log&, const Log&) = default;
+};
+
+struct Limit {
+  uint64_t rate = 1;
+  std::string unit = "second";  // second|minute|hour|day
+  uint32_t burst = 5;
+  friend bool operator==(const Limit&, const Limit&) = default;
+};
+
+// meta mark set (meta mark & and_mask) ^ xor_value
+struct MarkSet {
+  uint32_t and_mask = 0;
+  uint32_t xor_value = 0;
+  friend bool operator==(const MarkSet&, const MarkSet&) = default;
+};
+
+struct Rule {
+  std::vector<Match> matches;
+  std::optional<Limit> limit;
+  std::optional<Log> log;
+  std::optional<MarkSet> mark;
+  bool counter = false;
+  // Verdict from a verdict map keyed by these fields (instead of `verdict`).
+  std::vector<Field> vmap_fields;
+  std::string vmap;
+  Verdict verdict;
+  // Where the rule came from ("cluster.fw:12"); shown as a comment, used to map errors back.
+  std::string origin;
+  friend bool operator==(const Rule&, const Rule&) = default;
+};
+
+struct BaseChain {
+  Hook hook = Hook::Input;
+  int priority = 0;
+  bool policy_drop = false;
+  friend bool operator==(const BaseChain&, const BaseChain&) = default;
+};
+
+struct Chain {
+  std::string name;
+  std::optional<BaseChain> base;
+  std::vector<Rule> rules;
+  friend bool operator==(const Chain&, const Chain&) = default;
+};
+
+struct SetElement {
+  std::vector<Interval> key;  // one interval per key field
+  Verdict verdict;            // verdict maps
+  uint32_t data = 0;          // data maps (mark)
+  friend bool operator==(const SetElement&, const SetElement&) = default;
+  friend auto operator<=>(const SetElement& a, const SetElement& b) { return a.key <=> b.key; }
+};
+
+struct Set {
+  enum class Kind { Set, Vmap, MarkMap };
+  std::string name;
+  Kind kind = Kind::Set;
+  std::vector<Field> key;  // concatenation when more than one
+  bool interval = false;
+  std::vector<SetElement> elements;  // sorted, non-overlapping
+  std::string comment;
+  friend bool operator==(const Set&, const Set&) = default;
+};
+
+struct Table {
+  Family family = Family::Inet;
+  std::string name;
+  std::map<std::string, Set> sets;
+  std::map<std::string, Chain> chains;
+  friend bool operator==(const Table&, const Table&) = default;
+};
+
+// Tables are keyed by "family name" (e.g. "inet moat").
+struct Ruleset {
+  std::map<std::string, Table> tables;
+  Table& table(Family family, const std::string& name);
+  friend bool operator==(const Ruleset&, const Ruleset&) = default;
+};
+
+std::string table_key(Family family, const std::string& name);
+
+// ---- value builders ----
+Bytes ifname_bytes(const std::string& name);  // 16 bytes, NUL padded
+Bytes be16(uint16_t v);
+Bytes u8(uint8_t v);
+Bytes host32(uint32_t v);
+Interval single(Bytes v);
+
+// Inserts `e` into a sorted interval element list, merging overlapping or adjacent intervals
+// of single-field sets (what nft's auto-merge does). Elements must have one key field.
+void merge_intervals(std::vector<Interval>& intervals);
+
+}  // namespace moat::firewall::nft

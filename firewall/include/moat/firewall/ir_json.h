@@ -1,0 +1,15 @@
+// JSON form of the IR: `moat fw compile --format json`, and the state file that records what
+// was applied (read back by `plan`/`apply` to diff against). Round-trips exactly. Pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "moat/firewall/ir.h"
+
+namespace moat::firewall::nft {
+
+std::string to_json(const Ruleset& ruleset, bool pretty = false);
+Result<Ruleset> ruleset_from_json(std::string_view text);
+
+}  // namespace moat::firewall::nft

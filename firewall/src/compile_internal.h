@@ -1,0 +1,87 @@
+// Internal to the compiler: the pieces shared by the host (inet) and guest (bridge) table
+// builders. A TableBuilder turns model rules into nft rules inside one table, resolving
+// aliases and ipsets by Proxmox's scoping rules and materializing the sets it references.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "moat/firewall/compiler.h"
+#include "moat/firewall/ir.h"
+#include "moat/firewall/model.h"
+
+namespace moat::firewall::detail {
+
+// Whose rules are being compiled: the host (vmid 0) or one guest.
+struct Scope {
+  const Guest* guest = nullptr;  // null for host/cluster rules and security groups
+};
+
+// The addresses a -source/-dest resolved to, per IP family (4, 6): a named set or literals.
+struct ResolvedAddress {
+  struct PerFamily {
+    std::string set;                    // named set in the table, or
+    std::vector<nft::Interval> values;  // literal values (In anonymous set / Eq)
+  };
+  std::map<int, PerFamily> families;
+};
+
+class TableBuilder {
+ public:
+  TableBuilder(nft::Table& table, const CompileOptions& options, const FirewallConfig& config,
+               std::vector<std::string>& warnings)
+      : table_(table), options_(options), config_(config), warnings_(warnings) {}
+
+  nft::Table& table() { return table_; }
+  bool bridge() const { return table_.family == nft::Family::Bridge; }
+
+  // Appends to `chain` the nft rules of every enabled model rule of direction `dir` (GROUP
+  // rules become jumps to the group's chain for `dir`, built on first use).
+  void add_rules(nft::Chain& chain, const std::vector<Rule>& rules, Direction dir,
+                 const Scope& scope);
+
+  // The verdict for a model verdict in this table (REJECT: jump to the do-reject chain).
+  nft::Verdict verdict(Verdict v) const;
+
+  // A rule logging with Proxmox's NFLOG prefix ":<vmid>:<level>:<chain>: <what>: ", rate
+  // limited by the cluster's log_ratelimit.
+  nft::Rule log_rule(uint32_t vmid, LogLevel level, const std::string& chain,
+                     const std::string& what) const;
+
+  // Materializes ipset `name` from `owner` (cluster or guest file) as one interval set per
+  // family with entries (every family when `all_families`: an empty set then means "none");
+  // returns the set name per family. nomatch entries are subtracted by
+  // specificity, as ipset's hash:net does.
+  std::map<int, std::string> materialize_ipset(const IpSet& set, const std::string& scope,
+                                               const Scope& owner,
+                                               std::vector<IpRange> extra = {},
+                                               bool all_families = false);
+
+  // The interface match for a device name in direction `dir` (IN: oifname for guests,
+  // iifname for the host; OUT: the reverse).
+  nft::Match iface_match(const std::string& device, bool to_device) const;
+  // The match that pins a rule to IP family 4 or 6 in this table's family.
+  nft::Match family_match(int family) const;
+
+ private:
+  void add_rule(nft::Chain& chain, const Rule& rule, Direction dir, const Scope& scope);
+  std::string ensure_group(const std::string& name, Direction dir);
+  bool resolve(const AddressMatch& addr, const Scope& scope, const Rule& rule,
+               ResolvedAddress& out);
+  void warn(const Rule& rule, const std::string& message);
+
+  nft::Table& table_;
+  const CompileOptions& options_;
+  const FirewallConfig& config_;
+  std::vector<std::string>& warnings_;
+};
+
+// Effective ranges of a list of (range, nomatch) entries under longest-prefix-wins semantics.
+std::vector<nft::Interval> effective_ranges(std::vector<std::pair<IpRange, bool>> entries,
+                                            int family);
+nft::Interval to_interval(const IpRange& r);
+
+bool cluster_enabled(const FirewallConfig& config, int64_t now);
+
+}  // namespace moat::firewall::detail

@@ -1,0 +1,416 @@
+// compile(): the host table (inet) and the guest tables (bridge, sharded by VMID).
+#include "moat/firewall/compiler.h"
+
+#include <algorithm>
+
+#include "compile_internal.h"
+#include "moat/firewall/names.h"
+
+namespace moat::firewall {
+
+const char* to_string(GuestStrategy s) {
+  return s == GuestStrategy::BrNetfilter ? "br_netfilter" : "bridge-conntrack";
+}
+
+namespace {
+
+using detail::Scope;
+using detail::TableBuilder;
+using nft::Field;
+using nft::Match;
+using nft::VerdictCode;
+
+Match eq(Field f, nft::Bytes v) { return Match{{f}, Match::Op::Eq, {nft::single(std::move(v))}, {}, 0}; }
+Match in_values(Field f, std::vector<nft::Bytes> values) {
+  Match m{{f}, Match::Op::In, {}, {}, 0};
+  for (auto& v : values) m.values.push_back(nft::single(std::move(v)));
+  return m;
+}
+Match bits_any(Field f, uint32_t mask) { return Match{{f}, Match::Op::BitsAny, {}, {}, mask}; }
+Match l4(uint8_t proto) { return eq(Field::L4proto, nft::u8(proto)); }
+Match icmp6_types(std::vector<uint8_t> types) {
+  std::vector<nft::Bytes> v;
+  for (auto t : types) v.push_back(nft::u8(t));
+  return v.size() == 1 ? eq(Field::Icmp6Type, v[0]) : in_values(Field::Icmp6Type, v);
+}
+
+nft::Rule rule(std::vector<Match> matches, nft::Verdict verdict, std::string origin = {}) {
+  nft::Rule r;
+  r.matches = std::move(matches);
+  r.verdict = std::move(verdict);
+  r.origin = std::move(origin);
+  return r;
+}
+nft::Verdict accept() { return {VerdictCode::Accept, {}}; }
+nft::Verdict drop() { return {VerdictCode::Drop, {}}; }
+nft::Verdict jump(std::string chain) { return {VerdictCode::Jump, std::move(chain)}; }
+nft::Verdict go(std::string chain) { return {VerdictCode::Goto, std::move(chain)}; }
+
+nft::Chain& chain(nft::Table& t, const std::string& name, std::optional<nft::BaseChain> base = {}) {
+  nft::Chain& c = t.chains[name];
+  c.name = name;
+  c.base = base;
+  return c;
+}
+
+// Stash rules: meta mark bits from ct state (br_netfilter strategy).
+void add_stash(nft::Chain& c) {
+  nft::Rule clear;
+  clear.mark = nft::MarkSet{~names::kMarkMask, 0};
+  c.rules.push_back(clear);
+  for (auto [state, bit] : {std::pair{nft::kCtEstablished | nft::kCtRelated, names::kMarkEstablished},
+                            {nft::kCtInvalid, names::kMarkInvalid}}) {
+    nft::Rule r;
+    r.matches = {bits_any(Field::CtState, state)};
+    r.mark = nft::MarkSet{~names::kMarkMask, bit};
+    c.rules.push_back(r);
+  }
+}
+
+// The policy verdict at the end of a chain, with its log rule.
+void add_policy(TableBuilder& b, nft::Chain& c, uint32_t vmid, Verdict policy, LogLevel level) {
+  if (level != LogLevel::Nolog)
+    c.rules.push_back(b.log_rule(vmid, level, c.name, std::string("policy ") + to_string(policy)));
+  c.rules.push_back(rule({}, b.verdict(policy), "policy"));
+}
+
+// ---- host table ----
+
+struct HostInputs {
+  const FirewallConfig& config;
+  const CompileOptions& options;
+  bool host_enabled;
+  bool guests_present;
+  std::set<std::string> bridges;  // bridges with firewalled guest ports
+};
+
+void add_inet_reject_chain(nft::Table& t) {
+  nft::Chain& c = chain(t, names::kDoReject);
+  c.rules = {rule({l4(6)}, {VerdictCode::RejectTcpReset, {}}),
+             rule({}, {VerdictCode::RejectPortUnreach, {}})};
+}
+
+void build_host(TableBuilder& b, const HostInputs& in) {
+  nft::Table& t = b.table();
+  const auto& cluster = *in.config.cluster;
+  const HostOptions host = in.config.host ? in.config.host->options : HostOptions{};
+  const std::vector<Rule> no_rules;
+  const auto& host_rules = in.config.host ? in.config.host->rules : no_rules;
+  Scope scope{};
+  bool brnf = in.options.strategy == GuestStrategy::BrNetfilter;
+  add_inet_reject_chain(t);
+  nft::Match deferred_reject = bits_any(Field::Mark, names::kMarkReject);
+
+  if (in.guests_present && brnf) {
+    add_stash(chain(t, "stash-prerouting", nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}));
+    add_stash(chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}));
+  }
+
+  // Forward: deferred guest rejects, VNet firewalls, then routed traffic.
+  nft::Chain& fwd = chain(t, "forward", nft::BaseChain{nft::Hook::Forward, 0, false});
+  if (in.guests_present && brnf) fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+  std::map<std::string, const VnetFw*> vnets;
+  for (const auto& [name, vnet] : in.config.vnets)
+    if (vnet.options.enable && in.host_enabled) vnets[name] = &vnet;
+  if (!vnets.empty()) {
+    nft::Set& map = t.sets[names::kVnetMap];
+    map.name = names::kVnetMap;
+    map.kind = nft::Set::Kind::Vmap;
+    map.key = {Field::Iifname, Field::Oifname};
+    for (const auto& [name, vnet] : vnets) {
+      std::string cname = names::vnet_chain(name);
+      nft::Chain& vc = chain(t, cname);
+      vc.rules.push_back(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
+      if (!host.nf_conntrack_allow_invalid)
+        vc.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
+      b.add_rules(vc, vnet->rules, Direction::Forward, scope);
+      add_policy(b, vc, 0, vnet->options.policy_forward, vnet->options.log_level_forward);
+      auto key = nft::ifname_bytes(name);
+      map.elements.push_back({{nft::single(key), nft::single(key)}, jump(cname), 0});
+    }
+    fwd.rules.push_back(rule({}, {}, ""));
+    fwd.rules.back().vmap_fields = {Field::Iifname, Field::Oifname};
+    fwd.rules.back().vmap = names::kVnetMap;
+  }
+  if (!in.bridges.empty()) {
+    // Bridged guest traffic reaches inet forward through br_netfilter with the bridge as both
+    // input and output device; the guest chains decided it, so the host's FORWARD policy for
+    // routed traffic must not.
+    nft::Set& pairs = t.sets[names::kBridgedPairs];
+    pairs.name = names::kBridgedPairs;
+    pairs.key = {Field::Iifname, Field::Oifname};
+    for (const auto& br : in.bridges) {
+      auto key = nft::ifname_bytes(br);
+      pairs.elements.push_back({{nft::single(key), nft::single(key)}, {}, 0});
+    }
+    fwd.rules.push_back(rule({Match{{Field::Iifname, Field::Oifname}, Match::Op::In, {}, names::kBridgedPairs, 0}}, accept()));
+  }
+  if (!in.host_enabled) return;
+
+  auto ct_rules = [&](nft::Chain& c) {
+    if (!host.nf_conntrack_allow_invalid) c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
+    c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
+  };
+  auto blacklist = cluster.ipsets.find("blacklist");
+  auto management = cluster.ipsets.find("management");
+
+  // Input.
+  nft::Chain& input = chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false});
+  input.rules.push_back(rule({eq(Field::Iifname, nft::ifname_bytes("lo"))}, accept()));
+  if (in.guests_present && brnf) input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+  if (blacklist != cluster.ipsets.end()) {
+    auto sets = b.materialize_ipset(blacklist->second, "dc", scope);
+    for (auto [family, name] : sets) {
+      Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+      input.rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}}, drop(),
+                                 blacklist->second.where.to_string()));
+    }
+  }
+  ct_rules(input);
+  if (host.protection_synflood) {
+    // Per-source SYN rate limit is approximated by a global limit here; see docs/firewall.md.
+    nft::Rule syn = rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, {});
+    syn.limit = nft::Limit{host.protection_synflood_rate, "second", host.protection_synflood_burst};
+    syn.verdict = {VerdictCode::Return, {}};
+    nft::Chain& sf = chain(t, "synflood");
+    sf.rules = {syn, rule({}, drop(), "protection_synflood")};
+    input.rules.push_back(rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, jump("synflood")));
+  }
+  input.rules.push_back(rule({l4(2)}, accept()));  // IGMP
+  if (host.ndp)
+    input.rules.push_back(rule({l4(58), icmp6_types({133, 134, 135, 136})}, accept()));
+  chain(t, "host-in");
+  b.add_rules(t.chains["host-in"], host_rules, Direction::In, scope);
+  chain(t, "cluster-in");
+  b.add_rules(t.chains["cluster-in"], cluster.rules, Direction::In, scope);
+  input.rules.push_back(rule({}, jump("host-in")));
+  input.rules.push_back(rule({}, jump("cluster-in")));
+  if (management != cluster.ipsets.end()) {
+    std::vector<IpRange> extra;
+    if (auto ln = cluster.aliases.find("local_network"); ln != cluster.aliases.end()) extra.push_back(ln->second.cidr);
+    auto sets = b.materialize_ipset(management->second, "dc", scope, extra);
+    for (auto [family, name] : sets) {
+      Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+      Match ports{{Field::Dport}, Match::Op::In,
+                  {nft::single(nft::be16(22)), {nft::be16(3128), nft::be16(3128)},
+                   {nft::be16(5900), nft::be16(5999)}, nft::single(nft::be16(8006)),
+                   {nft::be16(60000), nft::be16(60050)}}, {}, 0};
+      input.rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}, l4(6), ports},
+                                 accept(), management->second.where.to_string()));
+    }
+  }
+  if (!in.config.cluster_peers.empty()) {
+    for (int family : {4, 6}) {
+      std::vector<nft::Interval> peers;
+      for (const auto& p : in.config.cluster_peers)
+        if (p.family == family) peers.push_back(detail::to_interval(IpRange{p, p}));
+      if (peers.empty()) continue;
+      Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+      Match src = peers.size() == 1 ? Match{{f}, Match::Op::Eq, peers, {}, 0} : Match{{f}, Match::Op::In, peers, {}, 0};
+      input.rules.push_back(rule({b.family_match(family), src, l4(17),
+                                  Match{{Field::Dport}, Match::Op::Eq, {{nft::be16(5404), nft::be16(5405)}}, {}, 0}},
+                                 accept(), "corosync"));
+    }
+  }
+  add_policy(b, input, 0, cluster.options.policy_in, host.log_level_in);
+
+  // Output.
+  nft::Chain& output = chain(t, "output", nft::BaseChain{nft::Hook::Output, 0, false});
+  output.rules.push_back(rule({eq(Field::Oifname, nft::ifname_bytes("lo"))}, accept()));
+  ct_rules(output);
+  chain(t, "host-out");
+  b.add_rules(t.chains["host-out"], host_rules, Direction::Out, scope);
+  chain(t, "cluster-out");
+  b.add_rules(t.chains["cluster-out"], cluster.rules, Direction::Out, scope);
+  output.rules.push_back(rule({}, jump("host-out")));
+  output.rules.push_back(rule({}, jump("cluster-out")));
+  add_policy(b, output, 0, cluster.options.policy_out, host.log_level_out);
+
+  // Forward (routed traffic).
+  ct_rules(fwd);
+  chain(t, "host-fwd");
+  b.add_rules(t.chains["host-fwd"], host_rules, Direction::Forward, scope);
+  chain(t, "cluster-fwd");
+  b.add_rules(t.chains["cluster-fwd"], cluster.rules, Direction::Forward, scope);
+  fwd.rules.push_back(rule({}, jump("host-fwd")));
+  fwd.rules.push_back(rule({}, jump("cluster-fwd")));
+  add_policy(b, fwd, 0, cluster.options.policy_forward, host.log_level_forward);
+}
+
+// ---- guest tables ----
+
+// EUI-64 link-local address of a MAC (fe80::/64 + flipped U/L bit + ff:fe).
+std::optional<IpRange> link_local(const std::string& mac) {
+  if (mac.size() != 17) return std::nullopt;
+  IpAddress a;
+  a.family = 6;
+  a.bytes[0] = 0xfe;
+  a.bytes[1] = 0x80;
+  uint8_t m[6];
+  for (int i = 0; i < 6; ++i) m[i] = static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16));
+  a.bytes[8] = m[0] ^ 0x02;
+  a.bytes[9] = m[1];
+  a.bytes[10] = m[2];
+  a.bytes[11] = 0xff;
+  a.bytes[12] = 0xfe;
+  a.bytes[13] = m[3];
+  a.bytes[14] = m[4];
+  a.bytes[15] = m[5];
+  return IpRange{a, a};
+}
+
+nft::Bytes mac_bytes(const std::string& mac) {
+  nft::Bytes b;
+  for (int i = 0; i < 6; ++i) b.push_back(static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16)));
+  return b;
+}
+
+void ensure_guest_skeleton(nft::Table& t, GuestStrategy strategy) {
+  if (t.chains.contains("out")) return;
+  for (const char* name : {names::kOutPorts, names::kInPorts}) {
+    nft::Set& m = t.sets[name];
+    m.name = name;
+    m.kind = nft::Set::Kind::Vmap;
+    m.key = {std::string(name) == names::kOutPorts ? Field::Iifname : Field::Oifname};
+  }
+  auto dispatch = [&](const char* cname, nft::Hook hook, int prio, Field f, const char* map) {
+    nft::Chain& c = chain(t, cname, nft::BaseChain{hook, prio, false});
+    nft::Rule r;
+    r.vmap_fields = {f};
+    r.vmap = map;
+    c.rules.push_back(r);
+  };
+  dispatch("out", nft::Hook::Prerouting, names::kGuestOutPriority, Field::Iifname, names::kOutPorts);
+  dispatch("in", nft::Hook::Forward, names::kGuestInPriority, Field::Oifname, names::kInPorts);
+  dispatch("in-local", nft::Hook::Output, names::kGuestLocalPriority, Field::Oifname, names::kInPorts);
+  nft::Chain& rej = chain(t, names::kDoReject);
+  if (strategy == GuestStrategy::BrNetfilter) {
+    // No bridge-family reject here: mark the IP packet and let the inet forward/input chain
+    // answer it; host-originated packets (bridge output) are dropped by "in-local-reject".
+    nft::Rule mark = rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
+    mark.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
+    rej.rules = {mark, rule({}, drop())};
+    chain(t, "in-local-reject", nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority + 10, false})
+        .rules = {rule({bits_any(Field::Mark, names::kMarkReject)}, drop())};
+  } else {
+    rej.rules = {rule({l4(6)}, {VerdictCode::RejectTcpReset, {}}), rule({}, {VerdictCode::RejectPortUnreach, {}})};
+  }
+}
+
+void add_guest_pre(nft::Chain& c, GuestStrategy strategy, bool allow_invalid) {
+  if (strategy == GuestStrategy::BrNetfilter) {
+    if (!allow_invalid) c.rules.push_back(rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop()));
+    c.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
+  } else {
+    if (!allow_invalid) c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
+    c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
+  }
+}
+
+void build_guest(TableBuilder& b, const Guest& guest, const CompileOptions& options, bool allow_invalid) {
+  nft::Table& t = b.table();
+  const GuestFw& fw = *guest.fw;
+  const GuestOptions& o = fw.options;
+  ensure_guest_skeleton(t, options.strategy);
+  Scope scope{&guest};
+  std::string out_name = names::guest_chain(guest.vmid, Direction::Out);
+  std::string in_name = names::guest_chain(guest.vmid, Direction::In);
+  nft::Chain& out = chain(t, out_name);
+  nft::Chain& in = chain(t, in_name);
+  add_guest_pre(out, options.strategy, allow_invalid);
+  add_guest_pre(in, options.strategy, allow_invalid);
+  in.rules.push_back(rule({eq(Field::Protocol, nft::be16(0x0806))}, accept()));
+
+  Match arp = eq(Field::Protocol, nft::be16(0x0806));
+  for (const auto& [index, nic] : guest.nics) {
+    if (!nic.firewall) continue;
+    std::string dev = names::guest_device(guest, index);
+    auto dev_key = nft::single(nft::ifname_bytes(dev));
+    t.sets[names::kOutPorts].elements.push_back({{dev_key}, go(out_name), 0});
+    t.sets[names::kInPorts].elements.push_back({{dev_key}, go(in_name), 0});
+    Match from_dev = b.iface_match(dev, false);
+    if (o.macfilter && !nic.mac.empty()) {
+      nft::Set& macs = t.sets[names::kMacSet];
+      macs.name = names::kMacSet;
+      macs.key = {Field::Iifname, Field::EtherSaddr};
+      macs.elements.push_back({{dev_key, nft::single(mac_bytes(nic.mac))}, {}, 0});
+      out.rules.push_back(rule({from_dev, Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}},
+                               drop(), "macfilter net" + std::to_string(index)));
+      out.rules.push_back(rule({from_dev, arp, Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}},
+                               drop(), "macfilter net" + std::to_string(index)));
+    }
+    std::string set_name = "ipfilter-net" + std::to_string(index);
+    auto explicit_set = fw.ipsets.find(set_name);
+    if (o.ipfilter || explicit_set != fw.ipsets.end()) {
+      IpSet set = explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
+      std::vector<IpRange> extra;
+      if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
+      if (nic.ip) extra.push_back(*nic.ip);
+      if (nic.ip6) extra.push_back(*nic.ip6);
+      auto sets = b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
+      std::string origin = "ipfilter net" + std::to_string(index);
+      for (auto [family, name] : sets) {
+        Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+        out.rules.push_back(rule({from_dev, b.family_match(family), Match{{f}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
+        if (family == 4)
+          out.rules.push_back(rule({from_dev, arp, Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
+      }
+    }
+  }
+  // DHCP, NDP and router advertisements, before the user's rules, whatever the policy.
+  Match v4 = b.family_match(4), v6 = b.family_match(6);
+  auto dhcp_verdict = o.dhcp ? accept() : drop();
+  out.rules.push_back(rule({v4, l4(17), eq(Field::Sport, nft::be16(68)), eq(Field::Dport, nft::be16(67))}, dhcp_verdict, "dhcp"));
+  out.rules.push_back(rule({v6, l4(17), eq(Field::Sport, nft::be16(546)), eq(Field::Dport, nft::be16(547))}, dhcp_verdict, "dhcp"));
+  in.rules.push_back(rule({v4, l4(17), eq(Field::Sport, nft::be16(67)), eq(Field::Dport, nft::be16(68))}, dhcp_verdict, "dhcp"));
+  in.rules.push_back(rule({v6, l4(17), eq(Field::Sport, nft::be16(547)), eq(Field::Dport, nft::be16(546))}, dhcp_verdict, "dhcp"));
+  auto ndp_verdict = o.ndp ? accept() : drop();
+  out.rules.push_back(rule({v6, l4(58), icmp6_types({133, 135, 136})}, ndp_verdict, "ndp"));
+  in.rules.push_back(rule({v6, l4(58), icmp6_types({134, 135, 136})}, ndp_verdict, "ndp"));
+  out.rules.push_back(rule({v6, l4(58), icmp6_types({134})}, o.radv ? accept() : drop(), "radv"));
+  out.rules.push_back(rule({arp}, accept()));
+
+  b.add_rules(out, fw.rules, Direction::Out, scope);
+  b.add_rules(in, fw.rules, Direction::In, scope);
+  add_policy(b, out, guest.vmid, o.policy_out, o.log_level_out);
+  add_policy(b, in, guest.vmid, o.policy_in, o.log_level_in);
+}
+
+}  // namespace
+
+Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& options) {
+  CompileResult result;
+  if (options.shards < 1 || options.shards > 256)
+    return fail(ErrorCode::InvalidArgument, "shards must be 1..256");
+  if (!detail::cluster_enabled(config, options.now)) return result;  // the firewall is off
+
+  bool allow_invalid = config.host && config.host->options.nf_conntrack_allow_invalid;
+  std::set<std::string> bridges;  // every guest bridge: their traffic is the guests' business
+  for (const auto& [_, guest] : config.guests)
+    for (const auto& [_, nic] : guest.nics)
+      if (!nic.bridge.empty()) bridges.insert(nic.bridge);
+  for (const auto& [vmid, guest] : config.guests) {
+    if (!guest.fw || !guest.fw->options.enable) continue;
+    bool any = false;
+    for (const auto& [_, nic] : guest.nics) any = any || nic.firewall;
+    if (!any) continue;
+    int shard = static_cast<int>(vmid % static_cast<uint32_t>(options.shards));
+    nft::Table& t = result.ruleset.table(nft::Family::Bridge, names::guest_table(shard));
+    TableBuilder b(t, options, config, result.warnings);
+    build_guest(b, guest, options, allow_invalid);
+  }
+  for (auto& [_, t] : result.ruleset.tables)
+    for (auto& [_, s] : t.sets) std::sort(s.elements.begin(), s.elements.end());
+
+  bool host_enabled = !config.host || config.host->options.enable;
+  bool guests_present = !result.ruleset.tables.empty();
+  if (host_enabled || guests_present) {
+    nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
+    TableBuilder b(t, options, config, result.warnings);
+    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges});
+    for (auto& [_, s] : t.sets) std::sort(s.elements.begin(), s.elements.end());
+  }
+  return result;
+}
+
+}  // namespace moat::firewall

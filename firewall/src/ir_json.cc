@@ -1,0 +1,270 @@
+#include "moat/firewall/ir_json.h"
+
+#include <boost/json.hpp>
+
+#include <fmt/format.h>
+
+namespace moat::firewall::nft {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr Field kFields[] = {
+    Field::Iifname,  Field::Oifname,  Field::L4proto,  Field::Nfproto,   Field::Protocol,
+    Field::Mark,     Field::CtState,  Field::Ip4Saddr, Field::Ip4Daddr,  Field::Ip6Saddr,
+    Field::Ip6Daddr, Field::Sport,    Field::Dport,    Field::IcmpType,  Field::IcmpCode,
+    Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp, Field::ArpSha,
+    Field::ArpSip,   Field::ArpTip,   Field::TcpFlags};
+
+const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none"};
+const char* kVerdicts[] = {"",     "accept", "drop",           "return",
+                           "jump", "goto",   "reject-tcp-reset", "reject-port-unreachable",
+                           "reject-admin-prohibited"};
+const char* kHooks[] = {"prerouting", "input", "forward", "output", "postrouting"};
+const char* kKinds[] = {"set", "vmap", "markmap"};
+
+std::string hex(const Bytes& b) {
+  std::string s;
+  for (auto c : b) s += fmt::format("{:02x}", c);
+  return s;
+}
+
+json::array fields_json(const std::vector<Field>& fields) {
+  json::array a;
+  for (auto f : fields) a.emplace_back(field_expr(f));
+  return a;
+}
+
+json::array intervals_json(const std::vector<Interval>& values) {
+  json::array a;
+  for (const auto& v : values) {
+    if (v.lo == v.hi) a.emplace_back(hex(v.lo));
+    else a.emplace_back(json::array{json::value(hex(v.lo)), json::value(hex(v.hi))});
+  }
+  return a;
+}
+
+json::object verdict_json(const Verdict& v) {
+  json::object o{{"code", kVerdicts[static_cast<int>(v.code)]}};
+  if (!v.chain.empty()) o["chain"] = v.chain;
+  return o;
+}
+
+json::object rule_json(const Rule& r) {
+  json::object o;
+  json::array matches;
+  for (const auto& m : r.matches) {
+    json::object mo{{"fields", fields_json(m.fields)}, {"op", kOps[static_cast<int>(m.op)]}};
+    if (!m.values.empty()) mo["values"] = intervals_json(m.values);
+    if (!m.set.empty()) mo["set"] = m.set;
+    if (m.mask) mo["mask"] = m.mask;
+    matches.emplace_back(std::move(mo));
+  }
+  if (!matches.empty()) o["matches"] = std::move(matches);
+  if (r.counter) o["counter"] = true;
+  if (r.limit) o["limit"] = {{"rate", r.limit->rate}, {"unit", r.limit->unit}, {"burst", r.limit->burst}};
+  if (r.log) o["log"] = {{"prefix", r.log->prefix}, {"group", r.log->group}};
+  if (r.mark) o["mark"] = {{"and", r.mark->and_mask}, {"xor", r.mark->xor_value}};
+  if (!r.vmap.empty()) o["vmap"] = {{"fields", fields_json(r.vmap_fields)}, {"map", r.vmap}};
+  if (r.verdict.code != VerdictCode::None) o["verdict"] = verdict_json(r.verdict);
+  if (!r.origin.empty()) o["origin"] = r.origin;
+  return o;
+}
+
+// ---- reading ----
+
+struct Reader {
+  std::string error;
+
+  template <class T>
+  bool fail(const std::string& what) {
+    if (error.empty()) error = what;
+    return false;
+  }
+
+  Bytes unhex(std::string_view s) {
+    Bytes b;
+    if (s.size() % 2) {
+      fail<bool>("odd hex string");
+      return b;
+    }
+    for (size_t i = 0; i < s.size(); i += 2) b.push_back(static_cast<uint8_t>(std::stoi(std::string(s.substr(i, 2)), nullptr, 16)));
+    return b;
+  }
+  template <size_t N>
+  int index_of(const char* const (&names)[N], std::string_view s) {
+    for (size_t i = 0; i < N; ++i)
+      if (s == names[i]) return static_cast<int>(i);
+    fail<bool>("unknown name '" + std::string(s) + "'");
+    return 0;
+  }
+  std::vector<Field> fields(const json::value& v) {
+    std::vector<Field> out;
+    for (const auto& f : v.as_array()) {
+      bool found = false;
+      for (auto k : kFields)
+        if (f.as_string() == field_expr(k)) out.push_back(k), found = true;
+      if (!found) fail<bool>("unknown field '" + std::string(f.as_string()) + "'");
+    }
+    return out;
+  }
+  std::vector<Interval> intervals(const json::value& v) {
+    std::vector<Interval> out;
+    for (const auto& x : v.as_array()) {
+      if (x.is_string()) out.push_back(single(unhex(x.as_string())));
+      else out.push_back({unhex(x.as_array().at(0).as_string()), unhex(x.as_array().at(1).as_string())});
+    }
+    return out;
+  }
+  Verdict verdict(const json::object& o) {
+    Verdict v;
+    v.code = static_cast<VerdictCode>(index_of(kVerdicts, o.at("code").as_string()));
+    if (auto* c = o.if_contains("chain")) v.chain = std::string(c->as_string());
+    return v;
+  }
+  Rule rule(const json::object& o) {
+    Rule r;
+    if (auto* ms = o.if_contains("matches"))
+      for (const auto& mv : ms->as_array()) {
+        const auto& mo = mv.as_object();
+        Match m;
+        m.fields = fields(mo.at("fields"));
+        m.op = static_cast<Match::Op>(index_of(kOps, mo.at("op").as_string()));
+        if (auto* x = mo.if_contains("values")) m.values = intervals(*x);
+        if (auto* x = mo.if_contains("set")) m.set = std::string(x->as_string());
+        if (auto* x = mo.if_contains("mask")) m.mask = static_cast<uint32_t>(x->to_number<uint64_t>());
+        r.matches.push_back(std::move(m));
+      }
+    if (auto* x = o.if_contains("counter")) r.counter = x->as_bool();
+    if (auto* x = o.if_contains("limit"))
+      r.limit = Limit{x->at("rate").to_number<uint64_t>(), std::string(x->at("unit").as_string()),
+                      static_cast<uint32_t>(x->at("burst").to_number<uint64_t>())};
+    if (auto* x = o.if_contains("log"))
+      r.log = Log{std::string(x->at("prefix").as_string()), static_cast<uint16_t>(x->at("group").to_number<uint64_t>())};
+    if (auto* x = o.if_contains("mark"))
+      r.mark = MarkSet{static_cast<uint32_t>(x->at("and").to_number<uint64_t>()),
+                       static_cast<uint32_t>(x->at("xor").to_number<uint64_t>())};
+    if (auto* x = o.if_contains("vmap")) {
+      r.vmap_fields = fields(x->at("fields"));
+      r.vmap = std::string(x->at("map").as_string());
+    }
+    if (auto* x = o.if_contains("verdict")) r.verdict = verdict(x->as_object());
+    if (auto* x = o.if_contains("origin")) r.origin = std::string(x->as_string());
+    return r;
+  }
+};
+
+}  // namespace
+
+std::string to_json(const Ruleset& ruleset, bool pretty) {
+  json::array tables;
+  for (const auto& [_, t] : ruleset.tables) {
+    json::object sets, chains;
+    for (const auto& [name, s] : t.sets) {
+      json::array elements;
+      for (const auto& e : s.elements) {
+        json::object eo{{"key", intervals_json(e.key)}};
+        if (s.kind == Set::Kind::Vmap) eo["verdict"] = verdict_json(e.verdict);
+        if (s.kind == Set::Kind::MarkMap) eo["data"] = e.data;
+        elements.emplace_back(std::move(eo));
+      }
+      json::object so{{"kind", kKinds[static_cast<int>(s.kind)]}, {"key", fields_json(s.key)},
+                      {"interval", s.interval}, {"elements", std::move(elements)}};
+      if (!s.comment.empty()) so["comment"] = s.comment;
+      sets[name] = std::move(so);
+    }
+    for (const auto& [name, c] : t.chains) {
+      json::array rules;
+      for (const auto& r : c.rules) rules.emplace_back(rule_json(r));
+      json::object co{{"rules", std::move(rules)}};
+      if (c.base)
+        co["base"] = {{"hook", kHooks[static_cast<int>(c.base->hook)]},
+                      {"priority", c.base->priority},
+                      {"policy", c.base->policy_drop ? "drop" : "accept"}};
+      chains[name] = std::move(co);
+    }
+    tables.emplace_back(json::object{{"family", to_string(t.family)}, {"name", t.name},
+                                     {"sets", std::move(sets)}, {"chains", std::move(chains)}});
+  }
+  json::object root{{"tables", std::move(tables)}};
+  if (!pretty) return json::serialize(root);
+  // Minimal pretty printer: one table/set/chain/rule per line is enough for people and diffs.
+  std::string out = "{\"tables\": [\n";
+  const auto& arr = root["tables"].as_array();
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const auto& t = arr[i].as_object();
+    out += "  {\"family\": " + json::serialize(t.at("family")) + ", \"name\": " + json::serialize(t.at("name")) + ",\n   \"sets\": {";
+    bool first = true;
+    for (const auto& [k, v] : t.at("sets").as_object()) {
+      out += std::string(first ? "\n" : ",\n") + "    " + json::serialize(json::value(k)) + ": " + json::serialize(v);
+      first = false;
+    }
+    out += "},\n   \"chains\": {";
+    first = true;
+    for (const auto& [k, v] : t.at("chains").as_object()) {
+      out += std::string(first ? "\n" : ",\n") + "    " + json::serialize(json::value(k)) + ": {";
+      const auto& co = v.as_object();
+      if (auto* b = co.if_contains("base")) out += "\"base\": " + json::serialize(*b) + ", ";
+      out += "\"rules\": [";
+      const auto& rules = co.at("rules").as_array();
+      for (size_t r = 0; r < rules.size(); ++r) out += std::string(r ? ",\n      " : "\n      ") + json::serialize(rules[r]);
+      out += "]}";
+      first = false;
+    }
+    out += "}}" + std::string(i + 1 < arr.size() ? ",\n" : "\n");
+  }
+  return out + "]}\n";
+}
+
+Result<Ruleset> ruleset_from_json(std::string_view text) {
+  boost::system::error_code ec;
+  json::value root = json::parse(text, ec);
+  if (ec) return fail(ErrorCode::InvalidConfig, "invalid JSON: " + ec.message());
+  Reader rd;
+  Ruleset rs;
+  try {
+    for (const auto& tv : root.at("tables").as_array()) {
+      const auto& to = tv.as_object();
+      std::string fam(to.at("family").as_string());
+      Family family = fam == "inet" ? Family::Inet : fam == "bridge" ? Family::Bridge
+                    : fam == "ip" ? Family::Ip : fam == "ip6" ? Family::Ip6 : Family::Netdev;
+      Table& t = rs.table(family, std::string(to.at("name").as_string()));
+      for (const auto& [name, sv] : to.at("sets").as_object()) {
+        const auto& so = sv.as_object();
+        Set s;
+        s.name = std::string(name);
+        s.kind = static_cast<Set::Kind>(rd.index_of(kKinds, so.at("kind").as_string()));
+        s.key = rd.fields(so.at("key"));
+        s.interval = so.at("interval").as_bool();
+        if (auto* c = so.if_contains("comment")) s.comment = std::string(c->as_string());
+        for (const auto& ev : so.at("elements").as_array()) {
+          const auto& eo = ev.as_object();
+          SetElement e;
+          e.key = rd.intervals(eo.at("key"));
+          if (auto* v = eo.if_contains("verdict")) e.verdict = rd.verdict(v->as_object());
+          if (auto* d = eo.if_contains("data")) e.data = static_cast<uint32_t>(d->to_number<uint64_t>());
+          s.elements.push_back(std::move(e));
+        }
+        t.sets[s.name] = std::move(s);
+      }
+      for (const auto& [name, cv] : to.at("chains").as_object()) {
+        const auto& co = cv.as_object();
+        Chain c;
+        c.name = std::string(name);
+        if (auto* b = co.if_contains("base"))
+          c.base = BaseChain{static_cast<Hook>(rd.index_of(kHooks, b->at("hook").as_string())),
+                             static_cast<int>(b->at("priority").to_number<int64_t>()),
+                             b->at("policy").as_string() == "drop"};
+        for (const auto& rv : co.at("rules").as_array()) c.rules.push_back(rd.rule(rv.as_object()));
+        t.chains[c.name] = std::move(c);
+      }
+    }
+  } catch (const std::exception& e) {  // Boost.JSON accessors throw on a wrong shape
+    return fail(ErrorCode::InvalidConfig, std::string("malformed ruleset JSON: ") + e.what());
+  }
+  if (!rd.error.empty()) return fail(ErrorCode::InvalidConfig, "malformed ruleset JSON: " + rd.error);
+  return rs;
+}
+
+}  // namespace moat::firewall::nft

@@ -1,0 +1,227 @@
+#include "moat/firewall/nft_text.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "moat/base/ip.h"
+#include "moat/firewall/protocols.h"
+
+namespace moat::firewall::nft {
+
+namespace {
+
+uint32_t read_host32(const Bytes& b) {
+  uint32_t v = 0;
+  std::memcpy(&v, b.data(), std::min<size_t>(4, b.size()));
+  return v;
+}
+
+uint64_t read_be(const Bytes& b) {
+  uint64_t v = 0;
+  for (uint8_t byte : b) v = (v << 8) | byte;
+  return v;
+}
+
+std::string hex_bytes(const Bytes& b, char sep) {
+  std::string out;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i) out += sep;
+    out += fmt::format("{:02x}", b[i]);
+  }
+  return out;
+}
+
+IpAddress to_ip(const Bytes& b) {
+  IpAddress a;
+  a.family = b.size() == 4 ? 4 : 6;
+  std::memcpy(a.bytes.data(), b.data(), b.size());
+  return a;
+}
+
+std::string ct_state_text(uint32_t bits) {
+  static const std::pair<uint32_t, const char*> kNames[] = {
+      {kCtInvalid, "invalid"}, {kCtEstablished, "established"}, {kCtRelated, "related"},
+      {kCtNew, "new"},         {kCtUntracked, "untracked"}};
+  std::string out;
+  for (auto [bit, name] : kNames)
+    if (bits & bit) out += (out.empty() ? "" : ",") + std::string(name);
+  return out;
+}
+
+std::string one_value(Field field, const Bytes& v) {
+  switch (field) {
+    case Field::Iifname:
+    case Field::Oifname: return "\"" + std::string(reinterpret_cast<const char*>(v.data()), strnlen(reinterpret_cast<const char*>(v.data()), v.size())) + "\"";
+    case Field::L4proto: {
+      auto name = protocol_name(v[0]);
+      return name.empty() ? std::to_string(v[0]) : std::string(name);
+    }
+    case Field::Nfproto: return v[0] == 2 ? "ipv4" : v[0] == 10 ? "ipv6" : std::to_string(v[0]);
+    case Field::Protocol: {
+      uint64_t p = read_be(v);
+      if (p == 0x0800) return "ip";
+      if (p == 0x86dd) return "ip6";
+      if (p == 0x0806) return "arp";
+      return fmt::format("0x{:04x}", p);
+    }
+    case Field::Mark: return fmt::format("0x{:08x}", read_host32(v));
+    case Field::CtState: return ct_state_text(read_host32(v));
+    case Field::Ip4Saddr:
+    case Field::Ip4Daddr:
+    case Field::Ip6Saddr:
+    case Field::Ip6Daddr:
+    case Field::ArpSip:
+    case Field::ArpTip: return to_ip(v).to_string();
+    case Field::EtherSaddr:
+    case Field::ArpSha: return hex_bytes(v, ':');
+    case Field::TcpFlags: return fmt::format("0x{:02x}", v[0]);
+    default: return std::to_string(read_be(v));
+  }
+}
+
+bool is_ip(Field f) {
+  return f == Field::Ip4Saddr || f == Field::Ip4Daddr || f == Field::Ip6Saddr ||
+         f == Field::Ip6Daddr || f == Field::ArpSip || f == Field::ArpTip;
+}
+
+std::string fields_text(const std::vector<Field>& fields) {
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) out += (i ? " . " : "") + std::string(field_expr(fields[i]));
+  return out;
+}
+
+std::string type_name(Field f) {
+  switch (f) {
+    case Field::Iifname:
+    case Field::Oifname: return "ifname";
+    case Field::Ip4Saddr:
+    case Field::Ip4Daddr:
+    case Field::ArpSip:
+    case Field::ArpTip: return "ipv4_addr";
+    case Field::Ip6Saddr:
+    case Field::Ip6Daddr: return "ipv6_addr";
+    case Field::EtherSaddr:
+    case Field::ArpSha: return "ether_addr";
+    case Field::Sport:
+    case Field::Dport: return "inet_service";
+    case Field::L4proto: return "inet_proto";
+    case Field::Mark: return "mark";
+    default: return "integer";
+  }
+}
+
+std::string verdict_text(const Verdict& v) {
+  switch (v.code) {
+    case VerdictCode::None: return "";
+    case VerdictCode::Accept: return "accept";
+    case VerdictCode::Drop: return "drop";
+    case VerdictCode::Return: return "return";
+    case VerdictCode::Jump: return "jump " + v.chain;
+    case VerdictCode::Goto: return "goto " + v.chain;
+    case VerdictCode::RejectTcpReset: return "reject with tcp reset";
+    case VerdictCode::RejectPortUnreach: return "reject with icmpx port-unreachable";
+    case VerdictCode::RejectAdminProhibited: return "reject with icmpx admin-prohibited";
+  }
+  return "";
+}
+
+std::string match_text(const Match& m) {
+  std::string lhs = fields_text(m.fields);
+  switch (m.op) {
+    case Match::Op::Eq: return lhs + " " + value_text(m.fields[0], m.values.at(0));
+    case Match::Op::Neq: return lhs + " != " + value_text(m.fields[0], m.values.at(0));
+    case Match::Op::In:
+    case Match::Op::NotIn: {
+      std::string neg = m.op == Match::Op::NotIn ? "!= " : "";
+      if (!m.set.empty()) return lhs + " " + neg + "@" + m.set;
+      std::string items;
+      for (size_t i = 0; i < m.values.size(); ++i)
+        items += (i ? ", " : "") + value_text(m.fields[0], m.values[i]);
+      return lhs + " " + neg + "{ " + items + " }";
+    }
+    case Match::Op::BitsAny:
+      if (m.fields[0] == Field::CtState) return lhs + " " + ct_state_text(m.mask);
+      return fmt::format("{} & 0x{:08x} != 0", lhs, m.mask);
+    case Match::Op::BitsNone:
+      if (m.fields[0] == Field::CtState) return fmt::format("{} & ({}) == 0", lhs, ct_state_text(m.mask));
+      return fmt::format("{} & 0x{:08x} == 0", lhs, m.mask);
+  }
+  return "";
+}
+
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (c == '"' ? '\'' : c);
+  return out;
+}
+
+}  // namespace
+
+std::string value_text(Field field, const Interval& value) {
+  if (value.lo == value.hi) return one_value(field, value.lo);
+  if (is_ip(field)) return IpRange{to_ip(value.lo), to_ip(value.hi)}.to_string();
+  return one_value(field, value.lo) + "-" + one_value(field, value.hi);
+}
+
+std::string rule_text(const Rule& rule) {
+  std::vector<std::string> parts;
+  for (const auto& m : rule.matches) parts.push_back(match_text(m));
+  if (rule.counter) parts.push_back("counter");
+  if (rule.limit)
+    parts.push_back(fmt::format("limit rate {}/{} burst {} packets", rule.limit->rate, rule.limit->unit,
+                                rule.limit->burst));
+  if (rule.log) parts.push_back(fmt::format("log prefix \"{}\" group {}", escape(rule.log->prefix), rule.log->group));
+  if (rule.mark)
+    parts.push_back(fmt::format("meta mark set meta mark & 0x{:08x} ^ 0x{:08x}", rule.mark->and_mask,
+                                rule.mark->xor_value));
+  if (!rule.vmap.empty()) parts.push_back(fields_text(rule.vmap_fields) + " vmap @" + rule.vmap);
+  if (auto v = verdict_text(rule.verdict); !v.empty()) parts.push_back(v);
+  if (!rule.origin.empty()) parts.push_back("comment \"" + escape(rule.origin) + "\"");
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? " " : "") + parts[i];
+  return out;
+}
+
+std::string elements_text(const Set& set, const std::vector<SetElement>& elements) {
+  std::string out;
+  for (size_t i = 0; i < elements.size(); ++i) {
+    const auto& e = elements[i];
+    if (i) out += ", ";
+    for (size_t k = 0; k < e.key.size(); ++k)
+      out += (k ? " . " : "") + value_text(set.key.at(k), e.key[k]);
+    if (set.kind == Set::Kind::Vmap) out += " : " + verdict_text(e.verdict);
+    if (set.kind == Set::Kind::MarkMap) out += fmt::format(" : 0x{:08x}", e.data);
+  }
+  return out;
+}
+
+std::string to_nft_text(const Ruleset& ruleset) {
+  std::string out;
+  for (const auto& [_, table] : ruleset.tables) {
+    out += fmt::format("table {} {} {{\n", to_string(table.family), table.name);
+    for (const auto& [name, set] : table.sets) {
+      std::string types;
+      for (size_t i = 0; i < set.key.size(); ++i) types += (i ? " . " : "") + type_name(set.key[i]);
+      if (set.kind == Set::Kind::Vmap) types += " : verdict";
+      if (set.kind == Set::Kind::MarkMap) types += " : mark";
+      out += fmt::format("\t{} {} {{\n\t\ttype {}\n", set.kind == Set::Kind::Set ? "set" : "map", name, types);
+      if (set.interval) out += "\t\tflags interval\n";
+      if (!set.comment.empty()) out += "\t\tcomment \"" + escape(set.comment) + "\"\n";
+      if (!set.elements.empty()) out += "\t\telements = { " + elements_text(set, set.elements) + " }\n";
+      out += "\t}\n";
+    }
+    for (const auto& [name, chain] : table.chains) {
+      out += fmt::format("\tchain {} {{\n", name);
+      if (chain.base)
+        out += fmt::format("\t\ttype filter hook {} priority {}; policy {};\n", to_string(chain.base->hook),
+                           chain.base->priority, chain.base->policy_drop ? "drop" : "accept");
+      for (const auto& rule : chain.rules) out += "\t\t" + rule_text(rule) + "\n";
+      out += "\t}\n";
+    }
+    out += "}\n";
+  }
+  return out;
+}
+
+}  // namespace moat::firewall::nft

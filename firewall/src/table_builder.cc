@@ -1,0 +1,370 @@
+// Model rules to nft rules: macro expansion, IP-family splitting, alias/ipset resolution and
+// security-group chains, shared by the host and guest tables.
+#include <algorithm>
+
+#include "compile_internal.h"
+#include "moat/base/strings.h"
+#include "moat/firewall/macros.h"
+#include "moat/firewall/names.h"
+#include "moat/firewall/protocols.h"
+
+namespace moat::firewall::detail {
+
+using nft::Field;
+using nft::Interval;
+using nft::Match;
+
+nft::Interval to_interval(const IpRange& r) {
+  return {nft::Bytes(r.first.bytes.begin(), r.first.bytes.begin() + r.first.size()),
+          nft::Bytes(r.last.bytes.begin(), r.last.bytes.begin() + r.last.size())};
+}
+
+namespace {
+
+// b - 1 / b + 1 on big-endian byte strings (callers guarantee no wrap).
+nft::Bytes dec(nft::Bytes b) {
+  for (int i = static_cast<int>(b.size()) - 1; i >= 0; --i)
+    if (b[i]-- != 0) break;
+  return b;
+}
+nft::Bytes inc(nft::Bytes b) {
+  for (int i = static_cast<int>(b.size()) - 1; i >= 0; --i)
+    if (++b[i] != 0) break;
+  return b;
+}
+
+void subtract(std::vector<Interval>& set, const Interval& cut) {
+  std::vector<Interval> out;
+  for (auto& iv : set) {
+    if (iv.hi < cut.lo || iv.lo > cut.hi) {
+      out.push_back(iv);
+      continue;
+    }
+    if (iv.lo < cut.lo) out.push_back({iv.lo, dec(cut.lo)});
+    if (iv.hi > cut.hi) out.push_back({inc(cut.hi), iv.hi});
+  }
+  set = std::move(out);
+}
+
+}  // namespace
+
+std::vector<Interval> effective_ranges(std::vector<std::pair<IpRange, bool>> entries, int family) {
+  std::erase_if(entries, [&](const auto& e) { return e.first.family() != family; });
+  // Wider blocks first, so a more specific entry (match or nomatch) overrides them.
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return a.first.prefix_length().value_or(128) < b.first.prefix_length().value_or(128);
+  });
+  std::vector<Interval> out;
+  for (const auto& [range, nomatch] : entries) {
+    Interval iv = to_interval(range);
+    if (nomatch) {
+      subtract(out, iv);
+    } else {
+      out.push_back(iv);
+      nft::merge_intervals(out);
+    }
+  }
+  return out;
+}
+
+bool cluster_enabled(const FirewallConfig& config, int64_t now) {
+  if (!config.cluster) return false;
+  int64_t e = config.cluster->options.enable;
+  if (e <= 1) return e == 1;
+  return now - e <= 60;  // the API's anti-lockout enable: valid for 60 seconds
+}
+
+void TableBuilder::warn(const Rule& rule, const std::string& message) {
+  warnings_.push_back(rule.where.to_string() + ": skipped rule: " + message);
+}
+
+nft::Verdict TableBuilder::verdict(Verdict v) const {
+  switch (v) {
+    case Verdict::Accept: return {nft::VerdictCode::Accept, {}};
+    case Verdict::Drop: return {nft::VerdictCode::Drop, {}};
+    case Verdict::Reject: return {nft::VerdictCode::Jump, names::kDoReject};
+  }
+  return {};
+}
+
+nft::Rule TableBuilder::log_rule(uint32_t vmid, LogLevel level, const std::string& chain,
+                                 const std::string& what) const {
+  nft::Rule r;
+  const auto& rl = config_.cluster ? config_.cluster->options.log_ratelimit : LogRateLimit{};
+  if (rl.enable) r.limit = nft::Limit{rl.rate, rl.unit, rl.burst};
+  r.log = nft::Log{":" + std::to_string(vmid) + ":" + std::to_string(static_cast<int>(level)) +
+                       ":" + chain + ": " + what + ": ",
+                   0};
+  return r;
+}
+
+Match TableBuilder::iface_match(const std::string& device, bool to_device) const {
+  return Match{{to_device ? Field::Oifname : Field::Iifname}, Match::Op::Eq,
+               {nft::single(nft::ifname_bytes(device))}, {}, 0};
+}
+
+Match TableBuilder::family_match(int family) const {
+  if (bridge())
+    return Match{{Field::Protocol}, Match::Op::Eq,
+                 {nft::single(nft::be16(family == 4 ? 0x0800 : 0x86dd))}, {}, 0};
+  return Match{{Field::Nfproto}, Match::Op::Eq, {nft::single(nft::u8(family == 4 ? 2 : 10))}, {}, 0};
+}
+
+std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set, const std::string& scope,
+                                                           const Scope& owner,
+                                                           std::vector<IpRange> extra,
+                                                           bool all_families) {
+  std::vector<std::pair<IpRange, bool>> entries;
+  for (const auto& e : set.entries) {
+    if (e.cidr) {
+      entries.emplace_back(*e.cidr, e.nomatch);
+      continue;
+    }
+    const Alias* alias = nullptr;
+    if (owner.guest && owner.guest->fw && e.alias_scope != "dc") {
+      auto it = owner.guest->fw->aliases.find(e.alias);
+      if (it != owner.guest->fw->aliases.end()) alias = &it->second;
+    }
+    if (!alias && e.alias_scope != "guest" && config_.cluster) {
+      auto it = config_.cluster->aliases.find(e.alias);
+      if (it != config_.cluster->aliases.end()) alias = &it->second;
+    }
+    if (!alias) {
+      warnings_.push_back(e.where.to_string() + ": skipped ipset entry: alias '" + e.alias +
+                          "' does not exist");
+      continue;
+    }
+    entries.emplace_back(alias->cidr, e.nomatch);
+  }
+  for (const auto& r : extra) entries.emplace_back(r, false);
+  std::map<int, std::string> names;
+  uint32_t vmid = owner.guest ? owner.guest->vmid : 0;
+  for (int family : {4, 6}) {
+    auto ranges = effective_ranges(entries, family);
+    if (ranges.empty() && !all_families) continue;
+    std::string name = names::ipset(family, scope, vmid, set.name);
+    names[family] = name;
+    if (table_.sets.contains(name)) continue;
+    nft::Set s;
+    s.name = name;
+    s.key = {family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
+    s.interval = true;
+    for (auto& r : ranges) s.elements.push_back({{r}, {}, 0});
+    table_.sets[name] = std::move(s);
+  }
+  return names;
+}
+
+bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const Rule& rule,
+                           ResolvedAddress& out) {
+  const GuestFw* gfw = scope.guest && scope.guest->fw ? &*scope.guest->fw : nullptr;
+  const ClusterFw* cfw = config_.cluster ? &*config_.cluster : nullptr;
+  switch (addr.kind) {
+    case AddressMatch::Kind::Literal:
+      for (const auto& r : addr.literal) out.families[r.family()].values.push_back(to_interval(r));
+      return true;
+    case AddressMatch::Kind::Alias: {
+      const Alias* alias = nullptr;
+      if (gfw && addr.scope != "dc")
+        if (auto it = gfw->aliases.find(addr.name); it != gfw->aliases.end()) alias = &it->second;
+      if (!alias && cfw && addr.scope != "guest")
+        if (auto it = cfw->aliases.find(addr.name); it != cfw->aliases.end()) alias = &it->second;
+      if (!alias) {
+        warn(rule, "alias '" + addr.text + "' does not exist");
+        return false;
+      }
+      out.families[alias->cidr.family()].values.push_back(to_interval(alias->cidr));
+      return true;
+    }
+    case AddressMatch::Kind::IpSet: {
+      std::map<int, std::string> sets;
+      if (gfw && (addr.scope.empty() || addr.scope == "guest"))
+        if (auto it = gfw->ipsets.find(addr.name); it != gfw->ipsets.end())
+          sets = materialize_ipset(it->second, "guest", scope);
+      if (sets.empty() && cfw && (addr.scope.empty() || addr.scope == "dc"))
+        if (auto it = cfw->ipsets.find(addr.name); it != cfw->ipsets.end())
+          sets = materialize_ipset(it->second, "dc", Scope{});
+      if (sets.empty()) {
+        warn(rule, "ipset '" + addr.text + "' does not exist" +
+                       (addr.scope == "sdn" ? " (SDN ipsets come from the SDN configuration)" : ""));
+        return false;
+      }
+      if (sets.empty()) {
+        // The ipset exists but is empty: the rule matches nothing.
+        return true;
+      }
+      for (const auto& [family, name] : sets) out.families[family].set = name;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string TableBuilder::ensure_group(const std::string& name, Direction dir) {
+  std::string chain_name = names::group_chain(name, dir);
+  if (table_.chains.contains(chain_name)) return chain_name;
+  nft::Chain& chain = table_.chains[chain_name];
+  chain.name = chain_name;
+  const auto& group = config_.cluster->groups.at(name);
+  add_rules(chain, group.rules, dir, Scope{});
+  return chain_name;
+}
+
+void TableBuilder::add_rules(nft::Chain& chain, const std::vector<Rule>& rules, Direction dir,
+                             const Scope& scope) {
+  for (const auto& rule : rules) {
+    if (!rule.enabled) continue;
+    if (rule.kind == Rule::Kind::Group) {
+      if (!config_.cluster || !config_.cluster->groups.contains(rule.group)) {
+        warn(rule, "security group '" + rule.group + "' does not exist");
+        continue;
+      }
+      if (dir == Direction::Forward && !rule.iface.empty()) continue;  // as proxmox-firewall
+      nft::Rule jump;
+      jump.origin = rule.where.to_string();
+      if (!rule.iface.empty()) {
+        bool guest = scope.guest != nullptr;
+        std::string device = guest ? names::guest_device(*scope.guest, std::stoi(rule.iface.substr(3)))
+                                   : rule.iface;
+        jump.matches.push_back(iface_match(device, guest ? dir == Direction::In : dir == Direction::Out));
+      }
+      // The group chain is built only after the jump target exists in the table.
+      jump.verdict = {nft::VerdictCode::Jump, ensure_group(rule.group, dir)};
+      chain.rules.push_back(std::move(jump));
+      continue;
+    }
+    if (rule.direction != dir) continue;
+    add_rule(chain, rule, dir, scope);
+  }
+}
+
+namespace {
+
+std::vector<nft::Interval> port_values(const std::vector<PortRange>& ports) {
+  std::vector<nft::Interval> out;
+  for (const auto& p : ports) out.push_back({nft::be16(p.first), nft::be16(p.last)});
+  return out;
+}
+
+Match values_match(Field field, std::vector<nft::Interval> values) {
+  if (values.size() == 1) return Match{{field}, Match::Op::Eq, std::move(values), {}, 0};
+  nft::merge_intervals(values);
+  if (values.size() == 1) return Match{{field}, Match::Op::Eq, std::move(values), {}, 0};
+  return Match{{field}, Match::Op::In, std::move(values), {}, 0};
+}
+
+std::vector<PortRange> macro_ports(std::string_view text) {
+  std::vector<PortRange> out;
+  if (text.empty()) return out;
+  for (auto part : split(text, ',')) {
+    auto colon = part.find(':');
+    auto lo = static_cast<uint16_t>(*parse_uint(part.substr(0, colon)));
+    auto hi = colon == std::string_view::npos ? lo : static_cast<uint16_t>(*parse_uint(part.substr(colon + 1)));
+    out.push_back({lo, hi});
+  }
+  return out;
+}
+
+// One expansion of a rule: a macro entry merged with the rule's own options.
+struct Expansion {
+  std::optional<uint8_t> proto;
+  std::vector<PortRange> dport, sport;
+  std::optional<IcmpMatch> icmp;
+  int family = 0;
+};
+
+std::vector<Expansion> expand(const Rule& rule) {
+  if (rule.kind != Rule::Kind::Macro) return {{rule.proto, rule.dport, rule.sport, rule.icmp, 0}};
+  std::vector<Expansion> out;
+  for (const auto& e : find_macro(rule.macro)->entries) {
+    Expansion x{rule.proto, rule.dport, rule.sport, rule.icmp, e.family};
+    if (!e.proto.empty()) x.proto = protocol_number(e.proto);
+    if (!e.dport.empty()) x.dport = macro_ports(e.dport);
+    if (!e.sport.empty()) x.sport = macro_ports(e.sport);
+    if (!e.icmp_type.empty()) {
+      bool v6 = x.proto == 58;
+      auto t = v6 ? icmpv6_type(e.icmp_type) : icmp_type(e.icmp_type);
+      x.icmp = IcmpMatch{v6, t->type, t->code, std::string(e.icmp_type)};
+    }
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+}  // namespace
+
+void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir, const Scope& scope) {
+  ResolvedAddress src, dst;
+  if (rule.source && !resolve(*rule.source, scope, rule, src)) return;
+  if (rule.dest && !resolve(*rule.dest, scope, rule, dst)) return;
+  std::optional<Match> iface;
+  if (!rule.iface.empty()) {
+    if (scope.guest) {
+      int nic = std::stoi(rule.iface.substr(3));
+      if (!scope.guest->nics.contains(nic)) {
+        warn(rule, "guest has no interface " + rule.iface);
+        return;
+      }
+      iface = iface_match(names::guest_device(*scope.guest, nic), dir == Direction::In);
+    } else {
+      iface = iface_match(rule.iface, dir == Direction::Out);
+    }
+  }
+  uint32_t vmid = scope.guest ? scope.guest->vmid : 0;
+  for (const auto& x : expand(rule)) {
+    std::set<int> families = {4, 6};
+    bool pinned = false;
+    auto pin = [&](int f) {
+      pinned = true;
+      std::erase_if(families, [f](int g) { return g != f; });
+    };
+    if (x.family) pin(x.family);
+    if (x.proto == 1) pin(4);
+    if (x.proto == 58) pin(6);
+    for (const auto* r : {&src, &dst}) {
+      bool given = (r == &src && rule.source) || (r == &dst && rule.dest);
+      if (given && r->families.empty()) return;  // an empty ipset matches nothing
+      if (!r->families.empty()) {
+        pinned = true;
+        std::erase_if(families, [&](int f) { return !r->families.contains(f); });
+      }
+    }
+    if (families.empty()) continue;  // e.g. an IPv6 macro entry with an IPv4 source
+    std::vector<int> variants(families.begin(), families.end());
+    if (!pinned) variants = {0};  // one family-agnostic rule
+    for (int family : variants) {
+      nft::Rule r;
+      r.origin = rule.where.to_string();
+      if (iface) r.matches.push_back(*iface);
+      if (family) r.matches.push_back(family_match(family));
+      for (auto [res, is_src] : {std::pair{&src, true}, {&dst, false}}) {
+        if (!family || !res->families.contains(family)) continue;
+        const auto& pf = res->families.at(family);
+        Field f = family == 4 ? (is_src ? Field::Ip4Saddr : Field::Ip4Daddr)
+                              : (is_src ? Field::Ip6Saddr : Field::Ip6Daddr);
+        if (!pf.set.empty()) r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
+        else r.matches.push_back(values_match(f, pf.values));
+      }
+      if (x.proto) r.matches.push_back(Match{{Field::L4proto}, Match::Op::Eq, {nft::single(nft::u8(*x.proto))}, {}, 0});
+      if (!x.sport.empty()) r.matches.push_back(values_match(Field::Sport, port_values(x.sport)));
+      if (!x.dport.empty()) r.matches.push_back(values_match(Field::Dport, port_values(x.dport)));
+      if (x.icmp) {
+        Field type = x.icmp->v6 ? Field::Icmp6Type : Field::IcmpType;
+        r.matches.push_back(Match{{type}, Match::Op::Eq, {nft::single(nft::u8(x.icmp->type))}, {}, 0});
+        if (x.icmp->code)
+          r.matches.push_back(Match{{x.icmp->v6 ? Field::Icmp6Code : Field::IcmpCode}, Match::Op::Eq,
+                                    {nft::single(nft::u8(*x.icmp->code))}, {}, 0});
+      }
+      if (rule.log != LogLevel::Nolog) {
+        nft::Rule log = log_rule(vmid, rule.log, chain.name, to_string(rule.verdict));
+        log.matches = r.matches;
+        log.origin = r.origin;
+        chain.rules.push_back(std::move(log));
+      }
+      r.verdict = verdict(rule.verdict);
+      chain.rules.push_back(std::move(r));
+    }
+  }
+}
+
+}  // namespace moat::firewall::detail
