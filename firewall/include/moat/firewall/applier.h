@@ -1,0 +1,73 @@
+// The apply step of the firewall: diff the desired ruleset against what Moat last applied in
+// a network namespace and send only the difference as one atomic batch. What was applied is
+// remembered in a state file (ruleset, time, nftables generation); when the kernel's
+// generation moved since (someone else committed), Moat replaces its own tables wholesale in
+// one batch instead of trusting the file. A failed batch changes nothing, and the state file
+// is only written after the kernel accepted the batch. One applier per thread.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "moat/base/clock.h"
+#include "moat/firewall/compiler.h"
+#include "moat/firewall/diff.h"
+#include "moat/firewall/ir.h"
+#include "moat/firewall/nft_driver.h"
+
+namespace moat::firewall {
+
+struct AppliedState {
+  nft::Ruleset ruleset;
+  int64_t applied_at = 0;     // unix seconds
+  uint32_t generation = 0;    // nftables generation after our commit
+  std::string strategy;
+};
+
+struct ApplyReport {
+  nft::Plan plan;
+  bool resync = false;  // the kernel changed behind our back: our tables were replaced whole
+  size_t messages = 0;  // netlink messages sent (0 when nothing changed)
+  std::chrono::microseconds kernel_time{0};
+};
+
+struct ApplierOptions {
+  std::string netns;                                 // "" = the caller's namespace
+  std::filesystem::path state_dir = "/run/moat";
+};
+
+class Applier {
+ public:
+  static Result<Applier> open(const ApplierOptions& options, const Clock& clock = SystemClock::instance());
+
+  // Which guest strategy this kernel supports: BridgeConntrack when a bridge-family table may
+  // hold `ct state` and `reject` (probed with a batch that adds and deletes a scratch table,
+  // so nothing is left behind), else BrNetfilter.
+  Result<GuestStrategy> probe_strategy();
+
+  // Makes bridged IP traffic visible to the inet hooks (br_netfilter sysctls in the
+  // namespace), which the BrNetfilter strategy needs for stateful guest filtering.
+  Status enable_bridge_netfilter();
+
+  // What apply() would send.
+  Result<ApplyReport> plan(const nft::Ruleset& desired);
+  // Sends the difference and records the new state.
+  Result<ApplyReport> apply(const nft::Ruleset& desired, GuestStrategy strategy);
+
+  // What was last applied here, if anything.
+  Result<std::optional<AppliedState>> state() const;
+  std::filesystem::path state_file() const;
+
+ private:
+  Applier(ApplierOptions options, nft::NftDriver driver, const Clock& clock)
+      : options_(std::move(options)), driver_(std::move(driver)), clock_(&clock) {}
+  Result<ApplyReport> make_plan(const nft::Ruleset& desired);
+
+  ApplierOptions options_;
+  nft::NftDriver driver_;
+  const Clock* clock_;
+};
+
+}  // namespace moat::firewall

@@ -1,0 +1,143 @@
+#include "moat/firewall/applier.h"
+
+#include <boost/json.hpp>
+
+#include <fstream>
+#include <set>
+
+#include "moat/base/file.h"
+#include "moat/base/log.h"
+#include "moat/base/netns.h"
+#include "moat/base/subprocess.h"
+#include "moat/firewall/ir_json.h"
+#include "moat/firewall/names.h"
+
+namespace moat::firewall {
+
+namespace json = boost::json;
+
+Result<Applier> Applier::open(const ApplierOptions& options, const Clock& clock) {
+  auto driver = MOAT_TRY(nft::NftDriver::open(options.netns));
+  return Applier(options, std::move(driver), clock);
+}
+
+std::filesystem::path Applier::state_file() const {
+  std::string ns = options_.netns.empty() ? "host" : options_.netns;
+  for (char& c : ns)
+    if (c == '/') c = '_';
+  return options_.state_dir / ("firewall-" + ns + ".json");
+}
+
+Result<std::optional<AppliedState>> Applier::state() const {
+  auto text = read_file(state_file());
+  if (!text) {
+    if (text.error().code() == ErrorCode::NotFound) return std::optional<AppliedState>{};
+    return std::unexpected(text.error());
+  }
+  boost::system::error_code ec;
+  json::value root = json::parse(*text, ec);
+  if (ec || !root.is_object() || !root.as_object().contains("ruleset"))
+    return fail(ErrorCode::InvalidConfig, "corrupt state file " + state_file().string());
+  const auto& o = root.as_object();
+  AppliedState s;
+  s.ruleset = MOAT_TRY(nft::ruleset_from_json(json::serialize(o.at("ruleset"))));
+  if (auto* v = o.if_contains("applied_at"); v && v->is_int64()) s.applied_at = v->as_int64();
+  if (auto* v = o.if_contains("generation"); v && v->is_number()) s.generation = static_cast<uint32_t>(v->to_number<uint64_t>());
+  if (auto* v = o.if_contains("strategy"); v && v->is_string()) s.strategy = std::string(v->as_string());
+  return std::optional<AppliedState>(std::move(s));
+}
+
+Result<GuestStrategy> Applier::probe_strategy() {
+  nft::Table t;
+  t.family = nft::Family::Bridge;
+  t.name = "moat-probe";
+  nft::Plan plan;
+  auto op = [&](nft::Op::Kind kind) {
+    nft::Op o;
+    o.kind = kind;
+    o.family = t.family;
+    o.table = t.name;
+    o.name = "probe";
+    return o;
+  };
+  plan.push_back(op(nft::Op::Kind::AddTable));
+  auto chain = op(nft::Op::Kind::AddChain);
+  chain.base = nft::BaseChain{nft::Hook::Forward, 0, false};
+  plan.push_back(chain);
+  auto rule = op(nft::Op::Kind::AddRule);
+  rule.rule.matches = {nft::Match{{nft::Field::CtState}, nft::Match::Op::BitsAny, {}, {}, nft::kCtNew}};
+  rule.rule.verdict = {nft::VerdictCode::RejectPortUnreach, {}};
+  plan.push_back(rule);
+  plan.push_back(op(nft::Op::Kind::DeleteTable));
+  auto sent = driver_.apply(plan);
+  if (sent) return GuestStrategy::BridgeConntrack;
+  log::debug("bridge conntrack probe: {}", sent.error().to_string());
+  return GuestStrategy::BrNetfilter;
+}
+
+Status Applier::enable_bridge_netfilter() {
+  auto scope = MOAT_TRY(NetnsScope::enter(options_.netns));
+  std::error_code ec;
+  if (!std::filesystem::exists("/proc/sys/net/bridge", ec)) {
+    // br_netfilter is a module; loading it is a one-time setup step, not a hot path.
+    auto r = run({.argv = {"modprobe", "br_netfilter"}});
+    if (!r || r->exit_code != 0 || !std::filesystem::exists("/proc/sys/net/bridge", ec))
+      return fail(ErrorCode::Unavailable,
+                  "br_netfilter is not available: load the module (modprobe br_netfilter) so "
+                  "bridged guest traffic can be filtered statefully");
+  }
+  for (const char* key : {"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"}) {
+    std::string path = std::string("/proc/sys/net/bridge/") + key;
+    std::ofstream out(path);
+    out << "1\n";
+    out.close();
+    if (!out) return fail(ErrorCode::PermissionDenied, "cannot write " + path);
+  }
+  return {};
+}
+
+Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
+  ApplyReport report;
+  auto previous = MOAT_TRY(state());
+  uint32_t generation = MOAT_TRY(driver_.generation());
+  if (previous && previous->generation == generation) {
+    report.plan = nft::diff(previous->ruleset, desired);
+    return report;
+  }
+  // Unknown kernel state: delete whichever of our tables exist and add all, in one batch.
+  report.resync = true;
+  std::map<std::string, const nft::Table*> ours;
+  for (const auto& [key, t] : desired.tables) ours[key] = &t;
+  if (previous)
+    for (const auto& [key, t] : previous->ruleset.tables) ours.emplace(key, &t);
+  for (const auto& [_, t] : ours) {
+    if (!MOAT_TRY(driver_.table_exists(t->family, t->name))) continue;
+    nft::Op del;
+    del.kind = nft::Op::Kind::DeleteTable;
+    del.family = t->family;
+    del.table = t->name;
+    report.plan.push_back(std::move(del));
+  }
+  for (auto& op : nft::diff({}, desired)) report.plan.push_back(std::move(op));
+  return report;
+}
+
+Result<ApplyReport> Applier::plan(const nft::Ruleset& desired) { return make_plan(desired); }
+
+Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy strategy) {
+  auto report = MOAT_TRY(make_plan(desired));
+  if (report.plan.empty()) return report;
+  auto start = clock_->monotonic();
+  report.messages = MOAT_TRY(driver_.apply(report.plan));
+  report.kernel_time = std::chrono::duration_cast<std::chrono::microseconds>(clock_->monotonic() - start);
+  uint32_t generation = MOAT_TRY(driver_.generation());
+  json::object root{{"applied_at", std::chrono::duration_cast<std::chrono::seconds>(clock_->now().time_since_epoch()).count()},
+                    {"generation", generation},
+                    {"strategy", to_string(strategy)},
+                    {"netns", options_.netns},
+                    {"ruleset", json::parse(nft::to_json(desired))}};
+  MOAT_RETURN_IF_ERROR(write_file_atomic(state_file(), json::serialize(root)));
+  return report;
+}
+
+}  // namespace moat::firewall
