@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "moat/firewall/compiler.h"
+#include "moat/firewall/diff.h"
 #include "moat/firewall/ir.h"
 #include "moat/firewall/model.h"
 
@@ -34,6 +35,8 @@ class TableBuilder {
       : table_(table), options_(options), config_(config), warnings_(warnings) {}
 
   nft::Table& table() { return table_; }
+  // Records every chain and set this builder creates from now on (for incremental diffs).
+  void track(std::vector<nft::ObjectRef>* created) { created_ = created; }
   bool bridge() const { return table_.family == nft::Family::Bridge; }
 
   // Appends to `chain` the nft rules of every enabled model rule of direction `dir` (GROUP
@@ -75,6 +78,7 @@ class TableBuilder {
   const CompileOptions& options_;
   const FirewallConfig& config_;
   std::vector<std::string>& warnings_;
+  std::vector<nft::ObjectRef>* created_ = nullptr;
 };
 
 // Effective ranges of a list of (range, nomatch) entries under longest-prefix-wins semantics.

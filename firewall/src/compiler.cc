@@ -413,4 +413,125 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   return result;
 }
 
+namespace {
+
+bool has_firewalled_nic(const Guest& g) {
+  if (!g.fw || !g.fw->options.enable) return false;
+  for (const auto& [_, nic] : g.nics)
+    if (nic.firewall) return true;
+  return false;
+}
+
+bool any_guest_table(const nft::Ruleset& rs) {
+  for (const auto& [_, t] : rs.tables)
+    if (t.family == nft::Family::Bridge) return true;
+  return false;
+}
+
+std::vector<nft::ObjectRef> all_objects(const nft::Ruleset& rs) {
+  std::vector<nft::ObjectRef> out;
+  for (const auto& [key, t] : rs.tables) {
+    for (const auto& [name, _] : t.chains) out.push_back({key, false, name});
+    for (const auto& [name, _] : t.sets) out.push_back({key, true, name});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const FirewallConfig& config,
+                                                    uint32_t vmid, const CompileOptions& options,
+                                                    std::vector<std::string>& warnings) {
+  auto git = config.guests.find(vmid);
+  bool wanted = git != config.guests.end() && has_firewalled_nic(git->second);
+  bool had_guests = any_guest_table(ruleset);
+  std::string key = nft::table_key(nft::Family::Bridge,
+                                   names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
+  auto full = [&]() -> Result<std::vector<nft::ObjectRef>> {
+    // The host table depends on whether any guest is firewalled: recompile everything.
+    auto before = all_objects(ruleset);
+    auto result = MOAT_TRY(compile(config, options));
+    ruleset = std::move(result.ruleset);
+    warnings = std::move(result.warnings);
+    auto after = all_objects(ruleset);
+    before.insert(before.end(), after.begin(), after.end());
+    std::sort(before.begin(), before.end());
+    before.erase(std::unique(before.begin(), before.end()), before.end());
+    return before;
+  };
+  if (!detail::cluster_enabled(config, options.now) || !had_guests) return full();
+
+  std::vector<nft::ObjectRef> touched;
+  std::string out_chain = names::guest_chain(vmid, Direction::Out);
+  std::string in_chain = names::guest_chain(vmid, Direction::In);
+  if (auto it = ruleset.tables.find(key); it != ruleset.tables.end()) {
+    nft::Table& t = it->second;
+    t.chains.erase(out_chain);
+    t.chains.erase(in_chain);
+    touched.push_back({key, false, out_chain});
+    touched.push_back({key, false, in_chain});
+    for (int family : {4, 6}) {
+      std::string prefix = names::ipset(family, "guest", vmid, "");
+      for (auto s = t.sets.lower_bound(prefix); s != t.sets.end() && s->first.starts_with(prefix);) {
+        touched.push_back({key, true, s->first});
+        s = t.sets.erase(s);
+      }
+    }
+    for (const char* map : {names::kOutPorts, names::kInPorts}) {
+      if (auto m = t.sets.find(map); m != t.sets.end()) {
+        std::erase_if(m->second.elements, [&](const nft::SetElement& e) {
+          return e.verdict.chain == out_chain || e.verdict.chain == in_chain;
+        });
+        touched.push_back({key, true, map});
+      }
+    }
+    if (auto m = t.sets.find(names::kMacSet); m != t.sets.end()) {
+      std::string tap = "tap" + std::to_string(vmid) + "i", veth = "veth" + std::to_string(vmid) + "i";
+      std::erase_if(m->second.elements, [&](const nft::SetElement& e) {
+        std::string dev(reinterpret_cast<const char*>(e.key[0].lo.data()));
+        return dev.starts_with(tap) || dev.starts_with(veth);
+      });
+      touched.push_back({key, true, names::kMacSet});
+    }
+    if (!wanted && t.sets[names::kOutPorts].elements.empty()) {
+      ruleset.tables.erase(it);  // the shard's last guest left: the table goes
+      if (!any_guest_table(ruleset)) return full();
+    }
+  }
+  if (wanted) {
+    const Guest& guest = git->second;
+    bool fresh = !ruleset.tables.contains(key);
+    nft::Table& t = ruleset.table(nft::Family::Bridge, names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
+    TableBuilder b(t, options, config, warnings);
+    b.track(&touched);
+    build_guest(b, guest, options, config.host && config.host->options.nf_conntrack_allow_invalid);
+    for (const char* map : {names::kOutPorts, names::kInPorts, names::kMacSet})
+      if (auto m = t.sets.find(map); m != t.sets.end()) {
+        std::sort(m->second.elements.begin(), m->second.elements.end());
+        touched.push_back({key, true, map});
+      }
+    if (fresh) {
+      for (const auto& [name, _] : t.chains) touched.push_back({key, false, name});
+      for (const auto& [name, _] : t.sets) touched.push_back({key, true, name});
+    }
+    // A bridge new to the node joins the host table's set of bridged pairs.
+    std::string host_key = nft::table_key(nft::Family::Inet, names::kHostTable);
+    auto h = ruleset.tables.find(host_key);
+    if (h != ruleset.tables.end() && h->second.sets.contains(names::kBridgedPairs)) {
+      auto& pairs = h->second.sets.at(names::kBridgedPairs);
+      for (const auto& [_, nic] : guest.nics) {
+        if (nic.bridge.empty()) continue;
+        auto k = nft::ifname_bytes(nic.bridge);
+        nft::SetElement e{{nft::single(k), nft::single(k)}, {}, 0};
+        if (std::binary_search(pairs.elements.begin(), pairs.elements.end(), e)) continue;
+        pairs.elements.insert(std::lower_bound(pairs.elements.begin(), pairs.elements.end(), e), e);
+        touched.push_back({host_key, true, names::kBridgedPairs});
+      }
+    }
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  return touched;
+}
+
 }  // namespace moat::firewall

@@ -148,6 +148,56 @@ Plan diff(const Ruleset& applied, const Ruleset& desired) {
   return p.join();
 }
 
+namespace {
+
+// A copy of `rs` holding only the touched objects (and the tables they live in).
+Ruleset restrict(const Ruleset& rs, const std::vector<ObjectRef>& touched) {
+  Ruleset out;
+  for (const auto& ref : touched) {
+    auto t = rs.tables.find(ref.table);
+    if (t == rs.tables.end()) continue;
+    Table& mini = out.table(t->second.family, t->second.name);
+    if (ref.is_set) {
+      if (auto s = t->second.sets.find(ref.name); s != t->second.sets.end()) mini.sets[ref.name] = s->second;
+    } else if (auto c = t->second.chains.find(ref.name); c != t->second.chains.end()) {
+      mini.chains[ref.name] = c->second;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Plan diff(const Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched) {
+  Ruleset a = restrict(applied, touched);
+  Ruleset d = restrict(desired, touched);
+  // A table that exists on both sides must not be deleted because the restriction emptied it.
+  for (const auto& [key, table] : d.tables)
+    if (applied.tables.contains(key)) a.table(table.family, table.name);
+  for (const auto& [key, table] : a.tables)
+    if (desired.tables.contains(key)) d.table(table.family, table.name);
+  return diff(a, d);
+}
+
+void patch(Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched) {
+  for (const auto& ref : touched) {
+    auto dt = desired.tables.find(ref.table);
+    if (dt == desired.tables.end()) {
+      applied.tables.erase(ref.table);
+      continue;
+    }
+    Table& at = applied.table(dt->second.family, dt->second.name);
+    if (ref.is_set) {
+      if (auto s = dt->second.sets.find(ref.name); s != dt->second.sets.end()) at.sets[ref.name] = s->second;
+      else at.sets.erase(ref.name);
+    } else if (auto c = dt->second.chains.find(ref.name); c != dt->second.chains.end()) {
+      at.chains[ref.name] = c->second;
+    } else {
+      at.chains.erase(ref.name);
+    }
+  }
+}
+
 std::string to_string(const Plan& plan) {
   std::string out;
   for (const auto& o : plan) {

@@ -145,6 +145,7 @@ std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set, con
     std::string name = names::ipset(family, scope, vmid, set.name);
     names[family] = name;
     if (table_.sets.contains(name)) continue;
+    if (created_) created_->push_back({nft::table_key(table_.family, table_.name), true, name});
     nft::Set s;
     s.name = name;
     s.key = {family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
@@ -203,6 +204,7 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
 std::string TableBuilder::ensure_group(const std::string& name, Direction dir) {
   std::string chain_name = names::group_chain(name, dir);
   if (table_.chains.contains(chain_name)) return chain_name;
+  if (created_) created_->push_back({nft::table_key(table_.family, table_.name), false, chain_name});
   nft::Chain& chain = table_.chains[chain_name];
   chain.name = chain_name;
   const auto& group = config_.cluster->groups.at(name);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "moat/firewall/diff.h"
 #include "moat/firewall/ir.h"
 #include "moat/firewall/model.h"
 
@@ -41,5 +42,15 @@ struct CompileResult {
 };
 
 Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& options);
+
+// Incremental compile of one guest: replaces, in `ruleset` (an earlier compile() result of
+// the same configuration but for this guest), the guest's chains, its ipsets and its port and
+// MAC elements with what `config` now says (removing them when the guest or its firewall is
+// gone). Returns every object it touched, for diff(applied, desired, touched). Security-group
+// chains and cluster sets the guest newly references are added; ones it no longer uses stay
+// until the next full compile. The cost is that of the guest, not of the host.
+Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const FirewallConfig& config,
+                                                    uint32_t vmid, const CompileOptions& options,
+                                                    std::vector<std::string>& warnings);
 
 }  // namespace moat::firewall

@@ -41,6 +41,23 @@ using Plan = std::vector<Op>;
 // nothing is deleted while still referenced.
 Plan diff(const Ruleset& applied, const Ruleset& desired);
 
+// A named object of a ruleset: a chain or a set of table `table` ("inet moat").
+struct ObjectRef {
+  std::string table;
+  bool is_set = false;
+  std::string name;
+  friend auto operator<=>(const ObjectRef&, const ObjectRef&) = default;
+};
+
+// diff() restricted to `touched` objects (what an incremental recompile changed): the cost is
+// that of the touched objects, not of the ruleset. A touched table that does not exist in
+// `applied` is created with all its objects.
+Plan diff(const Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched);
+
+// Copies the `touched` objects of `desired` into `applied` (removing those gone), so `applied`
+// again mirrors the kernel after the plan of the same objects was committed.
+void patch(Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched);
+
 // One line per operation, in nft-like syntax ("add rule inet moat input ...").
 std::string to_string(const Plan& plan);
 
