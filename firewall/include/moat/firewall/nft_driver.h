@@ -1,0 +1,53 @@
+// NftDriver: the effectful end of the firewall. It sends a Plan (diff.h) to the kernel's
+// nf_tables as ONE netlink batch in one sendmsg, so the kernel applies all of it or none of
+// it, and maps a kernel refusal back to the Op (and the user's rule `origin`) that caused it.
+// It speaks netlink directly through libnftnl/libmnl and never runs the `nft` program.
+// One driver per thread; not thread-safe (it owns one socket and a sequence counter).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "moat/base/netlink.h"
+#include "moat/base/result.h"
+#include "moat/firewall/diff.h"
+#include "moat/firewall/ir.h"
+
+namespace moat::firewall::nft {
+
+class NftDriver {
+ public:
+  // Opens a NETLINK_NETFILTER socket in network namespace `netns` ("" = the caller's). The
+  // socket stays bound to that namespace for the driver's lifetime.
+  static Result<NftDriver> open(const std::string& netns = "");
+
+  // Sends the whole plan as one batch (BATCH_BEGIN ... BATCH_END) in one sendmsg; the kernel
+  // commits all of it or nothing. Only the last message asks for an ack, which tells when the
+  // kernel is done; errors come back for every failing message. An empty plan sends nothing.
+  // On a refusal the Error (code from the errno, e.g. NotFound for ENOENT) names each failing
+  // op: kind, family, table, chain/set, and for AddRule the rule's origin ("cluster.fw:12"),
+  // followed by the kernel's extended-ack text. A malformed op (a value of the wrong size, an
+  // unknown limit unit) fails with InvalidArgument before anything is sent.
+  // Returns the number of netlink messages sent, BATCH_BEGIN and BATCH_END included.
+  Result<size_t> apply(const Plan& plan);
+
+  // The ruleset generation id (NFT_MSG_GETGEN); it changes on every commit by anyone.
+  Result<uint32_t> generation();
+
+  // Whether table `family name` exists (NFT_MSG_GETTABLE).
+  Result<bool> table_exists(Family family, const std::string& name);
+
+ private:
+  explicit NftDriver(NetlinkSocket socket);
+  // Sends one non-batch request (built into `bytes`, sequence `seq`) with NLM_F_ACK and reads
+  // its replies, skipping anything left over from earlier requests.
+  Status request(std::span<const uint8_t> bytes, uint32_t seq,
+                 const NetlinkSocket::MessageHandler& on_message);
+
+  NetlinkSocket socket_;
+  uint32_t next_seq_;
+};
+
+}  // namespace moat::firewall::nft

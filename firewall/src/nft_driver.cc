@@ -1,0 +1,163 @@
+#include "moat/firewall/nft_driver.h"
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/gen.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "nft_encode.h"
+
+namespace moat::firewall::nft {
+
+namespace {
+
+// The text NetlinkSocket puts before the kernel's extended ack; stripped so that the op's
+// description and the errno lead the message.
+constexpr std::string_view kRejectedPrefix = "kernel rejected the request";
+
+std::string extack_of(const Error& e) {
+  std::string_view text = e.message();
+  if (text.starts_with(kRejectedPrefix)) text.remove_prefix(kRejectedPrefix.size());
+  if (text.starts_with(": ")) text.remove_prefix(2);
+  return std::string(text);
+}
+
+struct KernelFailure {
+  uint32_t seq = 0;
+  int err = 0;
+  std::string extack;
+};
+
+}  // namespace
+
+NftDriver::NftDriver(NetlinkSocket socket)
+    : socket_(std::move(socket)),
+      // Distinct from the numbers of an earlier driver in this process, so that a leftover
+      // reply can never be taken for one of ours.
+      next_seq_(static_cast<uint32_t>(std::time(nullptr))) {}
+
+Result<NftDriver> NftDriver::open(const std::string& netns) {
+  NetlinkSocket socket = MOAT_TRY(NetlinkSocket::open(NETLINK_NETFILTER, netns));
+  return NftDriver(std::move(socket));
+}
+
+Result<size_t> NftDriver::apply(const Plan& plan) {
+  if (plan.empty()) return 0;
+  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_));
+  if (batch.messages() == 0) return 0;
+  next_seq_ += static_cast<uint32_t>(batch.messages());
+  MOAT_RETURN_IF_ERROR(socket_.reserve_send_buffer(batch.bytes.size()));
+  MOAT_RETURN_IF_ERROR(socket_.send(batch.bytes));
+
+  // nfnetlink handles the whole batch inside sendmsg, then queues, in message order, an error
+  // for every failing message and the ack of the last command (NLM_F_ACK). A failed commit
+  // adds an error for BATCH_BEGIN first. So reading until the last command's ack or error
+  // sees every reply of this batch; anything else is left over from an earlier request.
+  auto in_batch = [&](uint32_t seq) { return seq - batch.first_seq < batch.messages(); };
+  std::vector<KernelFailure> failures;
+  for (;;) {
+    uint32_t error_seq = 0;
+    int error_code = 0;
+    Status st = socket_.receive_until(batch.ack_seq, {}, [&](uint32_t seq, int err) {
+      error_seq = seq;
+      error_code = err;
+    });
+    if (st) break;
+    if (error_code == 0) {
+      // The socket itself failed (ENOBUFS when thousands of errors overflowed the receive
+      // buffer). The batch has errors, so the kernel rolled it back.
+      return fail(std::move(st).error().add_context("applying " + std::to_string(plan.size()) +
+                                                    " nftables ops (nothing was applied)"));
+    }
+    if (!in_batch(error_seq)) continue;
+    failures.push_back({error_seq, error_code, extack_of(st.error())});
+    if (error_seq == batch.ack_seq) break;
+    // Out of memory while queueing errors: the kernel sends this one error for BATCH_BEGIN
+    // and nothing after it.
+    if (error_seq == batch.first_seq && error_code == ENOMEM) break;
+  }
+  if (failures.empty()) return batch.messages();
+
+  std::string message = "nftables rejected the batch of " + std::to_string(plan.size()) +
+                        " ops (nothing was applied): ";
+  std::vector<std::string> seen;
+  for (const KernelFailure& f : failures) {
+    size_t op = batch.op_index[f.seq - batch.first_seq];
+    std::string what = op == detail::kNoOp ? "commit" : detail::describe(plan[op]);
+    if (!f.extack.empty()) what += ": " + f.extack;
+    // The first errno is the Error's own (printed by Error::to_string); name the others.
+    if (f.err != failures.front().err) what += " (" + std::string(std::strerror(f.err)) + ")";
+    if (std::find(seen.begin(), seen.end(), what) != seen.end()) continue;
+    if (!seen.empty()) message += "; ";
+    message += what;
+    seen.push_back(std::move(what));
+  }
+  return fail_errno(failures.front().err, std::move(message));
+}
+
+Status NftDriver::request(std::span<const uint8_t> bytes, uint32_t seq,
+                          const NetlinkSocket::MessageHandler& on_message) {
+  MOAT_RETURN_IF_ERROR(socket_.send(bytes));
+  auto ours = [&](const nlmsghdr* nlh) -> Status {
+    if (nlh->nlmsg_seq != seq || !on_message) return {};
+    return on_message(nlh);
+  };
+  for (;;) {
+    uint32_t error_seq = 0;
+    int error_code = 0;
+    Status st = socket_.receive_until(seq, ours, [&](uint32_t s, int err) {
+      error_seq = s;
+      error_code = err;
+    });
+    if (st || error_code == 0 || error_seq == seq) return st;
+    // An error left over from an earlier batch: not ours, keep reading.
+  }
+}
+
+Result<uint32_t> NftDriver::generation() {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  uint32_t seq = next_seq_++;
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETGEN,
+                                        AF_UNSPEC, NLM_F_ACK, seq);
+  std::unique_ptr<nftnl_gen, decltype(&nftnl_gen_free)> gen(nftnl_gen_alloc(), nftnl_gen_free);
+  bool found = false;
+  MOAT_RETURN_IF_ERROR(
+      request(std::span(buf.data(), nlh->nlmsg_len), seq, [&](const nlmsghdr* reply) -> Status {
+        if (NFNL_MSG_TYPE(reply->nlmsg_type) != NFT_MSG_NEWGEN) return {};
+        if (nftnl_gen_nlmsg_parse(reply, gen.get()) < 0)
+          return fail(ErrorCode::Kernel, "malformed NEWGEN reply");
+        found = true;
+        return {};
+      }));
+  if (!found) return fail(ErrorCode::Kernel, "no generation in the reply to GETGEN");
+  return nftnl_gen_get_u32(gen.get(), NFTNL_GEN_ID);
+}
+
+Result<bool> NftDriver::table_exists(Family family, const std::string& name) {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  uint32_t seq = next_seq_++;
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
+                                        static_cast<uint16_t>(family), NLM_F_ACK, seq);
+  std::unique_ptr<nftnl_table, decltype(&nftnl_table_free)> t(nftnl_table_alloc(),
+                                                              nftnl_table_free);
+  nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, name.c_str());
+  nftnl_table_nlmsg_build_payload(nlh, t.get());
+  Status st = request(std::span(buf.data(), nlh->nlmsg_len), seq, {});
+  if (st) return true;
+  if (st.error().sys_errno() == ENOENT) return false;
+  return fail(std::move(st).error().add_context("looking up table " + table_key(family, name)));
+}
+
+}  // namespace moat::firewall::nft

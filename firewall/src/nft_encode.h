@@ -1,0 +1,40 @@
+// Private to the nftables driver: turns a Plan into the bytes of one nfnetlink batch with
+// libnftnl, following what `nft` itself generates (registers, byte order, set userdata) so
+// that `nft list ruleset` prints what was sent. Pure: no sockets, no global state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moat/base/result.h"
+#include "moat/firewall/diff.h"
+
+namespace moat::firewall::nft::detail {
+
+// op_index value of BATCH_BEGIN and BATCH_END, which belong to no op.
+inline constexpr size_t kNoOp = static_cast<size_t>(-1);
+
+struct EncodedBatch {
+  std::vector<uint8_t> bytes;
+  // Message i has sequence number first_seq + i and was produced by plan[op_index[i]].
+  std::vector<size_t> op_index;
+  uint32_t first_seq = 0;
+  // The one message sent with NLM_F_ACK: the last one before BATCH_END.
+  uint32_t ack_seq = 0;
+  size_t messages() const { return op_index.size(); }
+};
+
+// Encodes BATCH_BEGIN, the messages of every op in order, then BATCH_END, numbered from
+// `first_seq`. An op producing no message (AddElements with no elements) is skipped. Fails
+// with InvalidArgument, naming the op, when an op cannot be encoded (value of the wrong
+// size, a range in a non-interval set, an unknown limit unit, a too long concatenation).
+// An empty plan (or one whose ops all produce nothing) gives an empty batch.
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq);
+
+// "AddRule inet moat input (rule cluster.fw:12)": the op's kind, family, table, chain or set,
+// and for rules the origin. Used in error messages.
+std::string describe(const Op& op);
+
+}  // namespace moat::firewall::nft::detail
