@@ -192,6 +192,7 @@ void register_fw(CLI::App& app, int& exit_code) {
     };
     if (auto s = run(); !s) exit_code = report(s.error());
   });
+  register_fw_simulate(fw, app, exit_code);
 }
 
 }  // namespace moat::cli
