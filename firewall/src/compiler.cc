@@ -2,6 +2,7 @@
 #include "moat/firewall/compiler.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "compile_internal.h"
 #include "moat/firewall/names.h"
@@ -297,7 +298,8 @@ void ensure_guest_skeleton(nft::Table& t, GuestStrategy strategy) {
   }
 }
 
-void add_guest_pre(nft::Chain& c, GuestStrategy strategy, bool allow_invalid) {
+// The conntrack shortcut every guest chain starts with (through pre-in / pre-out).
+void add_conntrack_shortcut(nft::Chain& c, GuestStrategy strategy, bool allow_invalid) {
   if (strategy == GuestStrategy::BrNetfilter) {
     if (!allow_invalid) c.rules.push_back(rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop()));
     c.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
@@ -307,69 +309,118 @@ void add_guest_pre(nft::Chain& c, GuestStrategy strategy, bool allow_invalid) {
   }
 }
 
+// Shared per shard table, so a guest chain holds a few jumps instead of a copy of them:
+//   pre-out / pre-in: conntrack shortcut, MAC filter (ports in macfilter-ports), ARP on IN;
+//   opts-out-DNR / opts-in-DN: DHCP, NDP and router advertisements by the guest's options
+//   (D dhcp, N ndp, R radv: 0 or 1), then ARP accept on OUT.
+void ensure_shared_guest_chains(TableBuilder& b, GuestStrategy strategy, bool allow_invalid) {
+  nft::Table& t = b.table();
+  if (t.chains.contains("pre-out")) return;
+  nft::Chain& out = chain(t, "pre-out");
+  add_conntrack_shortcut(out, strategy, allow_invalid);
+  nft::Set& ports = t.sets[names::kMacfilterPorts];
+  ports.name = names::kMacfilterPorts;
+  ports.key = {Field::Iifname};
+  nft::Set& macs = t.sets[names::kMacSet];
+  macs.name = names::kMacSet;
+  macs.key = {Field::Iifname, Field::EtherSaddr};
+  Match filtered{{Field::Iifname}, Match::Op::In, {}, names::kMacfilterPorts, 0};
+  out.rules.push_back(rule({filtered, Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}},
+                           drop(), "macfilter"));
+  out.rules.push_back(rule({filtered, eq(Field::Protocol, nft::be16(0x0806)),
+                            Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}},
+                           drop(), "macfilter"));
+  // Anti-spoofing (ipfilter): ports in ipfilter-ports may send only their allowed sources.
+  nft::Set& fports = t.sets[names::kIpfilterPorts];
+  fports.name = names::kIpfilterPorts;
+  fports.key = {Field::Iifname};
+  for (auto [family, name] : {std::pair{4, names::kIpfilterV4}, {6, names::kIpfilterV6}}) {
+    nft::Set& allowed = t.sets[name];
+    allowed.name = name;
+    allowed.key = {Field::Iifname, family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
+    allowed.interval = true;
+  }
+  Match ipfiltered{{Field::Iifname}, Match::Op::In, {}, names::kIpfilterPorts, 0};
+  out.rules.push_back(rule({ipfiltered, b.family_match(4),
+                            Match{{Field::Iifname, Field::Ip4Saddr}, Match::Op::NotIn, {}, names::kIpfilterV4, 0}},
+                           drop(), "ipfilter"));
+  out.rules.push_back(rule({ipfiltered, eq(Field::Protocol, nft::be16(0x0806)),
+                            Match{{Field::Iifname, Field::ArpSip}, Match::Op::NotIn, {}, names::kIpfilterV4, 0}},
+                           drop(), "ipfilter"));
+  out.rules.push_back(rule({ipfiltered, b.family_match(6),
+                            Match{{Field::Iifname, Field::Ip6Saddr}, Match::Op::NotIn, {}, names::kIpfilterV6, 0}},
+                           drop(), "ipfilter"));
+  nft::Chain& in = chain(t, "pre-in");
+  add_conntrack_shortcut(in, strategy, allow_invalid);
+  in.rules.push_back(rule({eq(Field::Protocol, nft::be16(0x0806))}, accept()));
+}
+
+std::string options_chain(TableBuilder& b, Direction dir, const GuestOptions& o) {
+  nft::Table& t = b.table();
+  bool is_out = dir == Direction::Out;
+  std::string name = std::string(is_out ? "opts-out-" : "opts-in-") + (o.dhcp ? "1" : "0") + (o.ndp ? "1" : "0") +
+                     (is_out ? (o.radv ? "1" : "0") : "");
+  if (t.chains.contains(name)) return name;
+  nft::Chain& c = chain(t, name);
+  Match v4 = b.family_match(4), v6 = b.family_match(6);
+  auto dhcp = o.dhcp ? accept() : drop();
+  uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547, s6 = is_out ? 547 : 546;
+  c.rules.push_back(rule({v4, l4(17), eq(Field::Sport, nft::be16(c4)), eq(Field::Dport, nft::be16(s4))}, dhcp, "dhcp"));
+  c.rules.push_back(rule({v6, l4(17), eq(Field::Sport, nft::be16(c6)), eq(Field::Dport, nft::be16(s6))}, dhcp, "dhcp"));
+  auto ndp = o.ndp ? accept() : drop();
+  if (is_out) {
+    c.rules.push_back(rule({v6, l4(58), icmp6_types({133, 135, 136})}, ndp, "ndp"));
+    c.rules.push_back(rule({v6, l4(58), icmp6_types({134})}, o.radv ? accept() : drop(), "radv"));
+    c.rules.push_back(rule({eq(Field::Protocol, nft::be16(0x0806))}, accept()));
+  } else {
+    c.rules.push_back(rule({v6, l4(58), icmp6_types({134, 135, 136})}, ndp, "ndp"));
+  }
+  return name;
+}
+
+// Adds one guest: its chains, its dispatch and MAC elements, its ipfilter sets.
 void build_guest(TableBuilder& b, const Guest& guest, const CompileOptions& options, bool allow_invalid) {
   nft::Table& t = b.table();
   const GuestFw& fw = *guest.fw;
   const GuestOptions& o = fw.options;
   ensure_guest_skeleton(t, options.strategy);
+  ensure_shared_guest_chains(b, options.strategy, allow_invalid);
   Scope scope{&guest};
   std::string out_name = names::guest_chain(guest.vmid, Direction::Out);
   std::string in_name = names::guest_chain(guest.vmid, Direction::In);
   nft::Chain& out = chain(t, out_name);
   nft::Chain& in = chain(t, in_name);
-  add_guest_pre(out, options.strategy, allow_invalid);
-  add_guest_pre(in, options.strategy, allow_invalid);
-  in.rules.push_back(rule({eq(Field::Protocol, nft::be16(0x0806))}, accept()));
+  out.rules.push_back(rule({}, jump("pre-out")));
+  in.rules.push_back(rule({}, jump("pre-in")));
 
-  Match arp = eq(Field::Protocol, nft::be16(0x0806));
   for (const auto& [index, nic] : guest.nics) {
     if (!nic.firewall) continue;
     std::string dev = names::guest_device(guest, index);
     auto dev_key = nft::single(nft::ifname_bytes(dev));
     t.sets[names::kOutPorts].elements.push_back({{dev_key}, go(out_name), 0});
     t.sets[names::kInPorts].elements.push_back({{dev_key}, go(in_name), 0});
-    Match from_dev = b.iface_match(dev, false);
     if (o.macfilter && !nic.mac.empty()) {
-      nft::Set& macs = t.sets[names::kMacSet];
-      macs.name = names::kMacSet;
-      macs.key = {Field::Iifname, Field::EtherSaddr};
-      macs.elements.push_back({{dev_key, nft::single(mac_bytes(nic.mac))}, {}, 0});
-      out.rules.push_back(rule({from_dev, Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}},
-                               drop(), "macfilter net" + std::to_string(index)));
-      out.rules.push_back(rule({from_dev, arp, Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}},
-                               drop(), "macfilter net" + std::to_string(index)));
+      t.sets[names::kMacfilterPorts].elements.push_back({{dev_key}, {}, 0});
+      t.sets[names::kMacSet].elements.push_back({{dev_key, nft::single(mac_bytes(nic.mac))}, {}, 0});
     }
     std::string set_name = "ipfilter-net" + std::to_string(index);
     auto explicit_set = fw.ipsets.find(set_name);
     if (o.ipfilter || explicit_set != fw.ipsets.end()) {
+      // Only this NIC's device carries this NIC's allowed addresses.
+      Guest one = guest;
+      one.nics = {{index, nic}};
       IpSet set = explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
       std::vector<IpRange> extra;
       if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
       if (nic.ip) extra.push_back(*nic.ip);
       if (nic.ip6) extra.push_back(*nic.ip6);
-      auto sets = b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
-      std::string origin = "ipfilter net" + std::to_string(index);
-      for (auto [family, name] : sets) {
-        Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-        out.rules.push_back(rule({from_dev, b.family_match(family), Match{{f}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
-        if (family == 4)
-          out.rules.push_back(rule({from_dev, arp, Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
-      }
+      t.sets[names::kIpfilterPorts].elements.push_back({{dev_key}, {}, 0});
+      b.materialize_guest_ipset(set, one, names::kIpfilterV4, names::kIpfilterV6, extra, /*all_families=*/true);
     }
   }
-  // DHCP, NDP and router advertisements, before the user's rules, whatever the policy.
-  Match v4 = b.family_match(4), v6 = b.family_match(6);
-  auto dhcp_verdict = o.dhcp ? accept() : drop();
-  out.rules.push_back(rule({v4, l4(17), eq(Field::Sport, nft::be16(68)), eq(Field::Dport, nft::be16(67))}, dhcp_verdict, "dhcp"));
-  out.rules.push_back(rule({v6, l4(17), eq(Field::Sport, nft::be16(546)), eq(Field::Dport, nft::be16(547))}, dhcp_verdict, "dhcp"));
-  in.rules.push_back(rule({v4, l4(17), eq(Field::Sport, nft::be16(67)), eq(Field::Dport, nft::be16(68))}, dhcp_verdict, "dhcp"));
-  in.rules.push_back(rule({v6, l4(17), eq(Field::Sport, nft::be16(547)), eq(Field::Dport, nft::be16(546))}, dhcp_verdict, "dhcp"));
-  auto ndp_verdict = o.ndp ? accept() : drop();
-  out.rules.push_back(rule({v6, l4(58), icmp6_types({133, 135, 136})}, ndp_verdict, "ndp"));
-  in.rules.push_back(rule({v6, l4(58), icmp6_types({134, 135, 136})}, ndp_verdict, "ndp"));
-  out.rules.push_back(rule({v6, l4(58), icmp6_types({134})}, o.radv ? accept() : drop(), "radv"));
-  out.rules.push_back(rule({arp}, accept()));
-
+  // DHCP, NDP and router advertisements come before the user's rules, whatever the policy.
+  out.rules.push_back(rule({}, jump(options_chain(b, Direction::Out, o))));
+  in.rules.push_back(rule({}, jump(options_chain(b, Direction::In, o))));
   b.add_rules(out, fw.rules, Direction::Out, scope);
   b.add_rules(in, fw.rules, Direction::In, scope);
   add_policy(b, out, guest.vmid, o.policy_out, o.log_level_out);
@@ -399,15 +450,15 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     TableBuilder b(t, options, config, result.warnings);
     build_guest(b, guest, options, allow_invalid);
   }
-  for (auto& [_, t] : result.ruleset.tables)
-    for (auto& [_, s] : t.sets) std::sort(s.elements.begin(), s.elements.end());
-
   bool host_enabled = !config.host || config.host->options.enable;
   bool guests_present = !result.ruleset.tables.empty();
   if (host_enabled || guests_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);
     build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges});
+  }
+  for (auto& [_, t] : result.ruleset.tables) {
+    detail::intern_value_sets(t, {}, nullptr);
     for (auto& [_, s] : t.sets) std::sort(s.elements.begin(), s.elements.end());
   }
   return result;
@@ -470,12 +521,18 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
     t.chains.erase(in_chain);
     touched.push_back({key, false, out_chain});
     touched.push_back({key, false, in_chain});
-    for (int family : {4, 6}) {
-      std::string prefix = names::ipset(family, "guest", vmid, "");
-      for (auto s = t.sets.lower_bound(prefix); s != t.sets.end() && s->first.starts_with(prefix);) {
-        touched.push_back({key, true, s->first});
-        s = t.sets.erase(s);
-      }
+    // Every set keyed by a device (first key field an interface name) may hold this guest's
+    // elements: guest ipsets, ipfilter, MAC filter.
+    std::string tap = "tap" + std::to_string(vmid) + "i", veth = "veth" + std::to_string(vmid) + "i";
+    for (auto& [name, set] : t.sets) {
+      if (set.kind != nft::Set::Kind::Set || set.key.empty() || set.key[0] != Field::Iifname) continue;
+      size_t before = set.elements.size();
+      std::erase_if(set.elements, [&](const nft::SetElement& e) {
+        const char* p = reinterpret_cast<const char*>(e.key[0].lo.data());
+        std::string_view dev(p, strnlen(p, e.key[0].lo.size()));
+        return dev.starts_with(tap) || dev.starts_with(veth);
+      });
+      if (set.elements.size() != before) touched.push_back({key, true, name});
     }
     for (const char* map : {names::kOutPorts, names::kInPorts}) {
       if (auto m = t.sets.find(map); m != t.sets.end()) {
@@ -484,14 +541,6 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
         });
         touched.push_back({key, true, map});
       }
-    }
-    if (auto m = t.sets.find(names::kMacSet); m != t.sets.end()) {
-      std::string tap = "tap" + std::to_string(vmid) + "i", veth = "veth" + std::to_string(vmid) + "i";
-      std::erase_if(m->second.elements, [&](const nft::SetElement& e) {
-        std::string dev(reinterpret_cast<const char*>(e.key[0].lo.data()));
-        return dev.starts_with(tap) || dev.starts_with(veth);
-      });
-      touched.push_back({key, true, names::kMacSet});
     }
     if (!wanted && t.sets[names::kOutPorts].elements.empty()) {
       ruleset.tables.erase(it);  // the shard's last guest left: the table goes
@@ -505,11 +554,23 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
     TableBuilder b(t, options, config, warnings);
     b.track(&touched);
     build_guest(b, guest, options, config.host && config.host->options.nf_conntrack_allow_invalid);
-    for (const char* map : {names::kOutPorts, names::kInPorts, names::kMacSet})
-      if (auto m = t.sets.find(map); m != t.sets.end()) {
-        std::sort(m->second.elements.begin(), m->second.elements.end());
-        touched.push_back({key, true, map});
+    std::vector<std::string> chains = {out_chain, in_chain};
+    for (const auto& ref : touched)
+      if (!ref.is_set && ref.table == key) chains.push_back(ref.name);
+    detail::intern_value_sets(t, chains, &touched);
+    // The guest's elements were appended: restore the order of every set it touched.
+    for (const auto& ref : touched)
+      if (ref.is_set && ref.table == key)
+        if (auto m = t.sets.find(ref.name); m != t.sets.end())
+          std::sort(m->second.elements.begin(), m->second.elements.end());
+    for (auto& [name, set] : t.sets) {
+      if (set.key.empty() || set.key[0] != Field::Iifname || !std::is_sorted(set.elements.begin(), set.elements.end())) {
+        if (!set.key.empty() && set.key[0] == Field::Iifname) {
+          std::sort(set.elements.begin(), set.elements.end());
+          touched.push_back({key, true, name});
+        }
       }
+    }
     if (fresh) {
       for (const auto& [name, _] : t.chains) touched.push_back({key, false, name});
       for (const auto& [name, _] : t.sets) touched.push_back({key, true, name});

@@ -9,28 +9,19 @@ namespace moat::firewall::nft {
 
 namespace {
 
-// Elements of `a` whose key is not in `b` with equal content.
+// Elements of `a` that `b` lacks or holds with other content; both sorted by key.
 std::vector<SetElement> minus(const std::vector<SetElement>& a, const std::vector<SetElement>& b) {
   std::vector<SetElement> out;
-  for (const auto& e : a)
-    if (!std::binary_search(b.begin(), b.end(), e) ||
-        *std::lower_bound(b.begin(), b.end(), e) != e)
-      out.push_back(e);
+  size_t j = 0;
+  for (const auto& e : a) {
+    while (j < b.size() && b[j] < e) ++j;
+    if (j == b.size() || e < b[j] || e != b[j]) out.push_back(e);
+  }
   return out;
 }
 
 bool same_definition(const Set& a, const Set& b) {
   return a.kind == b.kind && a.key == b.key && a.interval == b.interval;
-}
-
-bool same_shape(const Table& a, const Table& b) {
-  for (const auto& [name, set] : a.sets)
-    if (auto it = b.sets.find(name); it != b.sets.end() && !same_definition(set, it->second))
-      return false;
-  for (const auto& [name, chain] : a.chains)
-    if (auto it = b.chains.find(name); it != b.chains.end() && chain.base != it->second.base)
-      return false;
-  return true;
 }
 
 Op op(Op::Kind kind, const Table& t, std::string name = {}) {
@@ -43,8 +34,12 @@ Op op(Op::Kind kind, const Table& t, std::string name = {}) {
 }
 
 Set definition_of(const Set& s) {
-  Set d = s;
-  d.elements.clear();
+  Set d;
+  d.name = s.name;
+  d.kind = s.kind;
+  d.key = s.key;
+  d.interval = s.interval;
+  d.comment = s.comment;
   return d;
 }
 
@@ -90,7 +85,32 @@ struct Phases {
     for (const auto& [_, c] : t.chains) add_chain(t, c);
   }
 
+  // One set present on either side (nullptr: absent).
+  void set(const Table& old_t, const Table& new_t, const Set* old_s, const Set* new_s) {
+    if (!old_s && new_s) return add_set(new_t, *new_s);
+    if (old_s && !new_s) return deletes.push_back(op(Op::Kind::DeleteSet, old_t, old_s->name));
+    if (!old_s) return;
+    delete_elements(new_t, *new_s, minus(old_s->elements, new_s->elements));
+    add_elements(new_t, *new_s, minus(new_s->elements, old_s->elements));
+  }
+  // One chain present on either side.
+  void chain(const Table& old_t, const Table& new_t, const Chain* old_c, const Chain* new_c) {
+    if (!old_c && new_c) return add_chain(new_t, *new_c);
+    if (old_c && !new_c) {
+      if (!old_c->rules.empty()) flushes.push_back(op(Op::Kind::FlushChain, old_t, old_c->name));
+      return deletes.push_back(op(Op::Kind::DeleteChain, old_t, old_c->name));
+    }
+    if (old_c && old_c->rules != new_c->rules) {
+      flushes.push_back(op(Op::Kind::FlushChain, new_t, new_c->name));
+      add_rules(new_t, *new_c);
+    }
+  }
+
   Plan join() {
+    // Chains before sets: a removed chain's rules may be the last users of a removed set,
+    // and chain deletions must follow the flushes of the chains that jumped to them.
+    std::stable_partition(deletes.begin(), deletes.end(),
+                          [](const Op& o) { return o.kind != Op::Kind::DeleteSet; });
     Plan out;
     for (Plan* p : {&deletes_elements, &flushes, &deletes, &adds_tables, &adds_objects,
                     &adds_elements, &adds_rules})
@@ -99,84 +119,84 @@ struct Phases {
   }
 };
 
+template <class Map>
+const typename Map::mapped_type* find(const Map& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+// Whether a table can be changed in place: no set changed its definition and no base chain
+// its hook or priority (those need the table replaced).
+bool same_shape(const Table& a, const Table& b, const std::vector<const ObjectRef*>* only) {
+  auto check_set = [&](const std::string& name) {
+    const Set* x = find(a.sets, name);
+    const Set* y = find(b.sets, name);
+    return !x || !y || same_definition(*x, *y);
+  };
+  auto check_chain = [&](const std::string& name) {
+    const Chain* x = find(a.chains, name);
+    const Chain* y = find(b.chains, name);
+    return !x || !y || x->base == y->base;
+  };
+  if (only) {
+    for (const auto* ref : *only)
+      if (!(ref->is_set ? check_set(ref->name) : check_chain(ref->name))) return false;
+    return true;
+  }
+  for (const auto& [name, _] : a.sets)
+    if (!check_set(name)) return false;
+  for (const auto& [name, _] : a.chains)
+    if (!check_chain(name)) return false;
+  return true;
+}
+
+// Diff of one table key. `only` restricts the comparison to those objects (null: all).
+void diff_table(Phases& p, const Table* old_t, const Table* new_t, const std::vector<const ObjectRef*>* only) {
+  if (!new_t) {
+    if (old_t) p.deletes.push_back(op(Op::Kind::DeleteTable, *old_t));
+    return;
+  }
+  if (!old_t || !same_shape(*old_t, *new_t, only)) {
+    if (old_t) p.deletes.push_back(op(Op::Kind::DeleteTable, *old_t));
+    p.add_table(*new_t);
+    return;
+  }
+  if (only) {
+    for (const auto* ref : *only) {
+      if (ref->is_set) p.set(*old_t, *new_t, find(old_t->sets, ref->name), find(new_t->sets, ref->name));
+      else p.chain(*old_t, *new_t, find(old_t->chains, ref->name), find(new_t->chains, ref->name));
+    }
+    return;
+  }
+  for (const auto& [name, s] : new_t->sets) p.set(*old_t, *new_t, find(old_t->sets, name), &s);
+  for (const auto& [name, s] : old_t->sets)
+    if (!new_t->sets.contains(name)) p.set(*old_t, *new_t, &s, nullptr);
+  for (const auto& [name, c] : new_t->chains) p.chain(*old_t, *new_t, find(old_t->chains, name), &c);
+  for (const auto& [name, c] : old_t->chains)
+    if (!new_t->chains.contains(name)) p.chain(*old_t, *new_t, &c, nullptr);
+}
+
 }  // namespace
 
 Plan diff(const Ruleset& applied, const Ruleset& desired) {
   Phases p;
-  for (const auto& [key, old] : applied.tables) {
-    auto it = desired.tables.find(key);
-    if (it == desired.tables.end() || !same_shape(old, it->second))
-      p.deletes.push_back(op(Op::Kind::DeleteTable, old));
-  }
-  for (const auto& [key, want] : desired.tables) {
-    auto it = applied.tables.find(key);
-    if (it == applied.tables.end() || !same_shape(it->second, want)) {
-      p.add_table(want);
-      continue;
-    }
-    const Table& old = it->second;
-    for (const auto& [name, set] : want.sets) {
-      auto o = old.sets.find(name);
-      if (o == old.sets.end()) {
-        p.add_set(want, set);
-        continue;
-      }
-      p.delete_elements(want, set, minus(o->second.elements, set.elements));
-      p.add_elements(want, set, minus(set.elements, o->second.elements));
-    }
-    for (const auto& [name, chain] : want.chains) {
-      auto o = old.chains.find(name);
-      if (o == old.chains.end()) {
-        p.add_chain(want, chain);
-      } else if (o->second.rules != chain.rules) {
-        p.flushes.push_back(op(Op::Kind::FlushChain, want, name));
-        p.add_rules(want, chain);
-      }
-    }
-    for (const auto& [name, chain] : old.chains) {
-      if (want.chains.contains(name)) continue;
-      if (!chain.rules.empty()) p.flushes.push_back(op(Op::Kind::FlushChain, old, name));
-      p.deletes.push_back(op(Op::Kind::DeleteChain, old, name));
-    }
-    for (const auto& [name, set] : old.sets)
-      if (!want.sets.contains(name)) p.deletes.push_back(op(Op::Kind::DeleteSet, old, name));
-  }
-  // Chains before sets: a removed chain's rules may be the last users of a removed set, and
-  // chain deletions must follow the flushes of the chains that jumped to them.
-  std::stable_partition(p.deletes.begin(), p.deletes.end(),
-                        [](const Op& o) { return o.kind != Op::Kind::DeleteSet; });
+  for (const auto& [key, old] : applied.tables)
+    if (!desired.tables.contains(key)) diff_table(p, &old, nullptr, nullptr);
+  for (const auto& [key, want] : desired.tables) diff_table(p, find(applied.tables, key), &want, nullptr);
   return p.join();
 }
 
-namespace {
-
-// A copy of `rs` holding only the touched objects (and the tables they live in).
-Ruleset restrict(const Ruleset& rs, const std::vector<ObjectRef>& touched) {
-  Ruleset out;
-  for (const auto& ref : touched) {
-    auto t = rs.tables.find(ref.table);
-    if (t == rs.tables.end()) continue;
-    Table& mini = out.table(t->second.family, t->second.name);
-    if (ref.is_set) {
-      if (auto s = t->second.sets.find(ref.name); s != t->second.sets.end()) mini.sets[ref.name] = s->second;
-    } else if (auto c = t->second.chains.find(ref.name); c != t->second.chains.end()) {
-      mini.chains[ref.name] = c->second;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 Plan diff(const Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched) {
-  Ruleset a = restrict(applied, touched);
-  Ruleset d = restrict(desired, touched);
-  // A table that exists on both sides must not be deleted because the restriction emptied it.
-  for (const auto& [key, table] : d.tables)
-    if (applied.tables.contains(key)) a.table(table.family, table.name);
-  for (const auto& [key, table] : a.tables)
-    if (desired.tables.contains(key)) d.table(table.family, table.name);
-  return diff(a, d);
+  std::map<std::string, std::vector<const ObjectRef*>> by_table;
+  for (const auto& ref : touched) by_table[ref.table].push_back(&ref);
+  Phases p;
+  for (const auto& [key, refs] : by_table) {
+    const Table* old_t = find(applied.tables, key);
+    const Table* new_t = find(desired.tables, key);
+    // A table new on one side is created or deleted whole.
+    diff_table(p, old_t, new_t, old_t && new_t ? &refs : nullptr);
+  }
+  return p.join();
 }
 
 void patch(Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched) {
@@ -186,7 +206,12 @@ void patch(Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef
       applied.tables.erase(ref.table);
       continue;
     }
-    Table& at = applied.table(dt->second.family, dt->second.name);
+    auto at_it = applied.tables.find(ref.table);
+    if (at_it == applied.tables.end()) {
+      applied.tables[ref.table] = dt->second;  // a new table arrives whole
+      continue;
+    }
+    Table& at = at_it->second;
     if (ref.is_set) {
       if (auto s = dt->second.sets.find(ref.name); s != dt->second.sets.end()) at.sets[ref.name] = s->second;
       else at.sets.erase(ref.name);

@@ -452,8 +452,8 @@ Owned<nftnl_set> set_definition(Family family, const std::string& table, const s
 
 // One kernel element, before it becomes an nftnl_set_elem.
 struct ElemSpec {
-  Bytes key;
-  Bytes key_end;  // concatenated intervals: the inclusive upper bound
+  std::vector<uint8_t> key;      // up to 64 bytes for concatenations
+  std::vector<uint8_t> key_end;  // concatenated intervals: the inclusive upper bound
   uint32_t flags = 0;
   const SetElement* source = nullptr;  // carries verdict/data; null for interval ends
 };
@@ -477,12 +477,15 @@ Result<std::vector<ElemSpec>> element_specs(const SetShape& shape,
       MOAT_RETURN_IF_ERROR(check_size(f, e.key[0].hi));
       if (!shape.interval && e.key[0].lo != e.key[0].hi)
         return invalid("range element in a set without the interval flag");
-      spec.key = key_bytes(f, e.key[0].lo);
+      Bytes lo = key_bytes(f, e.key[0].lo);
       Bytes hi = key_bytes(f, e.key[0].hi);
-      if (hi < spec.key) return invalid("element range with lo > hi");
+      if (hi < lo) return invalid("element range with lo > hi");
+      spec.key.assign(lo.begin(), lo.end());
       out.push_back(std::move(spec));
-      if (shape.interval && !is_max(hi))
-        out.push_back({plus_one(std::move(hi)), {}, NFT_SET_ELEM_INTERVAL_END, nullptr});
+      if (shape.interval && !is_max(hi)) {
+        Bytes end = plus_one(hi);
+        out.push_back({std::vector<uint8_t>(end.begin(), end.end()), {}, NFT_SET_ELEM_INTERVAL_END, nullptr});
+      }
       continue;
     }
     bool ranged = false;

@@ -107,7 +107,7 @@ std::string type_name(Field f) {
     case Field::Dport: return "inet_service";
     case Field::L4proto: return "inet_proto";
     case Field::Mark: return "mark";
-    default: return "integer";
+    default: return "";  // no named type: the set is declared with `typeof`
   }
 }
 
@@ -202,10 +202,15 @@ std::string to_nft_text(const Ruleset& ruleset) {
     out += fmt::format("table {} {} {{\n", to_string(table.family), table.name);
     for (const auto& [name, set] : table.sets) {
       std::string types;
-      for (size_t i = 0; i < set.key.size(); ++i) types += (i ? " . " : "") + type_name(set.key[i]);
-      if (set.kind == Set::Kind::Vmap) types += " : verdict";
-      if (set.kind == Set::Kind::MarkMap) types += " : mark";
-      out += fmt::format("\t{} {} {{\n\t\ttype {}\n", set.kind == Set::Kind::Set ? "set" : "map", name, types);
+      bool named = true;
+      for (size_t i = 0; i < set.key.size(); ++i) {
+        named = named && !type_name(set.key[i]).empty();
+        types += (i ? " . " : "") + type_name(set.key[i]);
+      }
+      std::string decl = named ? "type " + types : "typeof " + fields_text(set.key);
+      if (set.kind == Set::Kind::Vmap) decl += " : verdict";
+      if (set.kind == Set::Kind::MarkMap) decl += named ? " : mark" : " : meta mark";
+      out += fmt::format("\t{} {} {{\n\t\t{}\n", set.kind == Set::Kind::Set ? "set" : "map", name, decl);
       if (set.interval) out += "\t\tflags interval\n";
       if (!set.comment.empty()) out += "\t\tcomment \"" + escape(set.comment) + "\"\n";
       if (!set.elements.empty()) out += "\t\telements = { " + elements_text(set, set.elements) + " }\n";

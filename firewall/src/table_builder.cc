@@ -67,6 +67,56 @@ std::vector<Interval> effective_ranges(std::vector<std::pair<IpRange, bool>> ent
   return out;
 }
 
+namespace {
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+void intern_rule(nft::Table& table, nft::Rule& rule, std::vector<nft::ObjectRef>* created) {
+  for (auto& m : rule.matches) {
+    if ((m.op != Match::Op::In && m.op != Match::Op::NotIn) || m.values.empty() || !m.set.empty()) continue;
+    uint64_t h = 1469598103934665603ull;
+    for (auto f : m.fields) h = fnv1a(h, &f, sizeof(f));
+    bool interval = false;
+    for (const auto& v : m.values) {
+      h = fnv1a(h, v.lo.data(), v.lo.size());
+      h = fnv1a(h, v.hi.data(), v.hi.size());
+      interval = interval || v.lo != v.hi;
+    }
+    char name[24];
+    std::snprintf(name, sizeof(name), "c-%016llx", static_cast<unsigned long long>(h));
+    if (!table.sets.contains(name)) {
+      nft::Set s;
+      s.name = name;
+      s.key = m.fields;
+      s.interval = interval;
+      for (auto& v : m.values) s.elements.push_back({{v}, {}, 0});
+      std::sort(s.elements.begin(), s.elements.end());
+      table.sets[name] = std::move(s);
+      if (created) created->push_back({nft::table_key(table.family, table.name), true, name});
+    }
+    m.set = name;
+    m.values.clear();
+  }
+}
+
+}  // namespace
+
+void intern_value_sets(nft::Table& table, const std::vector<std::string>& chains,
+                       std::vector<nft::ObjectRef>* created) {
+  if (chains.empty()) {
+    for (auto& [_, c] : table.chains)
+      for (auto& r : c.rules) intern_rule(table, r, created);
+    return;
+  }
+  for (const auto& name : chains)
+    if (auto c = table.chains.find(name); c != table.chains.end())
+      for (auto& r : c->second.rules) intern_rule(table, r, created);
+}
+
 bool cluster_enabled(const FirewallConfig& config, int64_t now) {
   if (!config.cluster) return false;
   int64_t e = config.cluster->options.enable;
@@ -156,6 +206,53 @@ std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set, con
   return names;
 }
 
+std::map<int, std::string> TableBuilder::materialize_guest_ipset(const IpSet& set, const Guest& guest,
+                                                                 const std::string& set_name_v4,
+                                                                 const std::string& set_name_v6,
+                                                                 std::vector<IpRange> extra,
+                                                                 bool all_families) {
+  std::vector<std::pair<IpRange, bool>> entries;
+  for (const auto& e : set.entries) {
+    if (e.cidr) {
+      entries.emplace_back(*e.cidr, e.nomatch);
+      continue;
+    }
+    const Alias* alias = nullptr;
+    if (guest.fw && e.alias_scope != "dc")
+      if (auto it = guest.fw->aliases.find(e.alias); it != guest.fw->aliases.end()) alias = &it->second;
+    if (!alias && e.alias_scope != "guest" && config_.cluster)
+      if (auto it = config_.cluster->aliases.find(e.alias); it != config_.cluster->aliases.end()) alias = &it->second;
+    if (!alias) {
+      warnings_.push_back(e.where.to_string() + ": skipped ipset entry: alias '" + e.alias + "' does not exist");
+      continue;
+    }
+    entries.emplace_back(alias->cidr, e.nomatch);
+  }
+  for (const auto& r : extra) entries.emplace_back(r, false);
+  std::map<int, std::string> names;
+  for (int family : {4, 6}) {
+    auto ranges = effective_ranges(entries, family);
+    if (ranges.empty() && !all_families) continue;
+    const std::string& name = family == 4 ? set_name_v4 : set_name_v6;
+    names[family] = name;
+    if (!table_.sets.contains(name)) {
+      if (created_) created_->push_back({nft::table_key(table_.family, table_.name), true, name});
+      nft::Set& s = table_.sets[name];
+      s.name = name;
+      s.key = {Field::Iifname, family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
+      s.interval = true;
+    }
+    if (!guest_sets_done_.insert({name, guest.vmid}).second) continue;
+    nft::Set& s = table_.sets.at(name);
+    for (const auto& [index, nic] : guest.nics) {
+      if (!nic.firewall) continue;
+      auto dev = nft::single(nft::ifname_bytes(names::guest_device(guest, index)));
+      for (const auto& r : ranges) s.elements.push_back({{dev, r}, {}, 0});
+    }
+  }
+  return names;
+}
+
 bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const Rule& rule,
                            ResolvedAddress& out) {
   const GuestFw* gfw = scope.guest && scope.guest->fw ? &*scope.guest->fw : nullptr;
@@ -179,9 +276,14 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
     }
     case AddressMatch::Kind::IpSet: {
       std::map<int, std::string> sets;
+      bool by_device = false;
       if (gfw && (addr.scope.empty() || addr.scope == "guest"))
-        if (auto it = gfw->ipsets.find(addr.name); it != gfw->ipsets.end())
-          sets = materialize_ipset(it->second, "guest", scope);
+        if (auto it = gfw->ipsets.find(addr.name); it != gfw->ipsets.end()) {
+          by_device = true;
+          sets = materialize_guest_ipset(it->second, *scope.guest, names::guest_ipset(4, addr.name),
+                                         names::guest_ipset(6, addr.name));
+          if (sets.empty()) return true;  // the guest's ipset is empty: the rule matches nothing
+        }
       if (sets.empty() && cfw && (addr.scope.empty() || addr.scope == "dc"))
         if (auto it = cfw->ipsets.find(addr.name); it != cfw->ipsets.end())
           sets = materialize_ipset(it->second, "dc", Scope{});
@@ -194,7 +296,10 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
         // The ipset exists but is empty: the rule matches nothing.
         return true;
       }
-      for (const auto& [family, name] : sets) out.families[family].set = name;
+      for (const auto& [family, name] : sets) {
+        out.families[family].set = name;
+        out.families[family].by_device = by_device;
+      }
       return true;
     }
   }
@@ -344,7 +449,9 @@ void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir, 
         const auto& pf = res->families.at(family);
         Field f = family == 4 ? (is_src ? Field::Ip4Saddr : Field::Ip4Daddr)
                               : (is_src ? Field::Ip6Saddr : Field::Ip6Daddr);
-        if (!pf.set.empty()) r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
+        Field dev = dir == Direction::In ? Field::Oifname : Field::Iifname;  // the guest's port
+        if (pf.by_device) r.matches.push_back(Match{{dev, f}, Match::Op::In, {}, pf.set, 0});
+        else if (!pf.set.empty()) r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
         else r.matches.push_back(values_match(f, pf.values));
       }
       if (x.proto) r.matches.push_back(Match{{Field::L4proto}, Match::Op::Eq, {nft::single(nft::u8(*x.proto))}, {}, 0});

@@ -1,0 +1,205 @@
+// B4: packet rate between two guest namespaces on one bridge, with the compiled rules of N
+// guests loaded, against the same path with an empty ruleset (br_netfilter on in both runs),
+// measured in the same run with our own sendmmsg UDP blaster. Each packet is a NEW UDP
+// "connection" from the firewall's point of view (no replies), so every one walks the guest
+// chains. Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--seconds 2]
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "fw_synthetic.h"
+#include "moat/base/netns.h"
+#include "moat/base/strings.h"
+#include "moat/base/subprocess.h"
+#include "moat/firewall/applier.h"
+#include "moat/firewall/compiler.h"
+#include "moat/firewall/nft_driver.h"
+
+using namespace moat;
+
+namespace {
+
+std::string tag = "mtp" + std::to_string(getpid());
+std::string node = tag + "n", ga = tag + "a", gb = tag + "b";
+
+void sh(std::vector<std::string> argv) {
+  auto r = run({.argv = argv});
+  if (!r || r->exit_code != 0) {
+    std::fprintf(stderr, "failed: %s: %s\n", join(argv, " ").c_str(), r ? r->err.c_str() : "");
+    std::exit(1);
+  }
+}
+
+void setup() {
+  for (const auto& ns : {node, ga, gb}) run({.argv = {"ip", "netns", "del", ns}});
+  for (const auto& ns : {node, ga, gb}) sh({"ip", "netns", "add", ns});
+  sh({"ip", "-n", node, "link", "add", "vmbr0", "type", "bridge"});
+  sh({"ip", "-n", node, "addr", "add", "198.51.100.1/24", "dev", "vmbr0"});
+  sh({"ip", "-n", node, "link", "set", "vmbr0", "up"});
+  int i = 0;
+  for (auto [ns, dev, ip, mac] : {std::tuple{ga, "tap1000i0", "198.51.100.10", "bc:24:11:00:03:e8"},
+                                  {gb, "tap1001i0", "198.51.100.11", "bc:24:11:00:03:e9"}}) {
+    sh({"ip", "-n", node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns});
+    sh({"ip", "-n", ns, "link", "set", "eth0", "address", mac});
+    sh({"ip", "-n", ns, "addr", "add", std::string(ip) + "/24", "dev", "eth0"});
+    sh({"ip", "-n", ns, "link", "set", "eth0", "up"});
+    sh({"ip", "-n", ns, "link", "set", "lo", "up"});
+    sh({"ip", "-n", node, "link", "set", dev, "master", "vmbr0", "up"});
+    ++i;
+  }
+  // Static neighbours: no ARP during the blast.
+  sh({"ip", "-n", ga, "neigh", "add", "198.51.100.11", "lladdr", "bc:24:11:00:03:e9", "dev", "eth0"});
+  sh({"ip", "-n", gb, "neigh", "add", "198.51.100.10", "lladdr", "bc:24:11:00:03:e8", "dev", "eth0"});
+}
+
+void teardown() {
+  for (const auto& ns : {node, ga, gb}) run({.argv = {"ip", "netns", "del", ns}});
+}
+
+// Forks a child that enters `ns` and runs `fn`; returns its pid.
+template <class Fn>
+pid_t in_child(const std::string& ns, Fn fn) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto scope = NetnsScope::enter(ns);
+    if (!scope) _exit(2);
+    _exit(fn());
+  }
+  return pid;
+}
+
+// Received packets per second from a to b for `seconds`.
+double blast(double seconds) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) std::exit(1);
+  pid_t rx = in_child(gb, [&] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int big = 8 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(9000);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    timeval tv{0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::vector<mmsghdr> msgs(64);
+    std::vector<std::array<char, 128>> bufs(64);
+    std::vector<iovec> iovs(64);
+    for (int i = 0; i < 64; ++i) {
+      iovs[i] = {bufs[i].data(), bufs[i].size()};
+      msgs[i].msg_hdr = {};
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // Count only packets of the measured window (after the warm-up marker of 0.3 s).
+    uint64_t count = 0;
+    auto start = std::chrono::steady_clock::now();
+    auto end = start + std::chrono::duration<double>(seconds + 0.3);
+    bool counting = false;
+    auto count_from = start + std::chrono::milliseconds(300);
+    while (std::chrono::steady_clock::now() < end) {
+      int n = recvmmsg(fd, msgs.data(), 64, 0, nullptr);
+      if (n > 0 && counting) count += static_cast<uint64_t>(n);
+      if (!counting && std::chrono::steady_clock::now() >= count_from) counting = true;
+    }
+    (void)!write(pipefd[1], &count, sizeof(count));
+    return 0;
+  });
+  usleep(100000);
+  pid_t tx = in_child(ga, [&] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(9000);
+    inet_pton(AF_INET, "198.51.100.11", &to.sin_addr);
+    connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+    char payload[64] = {};
+    std::vector<mmsghdr> msgs(64);
+    iovec iov{payload, sizeof(payload)};
+    for (auto& m : msgs) {
+      m.msg_hdr = {};
+      m.msg_hdr.msg_iov = &iov;
+      m.msg_hdr.msg_iovlen = 1;
+    }
+    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds + 0.4);
+    while (std::chrono::steady_clock::now() < end) sendmmsg(fd, msgs.data(), 64, 0);
+    return 0;
+  });
+  uint64_t count = 0;
+  (void)!read(pipefd[0], &count, sizeof(count));
+  waitpid(rx, nullptr, 0);
+  waitpid(tx, nullptr, 0);
+  close(pipefd[0]);
+  close(pipefd[1]);
+  return static_cast<double>(count) / seconds;
+}
+
+void load(int guests, int shards) {
+  auto config = bench::synthetic_config(guests);
+  // The measured pair: 1001 accepts the blast.
+  auto fw = firewall::parse_guest_fw(bench::guest_fw_text(1001, 0) + "IN ACCEPT -p udp -dport 9000\n", "firewall/1001.fw");
+  config.guests[1001].fw = *fw;
+  auto compiled = firewall::compile(config, {.shards = shards});
+  auto driver = firewall::nft::NftDriver::open(node);
+  if (!compiled || !driver) std::exit(1);
+  // Replace whatever is loaded.
+  run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
+  auto sent = driver->apply(firewall::nft::diff({}, compiled->ruleset));
+  if (!sent) {
+    std::fprintf(stderr, "apply: %s\n", sent.error().to_string().c_str());
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes = {100, 1000, 10000};
+  int shards = 8;
+  double seconds = 2;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--guests") {
+      sizes.clear();
+      for (auto p : split(v, ',')) sizes.push_back(static_cast<int>(*parse_uint(p)));
+    } else if (k == "--shards") {
+      shards = static_cast<int>(*parse_uint(v));
+    } else if (k == "--seconds") {
+      seconds = std::stod(v);
+    }
+  }
+  setup();
+  {
+    auto applier = firewall::Applier::open({.netns = node, .state_dir = "/tmp/" + tag});
+    if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);
+  }
+  double empty = blast(seconds);
+  std::printf("B4 empty ruleset: %.0f pps\n", empty);
+  // Exploration: measure hand-written rulesets (nft syntax files) against the same path.
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) != "--nft-file") continue;
+    run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
+    sh({"ip", "netns", "exec", node, "nft", "-f", argv[i + 1]});
+    std::printf("B4 %s: %.0f pps (%.1f%% of empty)\n", argv[i + 1], blast(seconds), 100.0 * blast(seconds) / empty);
+  }
+  for (int n : sizes) {
+    load(n, shards);
+    double loaded = blast(seconds);
+    run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
+    double empty_again = blast(seconds);
+    double base = (empty + empty_again) / 2;
+    std::printf("B4 %d guests (%d shards): %.0f pps vs empty %.0f pps: %.1f%%\n", n, shards, loaded, base,
+                100.0 * loaded / base);
+    empty = empty_again;
+  }
+  teardown();
+  return 0;
+}
