@@ -1,8 +1,9 @@
 // B4: packet rate between two guest namespaces on one bridge, with the compiled rules of N
 // guests loaded, against the same path with an empty ruleset (br_netfilter on in both runs),
-// measured in the same run with our own sendmmsg UDP blaster. Each packet is a NEW UDP
-// "connection" from the firewall's point of view (no replies), so every one walks the guest
-// chains. Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--seconds 2]
+// measured in the same run with our own sendmmsg UDP blaster. Two flows: "established" (the
+// receiver answered once, as in real traffic, so conntrack short-cuts the guest rules) and
+// "new" (never answered: every packet walks both guests' chains, the worst case).
+// Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--seconds 2]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -76,8 +77,9 @@ pid_t in_child(const std::string& ns, Fn fn) {
   return pid;
 }
 
-// Received packets per second from a to b for `seconds`.
-double blast(double seconds) {
+// Received packets per second from a to b for `seconds`. With `established`, b answers the
+// first packet so the flow is established in conntrack before the measured window.
+double blast(double seconds, bool established = true) {
   int pipefd[2];
   if (pipe(pipefd) != 0) std::exit(1);
   pid_t rx = in_child(gb, [&] {
@@ -103,10 +105,17 @@ double blast(double seconds) {
     uint64_t count = 0;
     auto start = std::chrono::steady_clock::now();
     auto end = start + std::chrono::duration<double>(seconds + 0.3);
-    bool counting = false;
+    bool counting = false, answered = !established;
     auto count_from = start + std::chrono::milliseconds(300);
     while (std::chrono::steady_clock::now() < end) {
+      sockaddr_in peer{};
+      msgs[0].msg_hdr.msg_name = &peer;
+      msgs[0].msg_hdr.msg_namelen = sizeof(peer);
       int n = recvmmsg(fd, msgs.data(), 64, 0, nullptr);
+      if (n > 0 && !answered) {
+        sendto(fd, "ok", 2, 0, reinterpret_cast<sockaddr*>(&peer), sizeof(peer));
+        answered = true;
+      }
       if (n > 0 && counting) count += static_cast<uint64_t>(n);
       if (!counting && std::chrono::steady_clock::now() >= count_from) counting = true;
     }
@@ -182,7 +191,8 @@ int main(int argc, char** argv) {
     if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);
   }
   double empty = blast(seconds);
-  std::printf("B4 empty ruleset: %.0f pps\n", empty);
+  double empty_new = blast(seconds, false);
+  std::printf("B4 empty ruleset: %.0f pps (established flow), %.0f pps (new flow)\n", empty, empty_new);
   // Exploration: measure hand-written rulesets (nft syntax files) against the same path.
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) != "--nft-file") continue;
@@ -193,12 +203,16 @@ int main(int argc, char** argv) {
   for (int n : sizes) {
     load(n, shards);
     double loaded = blast(seconds);
+    double loaded_new = blast(seconds, false);
     run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
     double empty_again = blast(seconds);
-    double base = (empty + empty_again) / 2;
-    std::printf("B4 %d guests (%d shards): %.0f pps vs empty %.0f pps: %.1f%%\n", n, shards, loaded, base,
-                100.0 * loaded / base);
+    double empty_new_again = blast(seconds, false);
+    double base = (empty + empty_again) / 2, base_new = (empty_new + empty_new_again) / 2;
+    std::printf("B4 %d guests (%d shards): established flow %.0f pps vs empty %.0f pps: %.1f%%; "
+                "new flow %.0f pps vs %.0f pps: %.1f%%\n",
+                n, shards, loaded, base, 100.0 * loaded / base, loaded_new, base_new, 100.0 * loaded_new / base_new);
     empty = empty_again;
+    empty_new = empty_new_again;
   }
   teardown();
   return 0;

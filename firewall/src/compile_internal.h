@@ -23,7 +23,6 @@ struct Scope {
 struct ResolvedAddress {
   struct PerFamily {
     std::string set;                    // named set in the table, or
-    bool by_device = false;             // the set is keyed by guest device . address
     std::vector<nft::Interval> values;  // literal values (In anonymous set / Eq)
   };
   std::map<int, PerFamily> families;
@@ -62,15 +61,6 @@ class TableBuilder {
                                                std::vector<IpRange> extra = {},
                                                bool all_families = false);
 
-  // Adds guest ipset `set` to the shard's shared sets keyed by device . address (every
-  // firewalled NIC of `guest`), per family with entries (all families when `all_families`).
-  // Returns the set name per family.
-  std::map<int, std::string> materialize_guest_ipset(const IpSet& set, const Guest& guest,
-                                                     const std::string& set_name_v4,
-                                                     const std::string& set_name_v6,
-                                                     std::vector<IpRange> extra = {},
-                                                     bool all_families = false);
-
   // The interface match for a device name in direction `dir` (IN: oifname for guests,
   // iifname for the host; OUT: the reverse).
   nft::Match iface_match(const std::string& device, bool to_device) const;
@@ -89,7 +79,6 @@ class TableBuilder {
   const FirewallConfig& config_;
   std::vector<std::string>& warnings_;
   std::vector<nft::ObjectRef>* created_ = nullptr;
-  std::set<std::pair<std::string, uint32_t>> guest_sets_done_;  // (set, vmid) materialized
 };
 
 // Effective ranges of a list of (range, nomatch) entries under longest-prefix-wins semantics.

@@ -266,26 +266,119 @@ nft::Bytes mac_bytes(const std::string& mac) {
   return b;
 }
 
-void ensure_guest_skeleton(nft::Table& t, GuestStrategy strategy) {
+// Port sets of a shard table: which firewalled guest devices have which option. The
+// dispatch base chains apply these behaviours by set membership, so guest chains hold only
+// the guest's own rules: fewer rules for every commit to validate and every packet to walk.
+struct PortSets {
+  static constexpr const char* kAll = "fw-ports";
+  static constexpr const char* kDhcpOn = "dhcp-on";
+  static constexpr const char* kDhcpOff = "dhcp-off";
+  static constexpr const char* kNdpOn = "ndp-on";
+  static constexpr const char* kNdpOff = "ndp-off";
+  static constexpr const char* kRadvOn = "radv-on";
+  static constexpr const char* kRadvOff = "radv-off";
+};
+
+Match port_in(Field f, const char* set) { return Match{{f}, Match::Op::In, {}, set, 0}; }
+
+// The stateful shortcut: established/related accepted, invalid dropped.
+std::vector<nft::Rule> conntrack_rules(GuestStrategy strategy, bool allow_invalid, Field port) {
+  std::vector<nft::Rule> out;
+  bool brnf = strategy == GuestStrategy::BrNetfilter;
+  out.push_back(rule({brnf ? bits_any(Field::Mark, names::kMarkEstablished)
+                           : bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)},
+                     accept()));
+  if (!allow_invalid)
+    out.push_back(rule({port_in(port, PortSets::kAll),
+                        brnf ? bits_any(Field::Mark, names::kMarkInvalid) : bits_any(Field::CtState, nft::kCtInvalid)},
+                       drop(), "conntrack invalid"));
+  return out;
+}
+
+// DHCP, NDP and router advertisements by option, for traffic from (OUT) or to (IN) a port.
+void add_option_rules(TableBuilder& b, nft::Chain& c, bool is_out) {
+  Field port = is_out ? Field::Iifname : Field::Oifname;
+  Match v4 = b.family_match(4), v6 = b.family_match(6);
+  uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547, s6 = is_out ? 547 : 546;
+  for (auto [set, verdict] : {std::pair{PortSets::kDhcpOn, accept()}, {PortSets::kDhcpOff, drop()}}) {
+    c.rules.push_back(rule({port_in(port, set), v4, l4(17), eq(Field::Sport, nft::be16(c4)), eq(Field::Dport, nft::be16(s4))}, verdict, "dhcp"));
+    c.rules.push_back(rule({port_in(port, set), v6, l4(17), eq(Field::Sport, nft::be16(c6)), eq(Field::Dport, nft::be16(s6))}, verdict, "dhcp"));
+  }
+  std::vector<uint8_t> ndp_types = is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136};
+  for (auto [set, verdict] : {std::pair{PortSets::kNdpOn, accept()}, {PortSets::kNdpOff, drop()}})
+    c.rules.push_back(rule({port_in(port, set), v6, l4(58), icmp6_types(ndp_types)}, verdict, "ndp"));
+  if (is_out)
+    for (auto [set, verdict] : {std::pair{PortSets::kRadvOn, accept()}, {PortSets::kRadvOff, drop()}})
+      c.rules.push_back(rule({port_in(port, set), v6, l4(58), icmp6_types({134})}, verdict, "radv"));
+}
+
+void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestStrategy strategy, bool allow_invalid) {
+  nft::Table& t = b.table();
   if (t.chains.contains("out")) return;
+  bool brnf = strategy == GuestStrategy::BrNetfilter;
   for (const char* name : {names::kOutPorts, names::kInPorts}) {
     nft::Set& m = t.sets[name];
     m.name = name;
     m.kind = nft::Set::Kind::Vmap;
     m.key = {std::string(name) == names::kOutPorts ? Field::Iifname : Field::Oifname};
   }
-  auto dispatch = [&](const char* cname, nft::Hook hook, int prio, Field f, const char* map) {
-    nft::Chain& c = chain(t, cname, nft::BaseChain{hook, prio, false});
+  for (const char* name : {PortSets::kAll, PortSets::kDhcpOn, PortSets::kDhcpOff, PortSets::kNdpOn,
+                           PortSets::kNdpOff, PortSets::kRadvOn, PortSets::kRadvOff, names::kMacfilterPorts}) {
+    nft::Set& set = t.sets[name];
+    set.name = name;
+    set.key = {Field::Iifname};
+  }
+  nft::Set& macs = t.sets[names::kMacSet];
+  macs.name = names::kMacSet;
+  macs.key = {Field::Iifname, Field::EtherSaddr};
+  Match arp = eq(Field::Protocol, nft::be16(0x0806));
+
+  // OUT: traffic from a guest port, at bridge prerouting after br_netfilter's conntrack.
+  nft::Chain& out = chain(t, "out", nft::BaseChain{nft::Hook::Prerouting, names::kGuestOutPriority, false});
+  out.rules = conntrack_rules(strategy, allow_invalid, Field::Iifname);
+  // Every shard's dispatch sees every bridged packet: others' ports leave after one lookup.
+  out.rules.push_back(rule({Match{{Field::Iifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
+  Match filtered = port_in(Field::Iifname, names::kMacfilterPorts);
+  out.rules.push_back(rule({filtered, Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}}, drop(), "macfilter"));
+  out.rules.push_back(rule({filtered, arp, Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}}, drop(), "macfilter"));
+  add_option_rules(b, out, true);
+  nft::Rule to_guest;
+  to_guest.vmap_fields = {Field::Iifname};
+  to_guest.vmap = names::kOutPorts;
+  out.rules.push_back(to_guest);
+
+  // IN: traffic to a guest port; bridged (forward, before br_netfilter's inet forward) and
+  // from the host (output).
+  auto in_rules = [&](bool forwarded) {
+    std::vector<nft::Rule> rules = conntrack_rules(strategy, allow_invalid, Field::Oifname);
+    if (brnf && forwarded)
+      // A guest OUT rule already rejected it: the inet hook answers, the receiver's IN rules
+      // must not turn the REJECT into their DROP.
+      rules.push_back(rule({bits_any(Field::Mark, names::kMarkReject)}, accept()));
+    rules.push_back(rule({Match{{Field::Oifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
+    rules.push_back(rule({arp}, accept()));
+    if (config.cluster)
+      if (auto bl = config.cluster->ipsets.find("blacklist"); bl != config.cluster->ipsets.end())
+        for (auto [family, name] : b.materialize_ipset(bl->second, "dc", Scope{})) {
+          Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+          rules.push_back(rule({b.family_match(family),
+                                Match{{f}, Match::Op::In, {}, name, 0}},
+                               drop(), bl->second.where.to_string()));
+        }
+    nft::Chain scratch;
+    add_option_rules(b, scratch, false);
+    for (auto& r : scratch.rules) rules.push_back(std::move(r));
     nft::Rule r;
-    r.vmap_fields = {f};
-    r.vmap = map;
-    c.rules.push_back(r);
+    r.vmap_fields = {Field::Oifname};
+    r.vmap = names::kInPorts;
+    rules.push_back(r);
+    return rules;
   };
-  dispatch("out", nft::Hook::Prerouting, names::kGuestOutPriority, Field::Iifname, names::kOutPorts);
-  dispatch("in", nft::Hook::Forward, names::kGuestInPriority, Field::Oifname, names::kInPorts);
-  dispatch("in-local", nft::Hook::Output, names::kGuestLocalPriority, Field::Oifname, names::kInPorts);
+  chain(t, "in", nft::BaseChain{nft::Hook::Forward, names::kGuestInPriority, false}).rules = in_rules(true);
+  chain(t, "in-local", nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority, false}).rules = in_rules(false);
+
   nft::Chain& rej = chain(t, names::kDoReject);
-  if (strategy == GuestStrategy::BrNetfilter) {
+  if (brnf) {
     // No bridge-family reject here: mark the IP packet and let the inet forward/input chain
     // answer it; host-originated packets (bridge output) are dropped by "in-local-reject".
     nft::Rule mark = rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
@@ -298,129 +391,56 @@ void ensure_guest_skeleton(nft::Table& t, GuestStrategy strategy) {
   }
 }
 
-// The conntrack shortcut every guest chain starts with (through pre-in / pre-out).
-void add_conntrack_shortcut(nft::Chain& c, GuestStrategy strategy, bool allow_invalid) {
-  if (strategy == GuestStrategy::BrNetfilter) {
-    if (!allow_invalid) c.rules.push_back(rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop()));
-    c.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
-  } else {
-    if (!allow_invalid) c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
-    c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
-  }
-}
-
-// Shared per shard table, so a guest chain holds a few jumps instead of a copy of them:
-//   pre-out / pre-in: conntrack shortcut, MAC filter (ports in macfilter-ports), ARP on IN;
-//   opts-out-DNR / opts-in-DN: DHCP, NDP and router advertisements by the guest's options
-//   (D dhcp, N ndp, R radv: 0 or 1), then ARP accept on OUT.
-void ensure_shared_guest_chains(TableBuilder& b, GuestStrategy strategy, bool allow_invalid) {
-  nft::Table& t = b.table();
-  if (t.chains.contains("pre-out")) return;
-  nft::Chain& out = chain(t, "pre-out");
-  add_conntrack_shortcut(out, strategy, allow_invalid);
-  nft::Set& ports = t.sets[names::kMacfilterPorts];
-  ports.name = names::kMacfilterPorts;
-  ports.key = {Field::Iifname};
-  nft::Set& macs = t.sets[names::kMacSet];
-  macs.name = names::kMacSet;
-  macs.key = {Field::Iifname, Field::EtherSaddr};
-  Match filtered{{Field::Iifname}, Match::Op::In, {}, names::kMacfilterPorts, 0};
-  out.rules.push_back(rule({filtered, Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}},
-                           drop(), "macfilter"));
-  out.rules.push_back(rule({filtered, eq(Field::Protocol, nft::be16(0x0806)),
-                            Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}},
-                           drop(), "macfilter"));
-  // Anti-spoofing (ipfilter): ports in ipfilter-ports may send only their allowed sources.
-  nft::Set& fports = t.sets[names::kIpfilterPorts];
-  fports.name = names::kIpfilterPorts;
-  fports.key = {Field::Iifname};
-  for (auto [family, name] : {std::pair{4, names::kIpfilterV4}, {6, names::kIpfilterV6}}) {
-    nft::Set& allowed = t.sets[name];
-    allowed.name = name;
-    allowed.key = {Field::Iifname, family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
-    allowed.interval = true;
-  }
-  Match ipfiltered{{Field::Iifname}, Match::Op::In, {}, names::kIpfilterPorts, 0};
-  out.rules.push_back(rule({ipfiltered, b.family_match(4),
-                            Match{{Field::Iifname, Field::Ip4Saddr}, Match::Op::NotIn, {}, names::kIpfilterV4, 0}},
-                           drop(), "ipfilter"));
-  out.rules.push_back(rule({ipfiltered, eq(Field::Protocol, nft::be16(0x0806)),
-                            Match{{Field::Iifname, Field::ArpSip}, Match::Op::NotIn, {}, names::kIpfilterV4, 0}},
-                           drop(), "ipfilter"));
-  out.rules.push_back(rule({ipfiltered, b.family_match(6),
-                            Match{{Field::Iifname, Field::Ip6Saddr}, Match::Op::NotIn, {}, names::kIpfilterV6, 0}},
-                           drop(), "ipfilter"));
-  nft::Chain& in = chain(t, "pre-in");
-  add_conntrack_shortcut(in, strategy, allow_invalid);
-  in.rules.push_back(rule({eq(Field::Protocol, nft::be16(0x0806))}, accept()));
-}
-
-std::string options_chain(TableBuilder& b, Direction dir, const GuestOptions& o) {
-  nft::Table& t = b.table();
-  bool is_out = dir == Direction::Out;
-  std::string name = std::string(is_out ? "opts-out-" : "opts-in-") + (o.dhcp ? "1" : "0") + (o.ndp ? "1" : "0") +
-                     (is_out ? (o.radv ? "1" : "0") : "");
-  if (t.chains.contains(name)) return name;
-  nft::Chain& c = chain(t, name);
-  Match v4 = b.family_match(4), v6 = b.family_match(6);
-  auto dhcp = o.dhcp ? accept() : drop();
-  uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547, s6 = is_out ? 547 : 546;
-  c.rules.push_back(rule({v4, l4(17), eq(Field::Sport, nft::be16(c4)), eq(Field::Dport, nft::be16(s4))}, dhcp, "dhcp"));
-  c.rules.push_back(rule({v6, l4(17), eq(Field::Sport, nft::be16(c6)), eq(Field::Dport, nft::be16(s6))}, dhcp, "dhcp"));
-  auto ndp = o.ndp ? accept() : drop();
-  if (is_out) {
-    c.rules.push_back(rule({v6, l4(58), icmp6_types({133, 135, 136})}, ndp, "ndp"));
-    c.rules.push_back(rule({v6, l4(58), icmp6_types({134})}, o.radv ? accept() : drop(), "radv"));
-    c.rules.push_back(rule({eq(Field::Protocol, nft::be16(0x0806))}, accept()));
-  } else {
-    c.rules.push_back(rule({v6, l4(58), icmp6_types({134, 135, 136})}, ndp, "ndp"));
-  }
-  return name;
-}
-
-// Adds one guest: its chains, its dispatch and MAC elements, its ipfilter sets.
-void build_guest(TableBuilder& b, const Guest& guest, const CompileOptions& options, bool allow_invalid) {
+// Adds one guest: its two chains, its ports in the dispatch maps and option sets, its MACs,
+// and its ipfilter sets.
+void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& guest,
+                 const CompileOptions& options, bool allow_invalid) {
   nft::Table& t = b.table();
   const GuestFw& fw = *guest.fw;
   const GuestOptions& o = fw.options;
-  ensure_guest_skeleton(t, options.strategy);
-  ensure_shared_guest_chains(b, options.strategy, allow_invalid);
+  ensure_guest_skeleton(b, config, options.strategy, allow_invalid);
   Scope scope{&guest};
   std::string out_name = names::guest_chain(guest.vmid, Direction::Out);
   std::string in_name = names::guest_chain(guest.vmid, Direction::In);
   nft::Chain& out = chain(t, out_name);
   nft::Chain& in = chain(t, in_name);
-  out.rules.push_back(rule({}, jump("pre-out")));
-  in.rules.push_back(rule({}, jump("pre-in")));
-
+  Match arp = eq(Field::Protocol, nft::be16(0x0806));
   for (const auto& [index, nic] : guest.nics) {
     if (!nic.firewall) continue;
-    std::string dev = names::guest_device(guest, index);
-    auto dev_key = nft::single(nft::ifname_bytes(dev));
-    t.sets[names::kOutPorts].elements.push_back({{dev_key}, go(out_name), 0});
-    t.sets[names::kInPorts].elements.push_back({{dev_key}, go(in_name), 0});
+    auto dev = nft::single(nft::ifname_bytes(names::guest_device(guest, index)));
+    auto add = [&](const char* set) { t.sets[set].elements.push_back({{dev}, {}, 0}); };
+    t.sets[names::kOutPorts].elements.push_back({{dev}, go(out_name), 0});
+    t.sets[names::kInPorts].elements.push_back({{dev}, go(in_name), 0});
+    add(PortSets::kAll);
+    add(o.dhcp ? PortSets::kDhcpOn : PortSets::kDhcpOff);
+    add(o.ndp ? PortSets::kNdpOn : PortSets::kNdpOff);
+    add(o.radv ? PortSets::kRadvOn : PortSets::kRadvOff);
     if (o.macfilter && !nic.mac.empty()) {
-      t.sets[names::kMacfilterPorts].elements.push_back({{dev_key}, {}, 0});
-      t.sets[names::kMacSet].elements.push_back({{dev_key, nft::single(mac_bytes(nic.mac))}, {}, 0});
+      add(names::kMacfilterPorts);
+      t.sets[names::kMacSet].elements.push_back({{dev, nft::single(mac_bytes(nic.mac))}, {}, 0});
     }
     std::string set_name = "ipfilter-net" + std::to_string(index);
     auto explicit_set = fw.ipsets.find(set_name);
-    if (o.ipfilter || explicit_set != fw.ipsets.end()) {
-      // Only this NIC's device carries this NIC's allowed addresses.
-      Guest one = guest;
-      one.nics = {{index, nic}};
-      IpSet set = explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
-      std::vector<IpRange> extra;
-      if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
-      if (nic.ip) extra.push_back(*nic.ip);
-      if (nic.ip6) extra.push_back(*nic.ip6);
-      t.sets[names::kIpfilterPorts].elements.push_back({{dev_key}, {}, 0});
-      b.materialize_guest_ipset(set, one, names::kIpfilterV4, names::kIpfilterV6, extra, /*all_families=*/true);
+    if (!o.ipfilter && explicit_set == fw.ipsets.end()) continue;
+    // Anti-spoofing: this NIC may only send from its allowed addresses (the ipset, its
+    // EUI-64 link-local address and a container's static ip/ip6). It follows the DHCP
+    // rules of the dispatch chain: a DHCP client has no address yet.
+    IpSet set = explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
+    std::vector<IpRange> extra;
+    if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
+    if (nic.ip) extra.push_back(*nic.ip);
+    if (nic.ip6) extra.push_back(*nic.ip6);
+    auto sets = b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
+    std::string origin = "ipfilter net" + std::to_string(index);
+    Match from_dev = b.iface_match(names::guest_device(guest, index), false);
+    for (auto [family, name] : sets) {
+      Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+      out.rules.push_back(rule({from_dev, b.family_match(family), Match{{f}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
+      if (family == 4)
+        out.rules.push_back(rule({from_dev, arp, Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
     }
   }
-  // DHCP, NDP and router advertisements come before the user's rules, whatever the policy.
-  out.rules.push_back(rule({}, jump(options_chain(b, Direction::Out, o))));
-  in.rules.push_back(rule({}, jump(options_chain(b, Direction::In, o))));
+  out.rules.push_back(rule({arp}, accept()));
   b.add_rules(out, fw.rules, Direction::Out, scope);
   b.add_rules(in, fw.rules, Direction::In, scope);
   add_policy(b, out, guest.vmid, o.policy_out, o.log_level_out);
@@ -448,7 +468,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     int shard = static_cast<int>(vmid % static_cast<uint32_t>(options.shards));
     nft::Table& t = result.ruleset.table(nft::Family::Bridge, names::guest_table(shard));
     TableBuilder b(t, options, config, result.warnings);
-    build_guest(b, guest, options, allow_invalid);
+    build_guest(b, config, guest, options, allow_invalid);
   }
   bool host_enabled = !config.host || config.host->options.enable;
   bool guests_present = !result.ruleset.tables.empty();
@@ -521,8 +541,15 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
     t.chains.erase(in_chain);
     touched.push_back({key, false, out_chain});
     touched.push_back({key, false, in_chain});
-    // Every set keyed by a device (first key field an interface name) may hold this guest's
-    // elements: guest ipsets, ipfilter, MAC filter.
+    for (int family : {4, 6}) {
+      std::string prefix = names::ipset(family, "guest", vmid, "");
+      for (auto s = t.sets.lower_bound(prefix); s != t.sets.end() && s->first.starts_with(prefix);) {
+        touched.push_back({key, true, s->first});
+        s = t.sets.erase(s);
+      }
+    }
+    // Sets keyed by a device (first key field an interface name) may hold this guest's
+    // elements: the port option sets and the MAC filter.
     std::string tap = "tap" + std::to_string(vmid) + "i", veth = "veth" + std::to_string(vmid) + "i";
     for (auto& [name, set] : t.sets) {
       if (set.kind != nft::Set::Kind::Set || set.key.empty() || set.key[0] != Field::Iifname) continue;
@@ -553,7 +580,7 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
     nft::Table& t = ruleset.table(nft::Family::Bridge, names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
     TableBuilder b(t, options, config, warnings);
     b.track(&touched);
-    build_guest(b, guest, options, config.host && config.host->options.nf_conntrack_allow_invalid);
+    build_guest(b, config, guest, options, config.host && config.host->options.nf_conntrack_allow_invalid);
     std::vector<std::string> chains = {out_chain, in_chain};
     for (const auto& ref : touched)
       if (!ref.is_set && ref.table == key) chains.push_back(ref.name);

@@ -25,8 +25,4 @@ std::string ipset(int family, const std::string& scope, uint32_t vmid, const std
   return "v" + std::to_string(family) + "-" + s + "/" + name;
 }
 
-std::string guest_ipset(int family, const std::string& name) {
-  return "guest-v" + std::to_string(family) + "/" + name;
-}
-
 }  // namespace moat::firewall::names

@@ -206,53 +206,6 @@ std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set, con
   return names;
 }
 
-std::map<int, std::string> TableBuilder::materialize_guest_ipset(const IpSet& set, const Guest& guest,
-                                                                 const std::string& set_name_v4,
-                                                                 const std::string& set_name_v6,
-                                                                 std::vector<IpRange> extra,
-                                                                 bool all_families) {
-  std::vector<std::pair<IpRange, bool>> entries;
-  for (const auto& e : set.entries) {
-    if (e.cidr) {
-      entries.emplace_back(*e.cidr, e.nomatch);
-      continue;
-    }
-    const Alias* alias = nullptr;
-    if (guest.fw && e.alias_scope != "dc")
-      if (auto it = guest.fw->aliases.find(e.alias); it != guest.fw->aliases.end()) alias = &it->second;
-    if (!alias && e.alias_scope != "guest" && config_.cluster)
-      if (auto it = config_.cluster->aliases.find(e.alias); it != config_.cluster->aliases.end()) alias = &it->second;
-    if (!alias) {
-      warnings_.push_back(e.where.to_string() + ": skipped ipset entry: alias '" + e.alias + "' does not exist");
-      continue;
-    }
-    entries.emplace_back(alias->cidr, e.nomatch);
-  }
-  for (const auto& r : extra) entries.emplace_back(r, false);
-  std::map<int, std::string> names;
-  for (int family : {4, 6}) {
-    auto ranges = effective_ranges(entries, family);
-    if (ranges.empty() && !all_families) continue;
-    const std::string& name = family == 4 ? set_name_v4 : set_name_v6;
-    names[family] = name;
-    if (!table_.sets.contains(name)) {
-      if (created_) created_->push_back({nft::table_key(table_.family, table_.name), true, name});
-      nft::Set& s = table_.sets[name];
-      s.name = name;
-      s.key = {Field::Iifname, family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
-      s.interval = true;
-    }
-    if (!guest_sets_done_.insert({name, guest.vmid}).second) continue;
-    nft::Set& s = table_.sets.at(name);
-    for (const auto& [index, nic] : guest.nics) {
-      if (!nic.firewall) continue;
-      auto dev = nft::single(nft::ifname_bytes(names::guest_device(guest, index)));
-      for (const auto& r : ranges) s.elements.push_back({{dev, r}, {}, 0});
-    }
-  }
-  return names;
-}
-
 bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const Rule& rule,
                            ResolvedAddress& out) {
   const GuestFw* gfw = scope.guest && scope.guest->fw ? &*scope.guest->fw : nullptr;
@@ -276,12 +229,11 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
     }
     case AddressMatch::Kind::IpSet: {
       std::map<int, std::string> sets;
-      bool by_device = false;
+      // Per-guest sets: small sets keep one guest's commit small (the kernel's cost of a
+      // changed set follows its size; a shared device-keyed pipapo set cost ~15 ms here).
       if (gfw && (addr.scope.empty() || addr.scope == "guest"))
         if (auto it = gfw->ipsets.find(addr.name); it != gfw->ipsets.end()) {
-          by_device = true;
-          sets = materialize_guest_ipset(it->second, *scope.guest, names::guest_ipset(4, addr.name),
-                                         names::guest_ipset(6, addr.name));
+          sets = materialize_ipset(it->second, "guest", scope);
           if (sets.empty()) return true;  // the guest's ipset is empty: the rule matches nothing
         }
       if (sets.empty() && cfw && (addr.scope.empty() || addr.scope == "dc"))
@@ -296,10 +248,7 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
         // The ipset exists but is empty: the rule matches nothing.
         return true;
       }
-      for (const auto& [family, name] : sets) {
-        out.families[family].set = name;
-        out.families[family].by_device = by_device;
-      }
+      for (const auto& [family, name] : sets) out.families[family].set = name;
       return true;
     }
   }
@@ -449,9 +398,7 @@ void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir, 
         const auto& pf = res->families.at(family);
         Field f = family == 4 ? (is_src ? Field::Ip4Saddr : Field::Ip4Daddr)
                               : (is_src ? Field::Ip6Saddr : Field::Ip6Daddr);
-        Field dev = dir == Direction::In ? Field::Oifname : Field::Iifname;  // the guest's port
-        if (pf.by_device) r.matches.push_back(Match{{dev, f}, Match::Op::In, {}, pf.set, 0});
-        else if (!pf.set.empty()) r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
+        if (!pf.set.empty()) r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
         else r.matches.push_back(values_match(f, pf.values));
       }
       if (x.proto) r.matches.push_back(Match{{Field::L4proto}, Match::Op::Eq, {nft::single(nft::u8(*x.proto))}, {}, 0});

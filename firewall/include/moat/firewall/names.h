@@ -23,12 +23,6 @@ std::string guest_device(const Guest& guest, int nic);
 
 // Set names: v4-dc/<name>, v6-guest-100/<name>, v4-sdn/<name>.
 std::string ipset(int family, const std::string& scope, uint32_t vmid, const std::string& name);
-// Guest ipsets: one shared set per shard, ipset name and family, keyed by the guest's device
-// and the address ("guest-v4/<name>": ifname . ipv4_addr), instead of one set per guest.
-std::string guest_ipset(int family, const std::string& name);
-inline constexpr const char* kIpfilterPorts = "ipfilter-ports";  // iifname with ipfilter on
-inline constexpr const char* kIpfilterV4 = "ipfilter-v4";        // iifname . ipv4 allowed
-inline constexpr const char* kIpfilterV6 = "ipfilter-v6";        // iifname . ipv6 allowed
 inline constexpr const char* kMacSet = "guest-macs";       // iifname . ether saddr
 inline constexpr const char* kMacfilterPorts = "macfilter-ports";  // iifname with macfilter on
 inline constexpr const char* kOutPorts = "out-ports";      // iifname : goto guest-<vmid>-out
