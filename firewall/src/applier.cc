@@ -96,6 +96,19 @@ Status Applier::enable_bridge_netfilter() {
   return {};
 }
 
+Status Applier::write_sysctls(const std::map<std::string, std::string>& sysctls) {
+  if (sysctls.empty()) return {};
+  auto scope = MOAT_TRY(NetnsScope::enter(options_.netns));
+  for (const auto& [key, value] : sysctls) {
+    std::string path = "/proc/sys/" + key;
+    std::ofstream out(path);
+    out << value << "\n";
+    out.close();
+    if (!out) return fail(ErrorCode::Unavailable, "cannot write " + path + " = " + value);
+  }
+  return {};
+}
+
 Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
   ApplyReport report;
   auto previous = MOAT_TRY(state());

@@ -177,6 +177,38 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     sf.rules = {syn, rule({}, drop(), "protection_synflood")};
     input.rules.push_back(rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, jump("synflood")));
   }
+  if (host.nosmurfs) {
+    // Smurf sources: broadcast and multicast addresses never send to us (0.0.0.0 may: DHCP).
+    // Subnet-directed broadcast sources need the routing table (fib), not done here.
+    std::vector<nft::Interval> smurfs = {detail::to_interval(*parse_ip_range("224.0.0.0/4")),
+                                         detail::to_interval(*parse_ip_range("255.255.255.255"))};
+    std::vector<Match> m = {b.family_match(4), Match{{Field::Ip4Saddr}, Match::Op::In, smurfs, {}, 0}};
+    if (host.smurf_log_level != LogLevel::Nolog) {
+      nft::Rule log = b.log_rule(0, host.smurf_log_level, "smurfs", "DROP");
+      log.matches = m;
+      input.rules.push_back(log);
+    }
+    input.rules.push_back(rule(m, drop(), "nosmurfs"));
+  }
+  if (host.tcpflags) {
+    // Flag combinations no TCP stack sends (as pve-firewall's PVEFW-tcpflags): xmas, null,
+    // SYN+RST, SYN+FIN, FIN/PSH/URG without ACK, and port 0.
+    const std::pair<uint32_t, uint32_t> kBad[] = {{0x3f, 0x29}, {0x3f, 0x00}, {0x06, 0x06}, {0x03, 0x03},
+                                                  {0x11, 0x01}, {0x18, 0x08}, {0x30, 0x20}};
+    nft::Chain& tf = chain(t, "tcpflags");
+    for (auto [mask, value] : kBad) {
+      std::vector<Match> m = {Match{{Field::TcpFlags}, Match::Op::MaskEq, {}, {}, mask, value}};
+      if (host.tcp_flags_log_level != LogLevel::Nolog) {
+        nft::Rule log = b.log_rule(0, host.tcp_flags_log_level, "tcpflags", "DROP");
+        log.matches = m;
+        tf.rules.push_back(log);
+      }
+      tf.rules.push_back(rule(m, drop(), "tcpflags"));
+    }
+    for (Field port : {Field::Sport, Field::Dport})
+      tf.rules.push_back(rule({eq(port, nft::be16(0))}, drop(), "tcpflags"));
+    input.rules.push_back(rule({l4(6)}, jump("tcpflags")));
+  }
   input.rules.push_back(rule({l4(2)}, accept()));  // IGMP
   if (host.ndp)
     input.rules.push_back(rule({l4(58), icmp6_types({133, 134, 135, 136})}, accept()));
@@ -471,6 +503,23 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     build_guest(b, config, guest, options, allow_invalid);
   }
   bool host_enabled = !config.host || config.host->options.enable;
+  if (config.host) {
+    const HostOptions& h = config.host->options;
+    if (h.nf_conntrack_max) {
+      result.sysctls["net/netfilter/nf_conntrack_max"] = std::to_string(*h.nf_conntrack_max);
+      result.sysctls["net/netfilter/nf_conntrack_buckets"] = std::to_string(*h.nf_conntrack_max / 4);
+    }
+    if (h.nf_conntrack_tcp_timeout_established)
+      result.sysctls["net/netfilter/nf_conntrack_tcp_timeout_established"] =
+          std::to_string(*h.nf_conntrack_tcp_timeout_established);
+    if (h.nf_conntrack_tcp_timeout_syn_recv)
+      result.sysctls["net/netfilter/nf_conntrack_tcp_timeout_syn_recv"] =
+          std::to_string(*h.nf_conntrack_tcp_timeout_syn_recv);
+    if (!h.nf_conntrack_helpers.empty())
+      result.warnings.push_back(config.host->file + ": nf_conntrack_helpers is not applied yet (no ct helper objects)");
+    if (h.log_nf_conntrack)
+      result.warnings.push_back(config.host->file + ": log_nf_conntrack is not applied (conntrack event logging)");
+  }
   bool guests_present = !result.ruleset.tables.empty();
   if (host_enabled || guests_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);

@@ -17,7 +17,7 @@ constexpr Field kFields[] = {
     Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp, Field::ArpSha,
     Field::ArpSip,   Field::ArpTip,   Field::TcpFlags};
 
-const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none"};
+const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none", "mask-eq"};
 const char* kVerdicts[] = {"",     "accept", "drop",           "return",
                            "jump", "goto",   "reject-tcp-reset", "reject-port-unreachable",
                            "reject-admin-prohibited"};
@@ -59,6 +59,7 @@ json::object rule_json(const Rule& r) {
     if (!m.values.empty()) mo["values"] = intervals_json(m.values);
     if (!m.set.empty()) mo["set"] = m.set;
     if (m.mask) mo["mask"] = m.mask;
+    if (m.value) mo["value"] = m.value;
     matches.emplace_back(std::move(mo));
   }
   if (!matches.empty()) o["matches"] = std::move(matches);
@@ -134,6 +135,7 @@ struct Reader {
         if (auto* x = mo.if_contains("values")) m.values = intervals(*x);
         if (auto* x = mo.if_contains("set")) m.set = std::string(x->as_string());
         if (auto* x = mo.if_contains("mask")) m.mask = static_cast<uint32_t>(x->to_number<uint64_t>());
+        if (auto* x = mo.if_contains("value")) m.value = static_cast<uint32_t>(x->to_number<uint64_t>());
         r.matches.push_back(std::move(m));
       }
     if (auto* x = o.if_contains("counter")) r.counter = x->as_bool();

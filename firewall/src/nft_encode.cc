@@ -734,27 +734,25 @@ Status encode_match(RuleContext& ctx, RuleBuilder& b, const Match& m) {
       return {};
     }
     case Op::BitsAny:
-    case Op::BitsNone: {
+    case Op::BitsNone:
+    case Op::MaskEq: {
       if (m.fields.size() != 1) return invalid("bit test needs one field");
       Field f = m.fields[0];
-      Bytes mask;
-      switch (field_size(f)) {
-        case 1:
-          mask = u8(static_cast<uint8_t>(m.mask));
-          break;
-        case 2:
-          mask = be16(static_cast<uint16_t>(m.mask));
-          break;
-        case 4:
-          mask = info(f).host_integer ? host32(m.mask) : to_big_endian(host32(m.mask));
-          break;
-        default:
-          return invalid(std::string("bit test on ") + field_expr(f));
-      }
+      // A number in the field's encoding (the same one the mask uses).
+      auto encode = [&](uint32_t v) -> Result<Bytes> {
+        switch (field_size(f)) {
+          case 1: return u8(static_cast<uint8_t>(v));
+          case 2: return be16(static_cast<uint16_t>(v));
+          case 4: return info(f).host_integer ? host32(v) : to_big_endian(host32(v));
+          default: return invalid(std::string("bit test on ") + field_expr(f));
+        }
+      };
+      Bytes mask = MOAT_TRY(encode(m.mask));
       b.load(f, NFT_REG_1);
       Bytes zero(mask.size(), 0);
       b.bitwise(mask, zero);
-      b.cmp(m.op == Op::BitsAny ? NFT_CMP_NEQ : NFT_CMP_EQ, zero);
+      if (m.op == Op::MaskEq) b.cmp(NFT_CMP_EQ, MOAT_TRY(encode(m.value)));
+      else b.cmp(m.op == Op::BitsAny ? NFT_CMP_NEQ : NFT_CMP_EQ, zero);
       return {};
     }
   }

@@ -143,6 +143,8 @@ std::string match_text(const Match& m) {
     case Match::Op::BitsAny:
       if (m.fields[0] == Field::CtState) return lhs + " " + ct_state_text(m.mask);
       return fmt::format("{} & 0x{:08x} != 0", lhs, m.mask);
+    case Match::Op::MaskEq:
+      return fmt::format("{} & 0x{:02x} == 0x{:02x}", lhs, m.mask, m.value);
     case Match::Op::BitsNone:
       if (m.fields[0] == Field::CtState) return fmt::format("{} & ({}) == 0", lhs, ct_state_text(m.mask));
       return fmt::format("{} & 0x{:08x} == 0", lhs, m.mask);

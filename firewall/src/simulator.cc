@@ -465,6 +465,8 @@ Result<bool> Evaluator::matches(const nft::Table& t, const Match& m) const {
       bool any = (number(f, key[0]) & m.mask) != 0;
       return any == (m.op == Match::Op::BitsAny);
     }
+    case Match::Op::MaskEq:
+      return (number(f, key[0]) & m.mask) == m.value;
   }
   return false;
 }

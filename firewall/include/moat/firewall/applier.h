@@ -51,6 +51,9 @@ class Applier {
   // namespace), which the BrNetfilter strategy needs for stateful guest filtering.
   Status enable_bridge_netfilter();
 
+  // Writes /proc/sys/<key> = value in the namespace (the conntrack settings of host.fw).
+  Status write_sysctls(const std::map<std::string, std::string>& sysctls);
+
   // What apply() would send.
   Result<ApplyReport> plan(const nft::Ruleset& desired);
   // Sends the difference and records the new state.

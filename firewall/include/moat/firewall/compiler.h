@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct CompileOptions {
 
 struct CompileResult {
   nft::Ruleset ruleset;
+  // Kernel settings the host options ask for ("net/netfilter/nf_conntrack_max" -> "262144"),
+  // relative to /proc/sys, written by the applier in the target namespace.
+  std::map<std::string, std::string> sysctls;
   std::vector<std::string> warnings;  // "file:line: skipped rule: ..."
 };
 

@@ -128,12 +128,14 @@ struct Match {
     NotIn,     // the negation of In
     BitsAny,   // (field & mask) != 0   (Mark, CtState, TcpFlags)
     BitsNone,  // (field & mask) == 0
+    MaskEq,    // (field & mask) == value
   };
   std::vector<Field> fields;      // one field; several only for a concatenated named-set lookup
   Op op = Op::Eq;
   std::vector<Interval> values;   // Eq/Neq: one; In/NotIn anonymous: the elements
   std::string set;                // In/NotIn: named set in the same table
-  uint32_t mask = 0;              // BitsAny/BitsNone
+  uint32_t mask = 0;              // BitsAny/BitsNone/MaskEq
+  uint32_t value = 0;             // MaskEq
   friend bool operator==(const Match&, const Match&) = default;
 };
 
