@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "moat/base/log.h"
+#include "moat/firewall/analysis.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/ir_json.h"
@@ -103,7 +104,10 @@ void register_fw(CLI::App& app, int& exit_code) {
       exit_code = report(result.error());
       return;
     }
-    std::printf("configuration is valid (%zu warnings)\n", result->warnings.size());
+    // Shadowed and unreachable rules, found on the compiled IR (macros and groups resolved).
+    auto dead = firewall::find_dead_rules(result->ruleset);
+    for (const auto& d : dead) std::printf("warning: %s\n", d.c_str());
+    std::printf("configuration is valid (%zu warnings)\n", result->warnings.size() + dead.size());
   });
 
   // plan and apply share everything up to the last step.
@@ -142,6 +146,7 @@ void register_fw(CLI::App& app, int& exit_code) {
         }
         if (guests && strategy == firewall::GuestStrategy::BrNetfilter)
           MOAT_RETURN_IF_ERROR(applier.enable_bridge_netfilter());
+        MOAT_RETURN_IF_ERROR(applier.write_sysctls(compiled.sysctls));
         auto report = MOAT_TRY(applier.apply(compiled.ruleset, strategy));
         if (report.plan.empty()) {
           std::printf("nothing to do: the applied ruleset is current (compile %.1f ms)\n", compile_ms);
