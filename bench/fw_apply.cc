@@ -58,7 +58,8 @@ double nft_file(const std::string& netns, const std::string& text) {
   std::string path = "/tmp/moat-bench-" + std::to_string(getpid()) + ".nft";
   (void)write_file_atomic(path, text);
   auto start = Clock::now();
-  auto r = run({.argv = {"ip", "netns", "exec", netns, "nft", "-f", path}, .timeout = std::chrono::minutes(5)});
+  auto r = run({.argv = {"ip", "netns", "exec", netns, "nft", "-f", path},
+                .timeout = std::chrono::minutes(5)});
   double t = ms(Clock::now() - start);
   std::remove(path.c_str());
   if (!r || r->exit_code != 0) {
@@ -121,8 +122,10 @@ void incremental(int guests, int shards, int reps) {
   auto again = must(firewall::compile(config, options), "compile");
   auto noop = firewall::nft::diff(applied, again.ruleset);
   double noop_ms = ms(Clock::now() - start);
-  std::printf("B3 no change at %d guests: plan has %zu operations, 0 netlink messages sent; full recompile+diff %.1f ms\n",
-              guests, noop.size(), noop_ms);
+  std::printf(
+      "B3 no change at %d guests: plan has %zu operations, 0 netlink messages sent; full "
+      "recompile+diff %.1f ms\n",
+      guests, noop.size(), noop_ms);
 
   std::vector<double> times, commit_times;
   size_t ops = 0;
@@ -132,7 +135,8 @@ void incremental(int guests, int shards, int reps) {
     guest.fw = *firewall::parse_guest_fw(bench::guest_fw_text(vmid, i + 1), "firewall/x.fw");
     std::vector<std::string> warnings;
     auto t0 = Clock::now();
-    auto touched = must(firewall::recompile_guest(desired, config, vmid, options, warnings), "recompile");
+    auto touched =
+        must(firewall::recompile_guest(desired, config, vmid, options, warnings), "recompile");
     auto plan = firewall::nft::diff(applied, desired, touched);
     auto t1 = Clock::now();
     must(driver.apply(plan), "apply");
@@ -142,16 +146,19 @@ void incremental(int guests, int shards, int reps) {
     commit_times.push_back(ms(t2 - t1));
     ops += plan.size();
   }
-  std::printf("B2 one guest changed at %d guests (%d shards): compile->commit p50 %.2f ms, p99 %.2f ms "
-              "(kernel commit p50 %.2f ms, p99 %.2f ms), %.1f ops/change\n",
-              guests, shards, percentile(times, 0.5), percentile(times, 0.99), percentile(commit_times, 0.5),
-              percentile(commit_times, 0.99), static_cast<double>(ops) / reps);
+  std::printf(
+      "B2 one guest changed at %d guests (%d shards): compile->commit p50 %.2f ms, p99 %.2f ms "
+      "(kernel commit p50 %.2f ms, p99 %.2f ms), %.1f ops/change\n",
+      guests, shards, percentile(times, 0.5), percentile(times, 0.99),
+      percentile(commit_times, 0.5), percentile(commit_times, 0.99),
+      static_cast<double>(ops) / reps);
 }
 
 void ipset_bench() {
   std::string text = "[OPTIONS]\nenable: 1\n\n[IPSET big]\n";
   for (int i = 0; i < 12000; ++i)
-    text += "10." + std::to_string(100 + i / 32768) + "." + std::to_string((i / 128) % 256) + "." + std::to_string((i % 128) * 2) + "\n";
+    text += "10." + std::to_string(100 + i / 32768) + "." + std::to_string((i / 128) % 256) + "." +
+            std::to_string((i % 128) * 2) + "\n";
   text += "\n[RULES]\nIN DROP -source +big\n";
   firewall::FirewallConfig config;
   config.cluster = *firewall::parse_cluster_fw(text, "cluster.fw");
@@ -174,20 +181,25 @@ void ipset_bench() {
   set.elements.push_back({{firewall::nft::single({192, 0, 2, 99})}, {}, 0});
   std::sort(set.elements.begin(), set.elements.end());
   start = Clock::now();
-  auto plan = firewall::nft::diff(only_set, more, {{table_key(t.family, t.name), true, "v4-dc/big"}});
+  auto plan =
+      firewall::nft::diff(only_set, more, {{table_key(t.family, t.name), true, "v4-dc/big"}});
   double diff_ms = ms(Clock::now() - start);
   auto kstart = Clock::now();
   must(driver.apply(plan), "apply");
   double add_ms = ms(Clock::now() - start);
-  std::printf("   (one-entry add: diff %.3f ms, kernel %.3f ms, %zu ops)\n", diff_ms, ms(Clock::now() - kstart), plan.size());
+  std::printf("   (one-entry add: diff %.3f ms, kernel %.3f ms, %zu ops)\n", diff_ms,
+              ms(Clock::now() - kstart), plan.size());
   start = Clock::now();
-  auto r = run({.argv = {"ip", "netns", "exec", b.name, "nft", "add", "element", "inet", "moat", "v4-dc/big", "{ 192.0.2.99 }"}});
+  auto r = run({.argv = {"ip", "netns", "exec", b.name, "nft", "add", "element", "inet", "moat",
+                         "v4-dc/big", "{ 192.0.2.99 }"}});
   double nft_add_ms = ms(Clock::now() - start);
   if (!r || r->exit_code != 0) std::fprintf(stderr, "nft add element failed\n");
-  std::printf("B5 ipset of 12000 entries (%zu intervals): load %.1f ms (nft -f %.1f ms, %.1fx); add one entry %.3f ms "
-              "(nft add element %.1f ms)\n",
-              only_set.tables.begin()->second.sets.begin()->second.elements.size(), load_ms, nft_ms, nft_ms / load_ms,
-              add_ms, nft_add_ms);
+  std::printf(
+      "B5 ipset of 12000 entries (%zu intervals): load %.1f ms (nft -f %.1f ms, %.1fx); add one "
+      "entry %.3f ms "
+      "(nft add element %.1f ms)\n",
+      only_set.tables.begin()->second.sets.begin()->second.elements.size(), load_ms, nft_ms,
+      nft_ms / load_ms, add_ms, nft_add_ms);
 }
 
 }  // namespace
@@ -213,14 +225,16 @@ int main(int argc, char** argv) {
   for (int n : sizes) {
     auto r = full_apply(n, shards);
     results.push_back(r);
-    std::printf("B1 full apply, %d guests x 10 rules + per-guest ipsets (%zu nft rules): compile %.0f ms, "
-                "moat netlink %.0f ms, nft -f %.0f ms: %.2fx faster\n",
-                n, r.rules, r.compile_ms, r.moat_ms, r.nft_ms, r.nft_ms / r.moat_ms);
+    std::printf(
+        "B1 full apply, %d guests x 10 rules + per-guest ipsets (%zu nft rules): compile %.0f ms, "
+        "moat netlink %.0f ms, nft -f %.0f ms: %.2fx faster\n",
+        n, r.rules, r.compile_ms, r.moat_ms, r.nft_ms, r.nft_ms / r.moat_ms);
   }
   if (results.size() >= 2)
-    std::printf("B1 scaling: time(%d)/time(%d) = %.2f (moat apply), %.2f (compile+apply)\n", sizes.back(), sizes.front(),
-                results.back().moat_ms / results.front().moat_ms,
-                (results.back().moat_ms + results.back().compile_ms) / (results.front().moat_ms + results.front().compile_ms));
+    std::printf("B1 scaling: time(%d)/time(%d) = %.2f (moat apply), %.2f (compile+apply)\n",
+                sizes.back(), sizes.front(), results.back().moat_ms / results.front().moat_ms,
+                (results.back().moat_ms + results.back().compile_ms) /
+                    (results.front().moat_ms + results.front().compile_ms));
   std::printf("peak memory (RSS) so far: %ld MiB\n", peak_rss_mib());
   if (full_only) return 0;
   incremental(sizes.back(), shards, reps);

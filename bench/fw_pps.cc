@@ -57,8 +57,10 @@ void setup() {
     ++i;
   }
   // Static neighbours: no ARP during the blast.
-  sh({"ip", "-n", ga, "neigh", "add", "198.51.100.11", "lladdr", "bc:24:11:00:03:e9", "dev", "eth0"});
-  sh({"ip", "-n", gb, "neigh", "add", "198.51.100.10", "lladdr", "bc:24:11:00:03:e8", "dev", "eth0"});
+  sh({"ip", "-n", ga, "neigh", "add", "198.51.100.11", "lladdr", "bc:24:11:00:03:e9", "dev",
+      "eth0"});
+  sh({"ip", "-n", gb, "neigh", "add", "198.51.100.10", "lladdr", "bc:24:11:00:03:e8", "dev",
+      "eth0"});
 }
 
 void teardown() {
@@ -154,7 +156,8 @@ double blast(double seconds, bool established = true) {
 void load(int guests, int shards) {
   auto config = bench::synthetic_config(guests);
   // The measured pair: 1001 accepts the blast.
-  auto fw = firewall::parse_guest_fw(bench::guest_fw_text(1001, 0) + "IN ACCEPT -p udp -dport 9000\n", "firewall/1001.fw");
+  auto fw = firewall::parse_guest_fw(
+      bench::guest_fw_text(1001, 0) + "IN ACCEPT -p udp -dport 9000\n", "firewall/1001.fw");
   config.guests[1001].fw = *fw;
   auto compiled = firewall::compile(config, {.shards = shards});
   auto driver = firewall::nft::NftDriver::open(node);
@@ -192,13 +195,15 @@ int main(int argc, char** argv) {
   }
   double empty = blast(seconds);
   double empty_new = blast(seconds, false);
-  std::printf("B4 empty ruleset: %.0f pps (established flow), %.0f pps (new flow)\n", empty, empty_new);
+  std::printf("B4 empty ruleset: %.0f pps (established flow), %.0f pps (new flow)\n", empty,
+              empty_new);
   // Exploration: measure hand-written rulesets (nft syntax files) against the same path.
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) != "--nft-file") continue;
     run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
     sh({"ip", "netns", "exec", node, "nft", "-f", argv[i + 1]});
-    std::printf("B4 %s: %.0f pps (%.1f%% of empty)\n", argv[i + 1], blast(seconds), 100.0 * blast(seconds) / empty);
+    std::printf("B4 %s: %.0f pps (%.1f%% of empty)\n", argv[i + 1], blast(seconds),
+                100.0 * blast(seconds) / empty);
   }
   for (int n : sizes) {
     load(n, shards);
@@ -208,9 +213,11 @@ int main(int argc, char** argv) {
     double empty_again = blast(seconds);
     double empty_new_again = blast(seconds, false);
     double base = (empty + empty_again) / 2, base_new = (empty_new + empty_new_again) / 2;
-    std::printf("B4 %d guests (%d shards): established flow %.0f pps vs empty %.0f pps: %.1f%%; "
-                "new flow %.0f pps vs %.0f pps: %.1f%%\n",
-                n, shards, loaded, base, 100.0 * loaded / base, loaded_new, base_new, 100.0 * loaded_new / base_new);
+    std::printf(
+        "B4 %d guests (%d shards): established flow %.0f pps vs empty %.0f pps: %.1f%%; "
+        "new flow %.0f pps vs %.0f pps: %.1f%%\n",
+        n, shards, loaded, base, 100.0 * loaded / base, loaded_new, base_new,
+        100.0 * loaded_new / base_new);
     empty = empty_again;
     empty_new = empty_new_again;
   }

@@ -101,9 +101,8 @@ Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_
         if (err->error != 0) {
           if (on_error_seq) on_error_seq(nlh->nlmsg_seq, -err->error);
           std::string detail = extack_message(nlh);
-          return fail_errno(-err->error,
-                            detail.empty() ? "kernel rejected the request"
-                                           : "kernel rejected the request: " + detail);
+          return fail_errno(-err->error, detail.empty() ? "kernel rejected the request"
+                                                        : "kernel rejected the request: " + detail);
         }
         if (nlh->nlmsg_seq == last_seq) return {};
       } else if (nlh->nlmsg_type == NLMSG_DONE) {

@@ -6,16 +6,26 @@ namespace moat {
 
 const char* to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::InvalidConfig: return "InvalidConfig";
-    case ErrorCode::InvalidArgument: return "InvalidArgument";
-    case ErrorCode::NotFound: return "NotFound";
-    case ErrorCode::AlreadyExists: return "AlreadyExists";
-    case ErrorCode::Conflict: return "Conflict";
-    case ErrorCode::Unavailable: return "Unavailable";
-    case ErrorCode::PermissionDenied: return "PermissionDenied";
-    case ErrorCode::Kernel: return "Kernel";
-    case ErrorCode::Io: return "Io";
-    case ErrorCode::Internal: return "Internal";
+    case ErrorCode::InvalidConfig:
+      return "InvalidConfig";
+    case ErrorCode::InvalidArgument:
+      return "InvalidArgument";
+    case ErrorCode::NotFound:
+      return "NotFound";
+    case ErrorCode::AlreadyExists:
+      return "AlreadyExists";
+    case ErrorCode::Conflict:
+      return "Conflict";
+    case ErrorCode::Unavailable:
+      return "Unavailable";
+    case ErrorCode::PermissionDenied:
+      return "PermissionDenied";
+    case ErrorCode::Kernel:
+      return "Kernel";
+    case ErrorCode::Io:
+      return "Io";
+    case ErrorCode::Internal:
+      return "Internal";
   }
   return "Unknown";
 }
@@ -42,13 +52,22 @@ std::unexpected<Error> fail_errno(int err, std::string message) {
   ErrorCode code = ErrorCode::Kernel;
   switch (err) {
     case EPERM:
-    case EACCES: code = ErrorCode::PermissionDenied; break;
-    case ENOENT: code = ErrorCode::NotFound; break;
-    case EEXIST: code = ErrorCode::AlreadyExists; break;
+    case EACCES:
+      code = ErrorCode::PermissionDenied;
+      break;
+    case ENOENT:
+      code = ErrorCode::NotFound;
+      break;
+    case EEXIST:
+      code = ErrorCode::AlreadyExists;
+      break;
     case EAFNOSUPPORT:
     case EPROTONOSUPPORT:
-    case EOPNOTSUPP: code = ErrorCode::Unavailable; break;
-    default: break;
+    case EOPNOTSUPP:
+      code = ErrorCode::Unavailable;
+      break;
+    default:
+      break;
   }
   return std::unexpected(Error(code, std::move(message)).with_errno(err));
 }

@@ -79,8 +79,8 @@ Result<RunResult> run(const RunRequest& request) {
     drain(out_i, out_r, result.out);
     drain(err_i, err_r, result.err);
     if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t put = ::write(in_w.get(), request.input.data() + written,
-                            request.input.size() - written);
+      ssize_t put =
+          ::write(in_w.get(), request.input.data() + written, request.input.size() - written);
       if (put > 0) written += static_cast<size_t>(put);
       if (put < 0 || written == request.input.size()) in_w.reset();
     }

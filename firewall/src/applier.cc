@@ -42,8 +42,10 @@ Result<std::optional<AppliedState>> Applier::state() const {
   AppliedState s;
   s.ruleset = MOAT_TRY(nft::ruleset_from_json(json::serialize(o.at("ruleset"))));
   if (auto* v = o.if_contains("applied_at"); v && v->is_int64()) s.applied_at = v->as_int64();
-  if (auto* v = o.if_contains("generation"); v && v->is_number()) s.generation = static_cast<uint32_t>(v->to_number<uint64_t>());
-  if (auto* v = o.if_contains("strategy"); v && v->is_string()) s.strategy = std::string(v->as_string());
+  if (auto* v = o.if_contains("generation"); v && v->is_number())
+    s.generation = static_cast<uint32_t>(v->to_number<uint64_t>());
+  if (auto* v = o.if_contains("strategy"); v && v->is_string())
+    s.strategy = std::string(v->as_string());
   return std::optional<AppliedState>(std::move(s));
 }
 
@@ -65,7 +67,8 @@ Result<GuestStrategy> Applier::probe_strategy() {
   chain.base = nft::BaseChain{nft::Hook::Forward, 0, false};
   plan.push_back(chain);
   auto rule = op(nft::Op::Kind::AddRule);
-  rule.rule.matches = {nft::Match{{nft::Field::CtState}, nft::Match::Op::BitsAny, {}, {}, nft::kCtNew}};
+  rule.rule.matches = {
+      nft::Match{{nft::Field::CtState}, nft::Match::Op::BitsAny, {}, {}, nft::kCtNew}};
   rule.rule.verdict = {nft::VerdictCode::RejectPortUnreach, {}};
   plan.push_back(rule);
   plan.push_back(op(nft::Op::Kind::DeleteTable));
@@ -142,13 +145,16 @@ Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy st
   if (report.plan.empty()) return report;
   auto start = clock_->monotonic();
   report.messages = MOAT_TRY(driver_.apply(report.plan));
-  report.kernel_time = std::chrono::duration_cast<std::chrono::microseconds>(clock_->monotonic() - start);
+  report.kernel_time =
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_->monotonic() - start);
   uint32_t generation = MOAT_TRY(driver_.generation());
-  json::object root{{"applied_at", std::chrono::duration_cast<std::chrono::seconds>(clock_->now().time_since_epoch()).count()},
-                    {"generation", generation},
-                    {"strategy", to_string(strategy)},
-                    {"netns", options_.netns},
-                    {"ruleset", json::parse(nft::to_json(desired))}};
+  json::object root{
+      {"applied_at",
+       std::chrono::duration_cast<std::chrono::seconds>(clock_->now().time_since_epoch()).count()},
+      {"generation", generation},
+      {"strategy", to_string(strategy)},
+      {"netns", options_.netns},
+      {"ruleset", json::parse(nft::to_json(desired))}};
   MOAT_RETURN_IF_ERROR(write_file_atomic(state_file(), json::serialize(root)));
   return report;
 }

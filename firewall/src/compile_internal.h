@@ -57,8 +57,7 @@ class TableBuilder {
   // returns the set name per family. nomatch entries are subtracted by
   // specificity, as ipset's hash:net does.
   std::map<int, std::string> materialize_ipset(const IpSet& set, const std::string& scope,
-                                               const Scope& owner,
-                                               std::vector<IpRange> extra = {},
+                                               const Scope& owner, std::vector<IpRange> extra = {},
                                                bool all_families = false);
 
   // The interface match for a device name in direction `dir` (IN: oifname for guests,

@@ -21,7 +21,9 @@ using nft::Field;
 using nft::Match;
 using nft::VerdictCode;
 
-Match eq(Field f, nft::Bytes v) { return Match{{f}, Match::Op::Eq, {nft::single(std::move(v))}, {}, 0}; }
+Match eq(Field f, nft::Bytes v) {
+  return Match{{f}, Match::Op::Eq, {nft::single(std::move(v))}, {}, 0};
+}
 Match in_values(Field f, std::vector<nft::Bytes> values) {
   Match m{{f}, Match::Op::In, {}, {}, 0};
   for (auto& v : values) m.values.push_back(nft::single(std::move(v)));
@@ -59,8 +61,9 @@ void add_stash(nft::Chain& c) {
   nft::Rule clear;
   clear.mark = nft::MarkSet{~names::kMarkMask, 0};
   c.rules.push_back(clear);
-  for (auto [state, bit] : {std::pair{nft::kCtEstablished | nft::kCtRelated, names::kMarkEstablished},
-                            {nft::kCtInvalid, names::kMarkInvalid}}) {
+  for (auto [state, bit] :
+       {std::pair{nft::kCtEstablished | nft::kCtRelated, names::kMarkEstablished},
+        {nft::kCtInvalid, names::kMarkInvalid}}) {
     nft::Rule r;
     r.matches = {bits_any(Field::CtState, state)};
     r.mark = nft::MarkSet{~names::kMarkMask, bit};
@@ -103,13 +106,16 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   nft::Match deferred_reject = bits_any(Field::Mark, names::kMarkReject);
 
   if (in.guests_present && brnf) {
-    add_stash(chain(t, "stash-prerouting", nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}));
-    add_stash(chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}));
+    add_stash(chain(t, "stash-prerouting",
+                    nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}));
+    add_stash(
+        chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}));
   }
 
   // Forward: deferred guest rejects, VNet firewalls, then routed traffic.
   nft::Chain& fwd = chain(t, "forward", nft::BaseChain{nft::Hook::Forward, 0, false});
-  if (in.guests_present && brnf) fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+  if (in.guests_present && brnf)
+    fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   std::map<std::string, const VnetFw*> vnets;
   for (const auto& [name, vnet] : in.config.vnets)
     if (vnet.options.enable && in.host_enabled) vnets[name] = &vnet;
@@ -121,7 +127,8 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     for (const auto& [name, vnet] : vnets) {
       std::string cname = names::vnet_chain(name);
       nft::Chain& vc = chain(t, cname);
-      vc.rules.push_back(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
+      vc.rules.push_back(
+          rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
       if (!host.nf_conntrack_allow_invalid)
         vc.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
       b.add_rules(vc, vnet->rules, Direction::Forward, scope);
@@ -144,13 +151,17 @@ void build_host(TableBuilder& b, const HostInputs& in) {
       auto key = nft::ifname_bytes(br);
       pairs.elements.push_back({{nft::single(key), nft::single(key)}, {}, 0});
     }
-    fwd.rules.push_back(rule({Match{{Field::Iifname, Field::Oifname}, Match::Op::In, {}, names::kBridgedPairs, 0}}, accept()));
+    fwd.rules.push_back(
+        rule({Match{{Field::Iifname, Field::Oifname}, Match::Op::In, {}, names::kBridgedPairs, 0}},
+             accept()));
   }
   if (!in.host_enabled) return;
 
   auto ct_rules = [&](nft::Chain& c) {
-    if (!host.nf_conntrack_allow_invalid) c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
-    c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
+    if (!host.nf_conntrack_allow_invalid)
+      c.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
+    c.rules.push_back(
+        rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
   };
   auto blacklist = cluster.ipsets.find("blacklist");
   auto management = cluster.ipsets.find("management");
@@ -158,31 +169,36 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   // Input.
   nft::Chain& input = chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false});
   input.rules.push_back(rule({eq(Field::Iifname, nft::ifname_bytes("lo"))}, accept()));
-  if (in.guests_present && brnf) input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+  if (in.guests_present && brnf)
+    input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   if (blacklist != cluster.ipsets.end()) {
     auto sets = b.materialize_ipset(blacklist->second, "dc", scope);
     for (auto [family, name] : sets) {
       Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-      input.rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}}, drop(),
-                                 blacklist->second.where.to_string()));
+      input.rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}},
+                                 drop(), blacklist->second.where.to_string()));
     }
   }
   ct_rules(input);
   if (host.protection_synflood) {
     // Per-source SYN rate limit is approximated by a global limit here; see docs/firewall.md.
-    nft::Rule syn = rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, {});
+    nft::Rule syn =
+        rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, {});
     syn.limit = nft::Limit{host.protection_synflood_rate, "second", host.protection_synflood_burst};
     syn.verdict = {VerdictCode::Return, {}};
     nft::Chain& sf = chain(t, "synflood");
     sf.rules = {syn, rule({}, drop(), "protection_synflood")};
-    input.rules.push_back(rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, jump("synflood")));
+    input.rules.push_back(
+        rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)},
+             jump("synflood")));
   }
   if (host.nosmurfs) {
     // Smurf sources: broadcast and multicast addresses never send to us (0.0.0.0 may: DHCP).
     // Subnet-directed broadcast sources need the routing table (fib), not done here.
     std::vector<nft::Interval> smurfs = {detail::to_interval(*parse_ip_range("224.0.0.0/4")),
                                          detail::to_interval(*parse_ip_range("255.255.255.255"))};
-    std::vector<Match> m = {b.family_match(4), Match{{Field::Ip4Saddr}, Match::Op::In, smurfs, {}, 0}};
+    std::vector<Match> m = {b.family_match(4),
+                            Match{{Field::Ip4Saddr}, Match::Op::In, smurfs, {}, 0}};
     if (host.smurf_log_level != LogLevel::Nolog) {
       nft::Rule log = b.log_rule(0, host.smurf_log_level, "smurfs", "DROP");
       log.matches = m;
@@ -193,8 +209,9 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   if (host.tcpflags) {
     // Flag combinations no TCP stack sends (as pve-firewall's PVEFW-tcpflags): xmas, null,
     // SYN+RST, SYN+FIN, FIN/PSH/URG without ACK, and port 0.
-    const std::pair<uint32_t, uint32_t> kBad[] = {{0x3f, 0x29}, {0x3f, 0x00}, {0x06, 0x06}, {0x03, 0x03},
-                                                  {0x11, 0x01}, {0x18, 0x08}, {0x30, 0x20}};
+    const std::pair<uint32_t, uint32_t> kBad[] = {{0x3f, 0x29}, {0x3f, 0x00}, {0x06, 0x06},
+                                                  {0x03, 0x03}, {0x11, 0x01}, {0x18, 0x08},
+                                                  {0x30, 0x20}};
     nft::Chain& tf = chain(t, "tcpflags");
     for (auto [mask, value] : kBad) {
       std::vector<Match> m = {Match{{Field::TcpFlags}, Match::Op::MaskEq, {}, {}, mask, value}};
@@ -210,8 +227,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     input.rules.push_back(rule({l4(6)}, jump("tcpflags")));
   }
   input.rules.push_back(rule({l4(2)}, accept()));  // IGMP
-  if (host.ndp)
-    input.rules.push_back(rule({l4(58), icmp6_types({133, 134, 135, 136})}, accept()));
+  if (host.ndp) input.rules.push_back(rule({l4(58), icmp6_types({133, 134, 135, 136})}, accept()));
   chain(t, "host-in");
   b.add_rules(t.chains["host-in"], host_rules, Direction::In, scope);
   chain(t, "cluster-in");
@@ -220,16 +236,23 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   input.rules.push_back(rule({}, jump("cluster-in")));
   if (management != cluster.ipsets.end()) {
     std::vector<IpRange> extra;
-    if (auto ln = cluster.aliases.find("local_network"); ln != cluster.aliases.end()) extra.push_back(ln->second.cidr);
+    if (auto ln = cluster.aliases.find("local_network"); ln != cluster.aliases.end())
+      extra.push_back(ln->second.cidr);
     auto sets = b.materialize_ipset(management->second, "dc", scope, extra);
     for (auto [family, name] : sets) {
       Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-      Match ports{{Field::Dport}, Match::Op::In,
-                  {nft::single(nft::be16(22)), {nft::be16(3128), nft::be16(3128)},
-                   {nft::be16(5900), nft::be16(5999)}, nft::single(nft::be16(8006)),
-                   {nft::be16(60000), nft::be16(60050)}}, {}, 0};
-      input.rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}, l4(6), ports},
-                                 accept(), management->second.where.to_string()));
+      Match ports{{Field::Dport},
+                  Match::Op::In,
+                  {nft::single(nft::be16(22)),
+                   {nft::be16(3128), nft::be16(3128)},
+                   {nft::be16(5900), nft::be16(5999)},
+                   nft::single(nft::be16(8006)),
+                   {nft::be16(60000), nft::be16(60050)}},
+                  {},
+                  0};
+      input.rules.push_back(
+          rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}, l4(6), ports},
+               accept(), management->second.where.to_string()));
     }
   }
   if (!in.config.cluster_peers.empty()) {
@@ -239,10 +262,12 @@ void build_host(TableBuilder& b, const HostInputs& in) {
         if (p.family == family) peers.push_back(detail::to_interval(IpRange{p, p}));
       if (peers.empty()) continue;
       Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-      Match src = peers.size() == 1 ? Match{{f}, Match::Op::Eq, peers, {}, 0} : Match{{f}, Match::Op::In, peers, {}, 0};
-      input.rules.push_back(rule({b.family_match(family), src, l4(17),
-                                  Match{{Field::Dport}, Match::Op::Eq, {{nft::be16(5404), nft::be16(5405)}}, {}, 0}},
-                                 accept(), "corosync"));
+      Match src = peers.size() == 1 ? Match{{f}, Match::Op::Eq, peers, {}, 0}
+                                    : Match{{f}, Match::Op::In, peers, {}, 0};
+      input.rules.push_back(
+          rule({b.family_match(family), src, l4(17),
+                Match{{Field::Dport}, Match::Op::Eq, {{nft::be16(5404), nft::be16(5405)}}, {}, 0}},
+               accept(), "corosync"));
     }
   }
   add_policy(b, input, 0, cluster.options.policy_in, host.log_level_in);
@@ -280,7 +305,8 @@ std::optional<IpRange> link_local(const std::string& mac) {
   a.bytes[0] = 0xfe;
   a.bytes[1] = 0x80;
   uint8_t m[6];
-  for (int i = 0; i < 6; ++i) m[i] = static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16));
+  for (int i = 0; i < 6; ++i)
+    m[i] = static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16));
   a.bytes[8] = m[0] ^ 0x02;
   a.bytes[9] = m[1];
   a.bytes[10] = m[2];
@@ -294,7 +320,8 @@ std::optional<IpRange> link_local(const std::string& mac) {
 
 nft::Bytes mac_bytes(const std::string& mac) {
   nft::Bytes b;
-  for (int i = 0; i < 6; ++i) b.push_back(static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16)));
+  for (int i = 0; i < 6; ++i)
+    b.push_back(static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16)));
   return b;
 }
 
@@ -321,9 +348,10 @@ std::vector<nft::Rule> conntrack_rules(GuestStrategy strategy, bool allow_invali
                            : bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)},
                      accept()));
   if (!allow_invalid)
-    out.push_back(rule({port_in(port, PortSets::kAll),
-                        brnf ? bits_any(Field::Mark, names::kMarkInvalid) : bits_any(Field::CtState, nft::kCtInvalid)},
-                       drop(), "conntrack invalid"));
+    out.push_back(
+        rule({port_in(port, PortSets::kAll), brnf ? bits_any(Field::Mark, names::kMarkInvalid)
+                                                  : bits_any(Field::CtState, nft::kCtInvalid)},
+             drop(), "conntrack invalid"));
   return out;
 }
 
@@ -331,20 +359,31 @@ std::vector<nft::Rule> conntrack_rules(GuestStrategy strategy, bool allow_invali
 void add_option_rules(TableBuilder& b, nft::Chain& c, bool is_out) {
   Field port = is_out ? Field::Iifname : Field::Oifname;
   Match v4 = b.family_match(4), v6 = b.family_match(6);
-  uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547, s6 = is_out ? 547 : 546;
-  for (auto [set, verdict] : {std::pair{PortSets::kDhcpOn, accept()}, {PortSets::kDhcpOff, drop()}}) {
-    c.rules.push_back(rule({port_in(port, set), v4, l4(17), eq(Field::Sport, nft::be16(c4)), eq(Field::Dport, nft::be16(s4))}, verdict, "dhcp"));
-    c.rules.push_back(rule({port_in(port, set), v6, l4(17), eq(Field::Sport, nft::be16(c6)), eq(Field::Dport, nft::be16(s6))}, verdict, "dhcp"));
+  uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547,
+           s6 = is_out ? 547 : 546;
+  for (auto [set, verdict] :
+       {std::pair{PortSets::kDhcpOn, accept()}, {PortSets::kDhcpOff, drop()}}) {
+    c.rules.push_back(rule({port_in(port, set), v4, l4(17), eq(Field::Sport, nft::be16(c4)),
+                            eq(Field::Dport, nft::be16(s4))},
+                           verdict, "dhcp"));
+    c.rules.push_back(rule({port_in(port, set), v6, l4(17), eq(Field::Sport, nft::be16(c6)),
+                            eq(Field::Dport, nft::be16(s6))},
+                           verdict, "dhcp"));
   }
-  std::vector<uint8_t> ndp_types = is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136};
+  std::vector<uint8_t> ndp_types =
+      is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136};
   for (auto [set, verdict] : {std::pair{PortSets::kNdpOn, accept()}, {PortSets::kNdpOff, drop()}})
-    c.rules.push_back(rule({port_in(port, set), v6, l4(58), icmp6_types(ndp_types)}, verdict, "ndp"));
+    c.rules.push_back(
+        rule({port_in(port, set), v6, l4(58), icmp6_types(ndp_types)}, verdict, "ndp"));
   if (is_out)
-    for (auto [set, verdict] : {std::pair{PortSets::kRadvOn, accept()}, {PortSets::kRadvOff, drop()}})
-      c.rules.push_back(rule({port_in(port, set), v6, l4(58), icmp6_types({134})}, verdict, "radv"));
+    for (auto [set, verdict] :
+         {std::pair{PortSets::kRadvOn, accept()}, {PortSets::kRadvOff, drop()}})
+      c.rules.push_back(
+          rule({port_in(port, set), v6, l4(58), icmp6_types({134})}, verdict, "radv"));
 }
 
-void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestStrategy strategy, bool allow_invalid) {
+void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestStrategy strategy,
+                           bool allow_invalid) {
   nft::Table& t = b.table();
   if (t.chains.contains("out")) return;
   bool brnf = strategy == GuestStrategy::BrNetfilter;
@@ -354,8 +393,9 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
     m.kind = nft::Set::Kind::Vmap;
     m.key = {std::string(name) == names::kOutPorts ? Field::Iifname : Field::Oifname};
   }
-  for (const char* name : {PortSets::kAll, PortSets::kDhcpOn, PortSets::kDhcpOff, PortSets::kNdpOn,
-                           PortSets::kNdpOff, PortSets::kRadvOn, PortSets::kRadvOff, names::kMacfilterPorts}) {
+  for (const char* name :
+       {PortSets::kAll, PortSets::kDhcpOn, PortSets::kDhcpOff, PortSets::kNdpOn, PortSets::kNdpOff,
+        PortSets::kRadvOn, PortSets::kRadvOff, names::kMacfilterPorts}) {
     nft::Set& set = t.sets[name];
     set.name = name;
     set.key = {Field::Iifname};
@@ -366,13 +406,21 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
   Match arp = eq(Field::Protocol, nft::be16(0x0806));
 
   // OUT: traffic from a guest port, at bridge prerouting after br_netfilter's conntrack.
-  nft::Chain& out = chain(t, "out", nft::BaseChain{nft::Hook::Prerouting, names::kGuestOutPriority, false});
+  nft::Chain& out =
+      chain(t, "out", nft::BaseChain{nft::Hook::Prerouting, names::kGuestOutPriority, false});
   out.rules = conntrack_rules(strategy, allow_invalid, Field::Iifname);
   // Every shard's dispatch sees every bridged packet: others' ports leave after one lookup.
-  out.rules.push_back(rule({Match{{Field::Iifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
+  out.rules.push_back(
+      rule({Match{{Field::Iifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
   Match filtered = port_in(Field::Iifname, names::kMacfilterPorts);
-  out.rules.push_back(rule({filtered, Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}}, drop(), "macfilter"));
-  out.rules.push_back(rule({filtered, arp, Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}}, drop(), "macfilter"));
+  out.rules.push_back(
+      rule({filtered,
+            Match{{Field::Iifname, Field::EtherSaddr}, Match::Op::NotIn, {}, names::kMacSet, 0}},
+           drop(), "macfilter"));
+  out.rules.push_back(
+      rule({filtered, arp,
+            Match{{Field::Iifname, Field::ArpSha}, Match::Op::NotIn, {}, names::kMacSet, 0}},
+           drop(), "macfilter"));
   add_option_rules(b, out, true);
   nft::Rule to_guest;
   to_guest.vmap_fields = {Field::Iifname};
@@ -387,14 +435,14 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
       // A guest OUT rule already rejected it: the inet hook answers, the receiver's IN rules
       // must not turn the REJECT into their DROP.
       rules.push_back(rule({bits_any(Field::Mark, names::kMarkReject)}, accept()));
-    rules.push_back(rule({Match{{Field::Oifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
+    rules.push_back(
+        rule({Match{{Field::Oifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
     rules.push_back(rule({arp}, accept()));
     if (config.cluster)
       if (auto bl = config.cluster->ipsets.find("blacklist"); bl != config.cluster->ipsets.end())
         for (auto [family, name] : b.materialize_ipset(bl->second, "dc", Scope{})) {
           Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-          rules.push_back(rule({b.family_match(family),
-                                Match{{f}, Match::Op::In, {}, name, 0}},
+          rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}},
                                drop(), bl->second.where.to_string()));
         }
     nft::Chain scratch;
@@ -406,20 +454,25 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
     rules.push_back(r);
     return rules;
   };
-  chain(t, "in", nft::BaseChain{nft::Hook::Forward, names::kGuestInPriority, false}).rules = in_rules(true);
-  chain(t, "in-local", nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority, false}).rules = in_rules(false);
+  chain(t, "in", nft::BaseChain{nft::Hook::Forward, names::kGuestInPriority, false}).rules =
+      in_rules(true);
+  chain(t, "in-local", nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority, false}).rules =
+      in_rules(false);
 
   nft::Chain& rej = chain(t, names::kDoReject);
   if (brnf) {
     // No bridge-family reject here: mark the IP packet and let the inet forward/input chain
     // answer it; host-originated packets (bridge output) are dropped by "in-local-reject".
-    nft::Rule mark = rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
+    nft::Rule mark =
+        rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
     mark.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
     rej.rules = {mark, rule({}, drop())};
-    chain(t, "in-local-reject", nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority + 10, false})
+    chain(t, "in-local-reject",
+          nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority + 10, false})
         .rules = {rule({bits_any(Field::Mark, names::kMarkReject)}, drop())};
   } else {
-    rej.rules = {rule({l4(6)}, {VerdictCode::RejectTcpReset, {}}), rule({}, {VerdictCode::RejectPortUnreach, {}})};
+    rej.rules = {rule({l4(6)}, {VerdictCode::RejectTcpReset, {}}),
+                 rule({}, {VerdictCode::RejectPortUnreach, {}})};
   }
 }
 
@@ -457,7 +510,8 @@ void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& gue
     // Anti-spoofing: this NIC may only send from its allowed addresses (the ipset, its
     // EUI-64 link-local address and a container's static ip/ip6). It follows the DHCP
     // rules of the dispatch chain: a DHCP client has no address yet.
-    IpSet set = explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
+    IpSet set =
+        explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
     std::vector<IpRange> extra;
     if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
     if (nic.ip) extra.push_back(*nic.ip);
@@ -467,9 +521,13 @@ void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& gue
     Match from_dev = b.iface_match(names::guest_device(guest, index), false);
     for (auto [family, name] : sets) {
       Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-      out.rules.push_back(rule({from_dev, b.family_match(family), Match{{f}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
+      out.rules.push_back(
+          rule({from_dev, b.family_match(family), Match{{f}, Match::Op::NotIn, {}, name, 0}},
+               drop(), origin));
       if (family == 4)
-        out.rules.push_back(rule({from_dev, arp, Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0}}, drop(), origin));
+        out.rules.push_back(
+            rule({from_dev, arp, Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0}}, drop(),
+                 origin));
     }
   }
   out.rules.push_back(rule({arp}, accept()));
@@ -507,7 +565,8 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     const HostOptions& h = config.host->options;
     if (h.nf_conntrack_max) {
       result.sysctls["net/netfilter/nf_conntrack_max"] = std::to_string(*h.nf_conntrack_max);
-      result.sysctls["net/netfilter/nf_conntrack_buckets"] = std::to_string(*h.nf_conntrack_max / 4);
+      result.sysctls["net/netfilter/nf_conntrack_buckets"] =
+          std::to_string(*h.nf_conntrack_max / 4);
     }
     if (h.nf_conntrack_tcp_timeout_established)
       result.sysctls["net/netfilter/nf_conntrack_tcp_timeout_established"] =
@@ -516,9 +575,11 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
       result.sysctls["net/netfilter/nf_conntrack_tcp_timeout_syn_recv"] =
           std::to_string(*h.nf_conntrack_tcp_timeout_syn_recv);
     if (!h.nf_conntrack_helpers.empty())
-      result.warnings.push_back(config.host->file + ": nf_conntrack_helpers is not applied yet (no ct helper objects)");
+      result.warnings.push_back(config.host->file +
+                                ": nf_conntrack_helpers is not applied yet (no ct helper objects)");
     if (h.log_nf_conntrack)
-      result.warnings.push_back(config.host->file + ": log_nf_conntrack is not applied (conntrack event logging)");
+      result.warnings.push_back(config.host->file +
+                                ": log_nf_conntrack is not applied (conntrack event logging)");
   }
   bool guests_present = !result.ruleset.tables.empty();
   if (host_enabled || guests_present) {
@@ -559,14 +620,16 @@ std::vector<nft::ObjectRef> all_objects(const nft::Ruleset& rs) {
 
 }  // namespace
 
-Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const FirewallConfig& config,
-                                                    uint32_t vmid, const CompileOptions& options,
+Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
+                                                    const FirewallConfig& config, uint32_t vmid,
+                                                    const CompileOptions& options,
                                                     std::vector<std::string>& warnings) {
   auto git = config.guests.find(vmid);
   bool wanted = git != config.guests.end() && has_firewalled_nic(git->second);
   bool had_guests = any_guest_table(ruleset);
-  std::string key = nft::table_key(nft::Family::Bridge,
-                                   names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
+  std::string key = nft::table_key(
+      nft::Family::Bridge,
+      names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
   auto full = [&]() -> Result<std::vector<nft::ObjectRef>> {
     // The host table depends on whether any guest is firewalled: recompile everything.
     auto before = all_objects(ruleset);
@@ -592,16 +655,19 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
     touched.push_back({key, false, in_chain});
     for (int family : {4, 6}) {
       std::string prefix = names::ipset(family, "guest", vmid, "");
-      for (auto s = t.sets.lower_bound(prefix); s != t.sets.end() && s->first.starts_with(prefix);) {
+      for (auto s = t.sets.lower_bound(prefix);
+           s != t.sets.end() && s->first.starts_with(prefix);) {
         touched.push_back({key, true, s->first});
         s = t.sets.erase(s);
       }
     }
     // Sets keyed by a device (first key field an interface name) may hold this guest's
     // elements: the port option sets and the MAC filter.
-    std::string tap = "tap" + std::to_string(vmid) + "i", veth = "veth" + std::to_string(vmid) + "i";
+    std::string tap = "tap" + std::to_string(vmid) + "i",
+                veth = "veth" + std::to_string(vmid) + "i";
     for (auto& [name, set] : t.sets) {
-      if (set.kind != nft::Set::Kind::Set || set.key.empty() || set.key[0] != Field::Iifname) continue;
+      if (set.kind != nft::Set::Kind::Set || set.key.empty() || set.key[0] != Field::Iifname)
+        continue;
       size_t before = set.elements.size();
       std::erase_if(set.elements, [&](const nft::SetElement& e) {
         const char* p = reinterpret_cast<const char*>(e.key[0].lo.data());
@@ -626,10 +692,13 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
   if (wanted) {
     const Guest& guest = git->second;
     bool fresh = !ruleset.tables.contains(key);
-    nft::Table& t = ruleset.table(nft::Family::Bridge, names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
+    nft::Table& t = ruleset.table(
+        nft::Family::Bridge,
+        names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
     TableBuilder b(t, options, config, warnings);
     b.track(&touched);
-    build_guest(b, config, guest, options, config.host && config.host->options.nf_conntrack_allow_invalid);
+    build_guest(b, config, guest, options,
+                config.host && config.host->options.nf_conntrack_allow_invalid);
     std::vector<std::string> chains = {out_chain, in_chain};
     for (const auto& ref : touched)
       if (!ref.is_set && ref.table == key) chains.push_back(ref.name);
@@ -640,7 +709,8 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const
         if (auto m = t.sets.find(ref.name); m != t.sets.end())
           std::sort(m->second.elements.begin(), m->second.elements.end());
     for (auto& [name, set] : t.sets) {
-      if (set.key.empty() || set.key[0] != Field::Iifname || !std::is_sorted(set.elements.begin(), set.elements.end())) {
+      if (set.key.empty() || set.key[0] != Field::Iifname ||
+          !std::is_sorted(set.elements.begin(), set.elements.end())) {
         if (!set.key.empty() && set.key[0] == Field::Iifname) {
           std::sort(set.elements.begin(), set.elements.end());
           touched.push_back({key, true, name});

@@ -151,7 +151,8 @@ bool same_shape(const Table& a, const Table& b, const std::vector<const ObjectRe
 }
 
 // Diff of one table key. `only` restricts the comparison to those objects (null: all).
-void diff_table(Phases& p, const Table* old_t, const Table* new_t, const std::vector<const ObjectRef*>* only) {
+void diff_table(Phases& p, const Table* old_t, const Table* new_t,
+                const std::vector<const ObjectRef*>* only) {
   if (!new_t) {
     if (old_t) p.deletes.push_back(op(Op::Kind::DeleteTable, *old_t));
     return;
@@ -163,15 +164,18 @@ void diff_table(Phases& p, const Table* old_t, const Table* new_t, const std::ve
   }
   if (only) {
     for (const auto* ref : *only) {
-      if (ref->is_set) p.set(*old_t, *new_t, find(old_t->sets, ref->name), find(new_t->sets, ref->name));
-      else p.chain(*old_t, *new_t, find(old_t->chains, ref->name), find(new_t->chains, ref->name));
+      if (ref->is_set)
+        p.set(*old_t, *new_t, find(old_t->sets, ref->name), find(new_t->sets, ref->name));
+      else
+        p.chain(*old_t, *new_t, find(old_t->chains, ref->name), find(new_t->chains, ref->name));
     }
     return;
   }
   for (const auto& [name, s] : new_t->sets) p.set(*old_t, *new_t, find(old_t->sets, name), &s);
   for (const auto& [name, s] : old_t->sets)
     if (!new_t->sets.contains(name)) p.set(*old_t, *new_t, &s, nullptr);
-  for (const auto& [name, c] : new_t->chains) p.chain(*old_t, *new_t, find(old_t->chains, name), &c);
+  for (const auto& [name, c] : new_t->chains)
+    p.chain(*old_t, *new_t, find(old_t->chains, name), &c);
   for (const auto& [name, c] : old_t->chains)
     if (!new_t->chains.contains(name)) p.chain(*old_t, *new_t, &c, nullptr);
 }
@@ -182,7 +186,8 @@ Plan diff(const Ruleset& applied, const Ruleset& desired) {
   Phases p;
   for (const auto& [key, old] : applied.tables)
     if (!desired.tables.contains(key)) diff_table(p, &old, nullptr, nullptr);
-  for (const auto& [key, want] : desired.tables) diff_table(p, find(applied.tables, key), &want, nullptr);
+  for (const auto& [key, want] : desired.tables)
+    diff_table(p, find(applied.tables, key), &want, nullptr);
   return p.join();
 }
 
@@ -213,8 +218,10 @@ void patch(Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef
     }
     Table& at = at_it->second;
     if (ref.is_set) {
-      if (auto s = dt->second.sets.find(ref.name); s != dt->second.sets.end()) at.sets[ref.name] = s->second;
-      else at.sets.erase(ref.name);
+      if (auto s = dt->second.sets.find(ref.name); s != dt->second.sets.end())
+        at.sets[ref.name] = s->second;
+      else
+        at.sets.erase(ref.name);
     } else if (auto c = dt->second.chains.find(ref.name); c != dt->second.chains.end()) {
       at.chains[ref.name] = c->second;
     } else {
@@ -228,18 +235,34 @@ std::string to_string(const Plan& plan) {
   for (const auto& o : plan) {
     std::string where = std::string(to_string(o.family)) + " " + o.table;
     switch (o.kind) {
-      case Op::Kind::AddTable: out += "add table " + where; break;
-      case Op::Kind::DeleteTable: out += "delete table " + where; break;
-      case Op::Kind::AddChain: out += "add chain " + where + " " + o.name; break;
-      case Op::Kind::DeleteChain: out += "delete chain " + where + " " + o.name; break;
-      case Op::Kind::FlushChain: out += "flush chain " + where + " " + o.name; break;
-      case Op::Kind::AddRule: out += "add rule " + where + " " + o.name + " " + rule_text(o.rule); break;
-      case Op::Kind::AddSet: out += "add set " + where + " " + o.name; break;
-      case Op::Kind::DeleteSet: out += "delete set " + where + " " + o.name; break;
+      case Op::Kind::AddTable:
+        out += "add table " + where;
+        break;
+      case Op::Kind::DeleteTable:
+        out += "delete table " + where;
+        break;
+      case Op::Kind::AddChain:
+        out += "add chain " + where + " " + o.name;
+        break;
+      case Op::Kind::DeleteChain:
+        out += "delete chain " + where + " " + o.name;
+        break;
+      case Op::Kind::FlushChain:
+        out += "flush chain " + where + " " + o.name;
+        break;
+      case Op::Kind::AddRule:
+        out += "add rule " + where + " " + o.name + " " + rule_text(o.rule);
+        break;
+      case Op::Kind::AddSet:
+        out += "add set " + where + " " + o.name;
+        break;
+      case Op::Kind::DeleteSet:
+        out += "delete set " + where + " " + o.name;
+        break;
       case Op::Kind::AddElements:
       case Op::Kind::DeleteElements:
-        out += std::string(o.kind == Op::Kind::AddElements ? "add" : "delete") + " element " + where +
-               " " + o.name + " { " + elements_text(o.set, o.elements) + " }";
+        out += std::string(o.kind == Op::Kind::AddElements ? "add" : "delete") + " element " +
+               where + " " + o.name + " { " + elements_text(o.set, o.elements) + " }";
         break;
     }
     out += '\n';

@@ -7,22 +7,32 @@ namespace moat::firewall::nft {
 
 const char* to_string(Family f) {
   switch (f) {
-    case Family::Inet: return "inet";
-    case Family::Ip: return "ip";
-    case Family::Netdev: return "netdev";
-    case Family::Bridge: return "bridge";
-    case Family::Ip6: return "ip6";
+    case Family::Inet:
+      return "inet";
+    case Family::Ip:
+      return "ip";
+    case Family::Netdev:
+      return "netdev";
+    case Family::Bridge:
+      return "bridge";
+    case Family::Ip6:
+      return "ip6";
   }
   return "?";
 }
 
 const char* to_string(Hook h) {
   switch (h) {
-    case Hook::Prerouting: return "prerouting";
-    case Hook::Input: return "input";
-    case Hook::Forward: return "forward";
-    case Hook::Output: return "output";
-    case Hook::Postrouting: return "postrouting";
+    case Hook::Prerouting:
+      return "prerouting";
+    case Hook::Input:
+      return "input";
+    case Hook::Forward:
+      return "forward";
+    case Hook::Output:
+      return "output";
+    case Hook::Postrouting:
+      return "postrouting";
   }
   return "?";
 }
@@ -30,57 +40,86 @@ const char* to_string(Hook h) {
 size_t field_size(Field f) {
   switch (f) {
     case Field::Iifname:
-    case Field::Oifname: return 16;
+    case Field::Oifname:
+      return 16;
     case Field::L4proto:
     case Field::Nfproto:
     case Field::IcmpType:
     case Field::IcmpCode:
     case Field::Icmp6Type:
     case Field::Icmp6Code:
-    case Field::TcpFlags: return 1;
+    case Field::TcpFlags:
+      return 1;
     case Field::Protocol:
     case Field::Sport:
     case Field::Dport:
-    case Field::ArpOp: return 2;
+    case Field::ArpOp:
+      return 2;
     case Field::Mark:
     case Field::CtState:
     case Field::Ip4Saddr:
     case Field::Ip4Daddr:
     case Field::ArpSip:
-    case Field::ArpTip: return 4;
+    case Field::ArpTip:
+      return 4;
     case Field::Ip6Saddr:
-    case Field::Ip6Daddr: return 16;
+    case Field::Ip6Daddr:
+      return 16;
     case Field::EtherSaddr:
-    case Field::ArpSha: return 6;
+    case Field::ArpSha:
+      return 6;
   }
   return 0;
 }
 
 const char* field_expr(Field f) {
   switch (f) {
-    case Field::Iifname: return "iifname";
-    case Field::Oifname: return "oifname";
-    case Field::L4proto: return "meta l4proto";
-    case Field::Nfproto: return "meta nfproto";
-    case Field::Protocol: return "meta protocol";
-    case Field::Mark: return "meta mark";
-    case Field::CtState: return "ct state";
-    case Field::Ip4Saddr: return "ip saddr";
-    case Field::Ip4Daddr: return "ip daddr";
-    case Field::Ip6Saddr: return "ip6 saddr";
-    case Field::Ip6Daddr: return "ip6 daddr";
-    case Field::Sport: return "th sport";
-    case Field::Dport: return "th dport";
-    case Field::IcmpType: return "icmp type";
-    case Field::IcmpCode: return "icmp code";
-    case Field::Icmp6Type: return "icmpv6 type";
-    case Field::Icmp6Code: return "icmpv6 code";
-    case Field::EtherSaddr: return "ether saddr";
-    case Field::ArpOp: return "arp operation";
-    case Field::ArpSha: return "arp saddr ether";
-    case Field::ArpSip: return "arp saddr ip";
-    case Field::ArpTip: return "arp daddr ip";
-    case Field::TcpFlags: return "tcp flags";
+    case Field::Iifname:
+      return "iifname";
+    case Field::Oifname:
+      return "oifname";
+    case Field::L4proto:
+      return "meta l4proto";
+    case Field::Nfproto:
+      return "meta nfproto";
+    case Field::Protocol:
+      return "meta protocol";
+    case Field::Mark:
+      return "meta mark";
+    case Field::CtState:
+      return "ct state";
+    case Field::Ip4Saddr:
+      return "ip saddr";
+    case Field::Ip4Daddr:
+      return "ip daddr";
+    case Field::Ip6Saddr:
+      return "ip6 saddr";
+    case Field::Ip6Daddr:
+      return "ip6 daddr";
+    case Field::Sport:
+      return "th sport";
+    case Field::Dport:
+      return "th dport";
+    case Field::IcmpType:
+      return "icmp type";
+    case Field::IcmpCode:
+      return "icmp code";
+    case Field::Icmp6Type:
+      return "icmpv6 type";
+    case Field::Icmp6Code:
+      return "icmpv6 code";
+    case Field::EtherSaddr:
+      return "ether saddr";
+    case Field::ArpOp:
+      return "arp operation";
+    case Field::ArpSha:
+      return "arp saddr ether";
+    case Field::ArpSip:
+      return "arp saddr ip";
+    case Field::ArpTip:
+      return "arp daddr ip";
+    case Field::TcpFlags:
+      return "tcp flags";
   }
   return "?";
 }

@@ -10,16 +10,22 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr Field kFields[] = {
-    Field::Iifname,  Field::Oifname,  Field::L4proto,  Field::Nfproto,   Field::Protocol,
-    Field::Mark,     Field::CtState,  Field::Ip4Saddr, Field::Ip4Daddr,  Field::Ip6Saddr,
-    Field::Ip6Daddr, Field::Sport,    Field::Dport,    Field::IcmpType,  Field::IcmpCode,
-    Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp, Field::ArpSha,
-    Field::ArpSip,   Field::ArpTip,   Field::TcpFlags};
+constexpr Field kFields[] = {Field::Iifname,   Field::Oifname,    Field::L4proto,  Field::Nfproto,
+                             Field::Protocol,  Field::Mark,       Field::CtState,  Field::Ip4Saddr,
+                             Field::Ip4Daddr,  Field::Ip6Saddr,   Field::Ip6Daddr, Field::Sport,
+                             Field::Dport,     Field::IcmpType,   Field::IcmpCode, Field::Icmp6Type,
+                             Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp,    Field::ArpSha,
+                             Field::ArpSip,    Field::ArpTip,     Field::TcpFlags};
 
 const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none", "mask-eq"};
-const char* kVerdicts[] = {"",     "accept", "drop",           "return",
-                           "jump", "goto",   "reject-tcp-reset", "reject-port-unreachable",
+const char* kVerdicts[] = {"",
+                           "accept",
+                           "drop",
+                           "return",
+                           "jump",
+                           "goto",
+                           "reject-tcp-reset",
+                           "reject-port-unreachable",
                            "reject-admin-prohibited"};
 const char* kHooks[] = {"prerouting", "input", "forward", "output", "postrouting"};
 const char* kKinds[] = {"set", "vmap", "markmap"};
@@ -39,8 +45,10 @@ json::array fields_json(const std::vector<Field>& fields) {
 json::array intervals_json(const std::vector<Interval>& values) {
   json::array a;
   for (const auto& v : values) {
-    if (v.lo == v.hi) a.emplace_back(hex(v.lo));
-    else a.emplace_back(json::array{json::value(hex(v.lo)), json::value(hex(v.hi))});
+    if (v.lo == v.hi)
+      a.emplace_back(hex(v.lo));
+    else
+      a.emplace_back(json::array{json::value(hex(v.lo)), json::value(hex(v.hi))});
   }
   return a;
 }
@@ -64,7 +72,8 @@ json::object rule_json(const Rule& r) {
   }
   if (!matches.empty()) o["matches"] = std::move(matches);
   if (r.counter) o["counter"] = true;
-  if (r.limit) o["limit"] = {{"rate", r.limit->rate}, {"unit", r.limit->unit}, {"burst", r.limit->burst}};
+  if (r.limit)
+    o["limit"] = {{"rate", r.limit->rate}, {"unit", r.limit->unit}, {"burst", r.limit->burst}};
   if (r.log) o["log"] = {{"prefix", r.log->prefix}, {"group", r.log->group}};
   if (r.mark) o["mark"] = {{"and", r.mark->and_mask}, {"xor", r.mark->xor_value}};
   if (!r.vmap.empty()) o["vmap"] = {{"fields", fields_json(r.vmap_fields)}, {"map", r.vmap}};
@@ -90,7 +99,8 @@ struct Reader {
       fail<bool>("odd hex string");
       return b;
     }
-    for (size_t i = 0; i < s.size(); i += 2) b.push_back(static_cast<uint8_t>(std::stoi(std::string(s.substr(i, 2)), nullptr, 16)));
+    for (size_t i = 0; i < s.size(); i += 2)
+      b.push_back(static_cast<uint8_t>(std::stoi(std::string(s.substr(i, 2)), nullptr, 16)));
     return b;
   }
   template <size_t N>
@@ -113,8 +123,11 @@ struct Reader {
   std::vector<Interval> intervals(const json::value& v) {
     std::vector<Interval> out;
     for (const auto& x : v.as_array()) {
-      if (x.is_string()) out.push_back(single(unhex(x.as_string())));
-      else out.push_back({unhex(x.as_array().at(0).as_string()), unhex(x.as_array().at(1).as_string())});
+      if (x.is_string())
+        out.push_back(single(unhex(x.as_string())));
+      else
+        out.push_back(
+            {unhex(x.as_array().at(0).as_string()), unhex(x.as_array().at(1).as_string())});
     }
     return out;
   }
@@ -134,8 +147,10 @@ struct Reader {
         m.op = static_cast<Match::Op>(index_of(kOps, mo.at("op").as_string()));
         if (auto* x = mo.if_contains("values")) m.values = intervals(*x);
         if (auto* x = mo.if_contains("set")) m.set = std::string(x->as_string());
-        if (auto* x = mo.if_contains("mask")) m.mask = static_cast<uint32_t>(x->to_number<uint64_t>());
-        if (auto* x = mo.if_contains("value")) m.value = static_cast<uint32_t>(x->to_number<uint64_t>());
+        if (auto* x = mo.if_contains("mask"))
+          m.mask = static_cast<uint32_t>(x->to_number<uint64_t>());
+        if (auto* x = mo.if_contains("value"))
+          m.value = static_cast<uint32_t>(x->to_number<uint64_t>());
         r.matches.push_back(std::move(m));
       }
     if (auto* x = o.if_contains("counter")) r.counter = x->as_bool();
@@ -143,7 +158,8 @@ struct Reader {
       r.limit = Limit{x->at("rate").to_number<uint64_t>(), std::string(x->at("unit").as_string()),
                       static_cast<uint32_t>(x->at("burst").to_number<uint64_t>())};
     if (auto* x = o.if_contains("log"))
-      r.log = Log{std::string(x->at("prefix").as_string()), static_cast<uint16_t>(x->at("group").to_number<uint64_t>())};
+      r.log = Log{std::string(x->at("prefix").as_string()),
+                  static_cast<uint16_t>(x->at("group").to_number<uint64_t>())};
     if (auto* x = o.if_contains("mark"))
       r.mark = MarkSet{static_cast<uint32_t>(x->at("and").to_number<uint64_t>()),
                        static_cast<uint32_t>(x->at("xor").to_number<uint64_t>())};
@@ -171,8 +187,10 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
         if (s.kind == Set::Kind::MarkMap) eo["data"] = e.data;
         elements.emplace_back(std::move(eo));
       }
-      json::object so{{"kind", kKinds[static_cast<int>(s.kind)]}, {"key", fields_json(s.key)},
-                      {"interval", s.interval}, {"elements", std::move(elements)}};
+      json::object so{{"kind", kKinds[static_cast<int>(s.kind)]},
+                      {"key", fields_json(s.key)},
+                      {"interval", s.interval},
+                      {"elements", std::move(elements)}};
       if (!s.comment.empty()) so["comment"] = s.comment;
       sets[name] = std::move(so);
     }
@@ -186,8 +204,10 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
                       {"policy", c.base->policy_drop ? "drop" : "accept"}};
       chains[name] = std::move(co);
     }
-    tables.emplace_back(json::object{{"family", to_string(t.family)}, {"name", t.name},
-                                     {"sets", std::move(sets)}, {"chains", std::move(chains)}});
+    tables.emplace_back(json::object{{"family", to_string(t.family)},
+                                     {"name", t.name},
+                                     {"sets", std::move(sets)},
+                                     {"chains", std::move(chains)}});
   }
   json::object root{{"tables", std::move(tables)}};
   if (!pretty) return json::serialize(root);
@@ -196,10 +216,12 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
   const auto& arr = root["tables"].as_array();
   for (size_t i = 0; i < arr.size(); ++i) {
     const auto& t = arr[i].as_object();
-    out += "  {\"family\": " + json::serialize(t.at("family")) + ", \"name\": " + json::serialize(t.at("name")) + ",\n   \"sets\": {";
+    out += "  {\"family\": " + json::serialize(t.at("family")) +
+           ", \"name\": " + json::serialize(t.at("name")) + ",\n   \"sets\": {";
     bool first = true;
     for (const auto& [k, v] : t.at("sets").as_object()) {
-      out += std::string(first ? "\n" : ",\n") + "    " + json::serialize(json::value(k)) + ": " + json::serialize(v);
+      out += std::string(first ? "\n" : ",\n") + "    " + json::serialize(json::value(k)) + ": " +
+             json::serialize(v);
       first = false;
     }
     out += "},\n   \"chains\": {";
@@ -210,7 +232,8 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
       if (auto* b = co.if_contains("base")) out += "\"base\": " + json::serialize(*b) + ", ";
       out += "\"rules\": [";
       const auto& rules = co.at("rules").as_array();
-      for (size_t r = 0; r < rules.size(); ++r) out += std::string(r ? ",\n      " : "\n      ") + json::serialize(rules[r]);
+      for (size_t r = 0; r < rules.size(); ++r)
+        out += std::string(r ? ",\n      " : "\n      ") + json::serialize(rules[r]);
       out += "]}";
       first = false;
     }
@@ -229,8 +252,11 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
     for (const auto& tv : root.at("tables").as_array()) {
       const auto& to = tv.as_object();
       std::string fam(to.at("family").as_string());
-      Family family = fam == "inet" ? Family::Inet : fam == "bridge" ? Family::Bridge
-                    : fam == "ip" ? Family::Ip : fam == "ip6" ? Family::Ip6 : Family::Netdev;
+      Family family = fam == "inet"     ? Family::Inet
+                      : fam == "bridge" ? Family::Bridge
+                      : fam == "ip"     ? Family::Ip
+                      : fam == "ip6"    ? Family::Ip6
+                                        : Family::Netdev;
       Table& t = rs.table(family, std::string(to.at("name").as_string()));
       for (const auto& [name, sv] : to.at("sets").as_object()) {
         const auto& so = sv.as_object();
@@ -245,7 +271,8 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
           SetElement e;
           e.key = rd.intervals(eo.at("key"));
           if (auto* v = eo.if_contains("verdict")) e.verdict = rd.verdict(v->as_object());
-          if (auto* d = eo.if_contains("data")) e.data = static_cast<uint32_t>(d->to_number<uint64_t>());
+          if (auto* d = eo.if_contains("data"))
+            e.data = static_cast<uint32_t>(d->to_number<uint64_t>());
           s.elements.push_back(std::move(e));
         }
         t.sets[s.name] = std::move(s);
@@ -265,7 +292,8 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
   } catch (const std::exception& e) {  // Boost.JSON accessors throw on a wrong shape
     return fail(ErrorCode::InvalidConfig, std::string("malformed ruleset JSON: ") + e.what());
   }
-  if (!rd.error.empty()) return fail(ErrorCode::InvalidConfig, "malformed ruleset JSON: " + rd.error);
+  if (!rd.error.empty())
+    return fail(ErrorCode::InvalidConfig, "malformed ruleset JSON: " + rd.error);
   return rs;
 }
 

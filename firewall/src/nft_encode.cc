@@ -484,7 +484,8 @@ Result<std::vector<ElemSpec>> element_specs(const SetShape& shape,
       out.push_back(std::move(spec));
       if (shape.interval && !is_max(hi)) {
         Bytes end = plus_one(hi);
-        out.push_back({std::vector<uint8_t>(end.begin(), end.end()), {}, NFT_SET_ELEM_INTERVAL_END, nullptr});
+        out.push_back(
+            {std::vector<uint8_t>(end.begin(), end.end()), {}, NFT_SET_ELEM_INTERVAL_END, nullptr});
       }
       continue;
     }
@@ -741,18 +742,24 @@ Status encode_match(RuleContext& ctx, RuleBuilder& b, const Match& m) {
       // A number in the field's encoding (the same one the mask uses).
       auto encode = [&](uint32_t v) -> Result<Bytes> {
         switch (field_size(f)) {
-          case 1: return u8(static_cast<uint8_t>(v));
-          case 2: return be16(static_cast<uint16_t>(v));
-          case 4: return info(f).host_integer ? host32(v) : to_big_endian(host32(v));
-          default: return invalid(std::string("bit test on ") + field_expr(f));
+          case 1:
+            return u8(static_cast<uint8_t>(v));
+          case 2:
+            return be16(static_cast<uint16_t>(v));
+          case 4:
+            return info(f).host_integer ? host32(v) : to_big_endian(host32(v));
+          default:
+            return invalid(std::string("bit test on ") + field_expr(f));
         }
       };
       Bytes mask = MOAT_TRY(encode(m.mask));
       b.load(f, NFT_REG_1);
       Bytes zero(mask.size(), 0);
       b.bitwise(mask, zero);
-      if (m.op == Op::MaskEq) b.cmp(NFT_CMP_EQ, MOAT_TRY(encode(m.value)));
-      else b.cmp(m.op == Op::BitsAny ? NFT_CMP_NEQ : NFT_CMP_EQ, zero);
+      if (m.op == Op::MaskEq)
+        b.cmp(NFT_CMP_EQ, MOAT_TRY(encode(m.value)));
+      else
+        b.cmp(m.op == Op::BitsAny ? NFT_CMP_NEQ : NFT_CMP_EQ, zero);
       return {};
     }
   }

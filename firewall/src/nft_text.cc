@@ -40,9 +40,11 @@ IpAddress to_ip(const Bytes& b) {
 }
 
 std::string ct_state_text(uint32_t bits) {
-  static const std::pair<uint32_t, const char*> kNames[] = {
-      {kCtInvalid, "invalid"}, {kCtEstablished, "established"}, {kCtRelated, "related"},
-      {kCtNew, "new"},         {kCtUntracked, "untracked"}};
+  static const std::pair<uint32_t, const char*> kNames[] = {{kCtInvalid, "invalid"},
+                                                            {kCtEstablished, "established"},
+                                                            {kCtRelated, "related"},
+                                                            {kCtNew, "new"},
+                                                            {kCtUntracked, "untracked"}};
   std::string out;
   for (auto [bit, name] : kNames)
     if (bits & bit) out += (out.empty() ? "" : ",") + std::string(name);
@@ -52,12 +54,17 @@ std::string ct_state_text(uint32_t bits) {
 std::string one_value(Field field, const Bytes& v) {
   switch (field) {
     case Field::Iifname:
-    case Field::Oifname: return "\"" + std::string(reinterpret_cast<const char*>(v.data()), strnlen(reinterpret_cast<const char*>(v.data()), v.size())) + "\"";
+    case Field::Oifname:
+      return "\"" +
+             std::string(reinterpret_cast<const char*>(v.data()),
+                         strnlen(reinterpret_cast<const char*>(v.data()), v.size())) +
+             "\"";
     case Field::L4proto: {
       auto name = protocol_name(v[0]);
       return name.empty() ? std::to_string(v[0]) : std::string(name);
     }
-    case Field::Nfproto: return v[0] == 2 ? "ipv4" : v[0] == 10 ? "ipv6" : std::to_string(v[0]);
+    case Field::Nfproto:
+      return v[0] == 2 ? "ipv4" : v[0] == 10 ? "ipv6" : std::to_string(v[0]);
     case Field::Protocol: {
       uint64_t p = read_be(v);
       if (p == 0x0800) return "ip";
@@ -65,18 +72,24 @@ std::string one_value(Field field, const Bytes& v) {
       if (p == 0x0806) return "arp";
       return fmt::format("0x{:04x}", p);
     }
-    case Field::Mark: return fmt::format("0x{:08x}", read_host32(v));
-    case Field::CtState: return ct_state_text(read_host32(v));
+    case Field::Mark:
+      return fmt::format("0x{:08x}", read_host32(v));
+    case Field::CtState:
+      return ct_state_text(read_host32(v));
     case Field::Ip4Saddr:
     case Field::Ip4Daddr:
     case Field::Ip6Saddr:
     case Field::Ip6Daddr:
     case Field::ArpSip:
-    case Field::ArpTip: return to_ip(v).to_string();
+    case Field::ArpTip:
+      return to_ip(v).to_string();
     case Field::EtherSaddr:
-    case Field::ArpSha: return hex_bytes(v, ':');
-    case Field::TcpFlags: return fmt::format("0x{:02x}", v[0]);
-    default: return std::to_string(read_be(v));
+    case Field::ArpSha:
+      return hex_bytes(v, ':');
+    case Field::TcpFlags:
+      return fmt::format("0x{:02x}", v[0]);
+    default:
+      return std::to_string(read_be(v));
   }
 }
 
@@ -87,41 +100,59 @@ bool is_ip(Field f) {
 
 std::string fields_text(const std::vector<Field>& fields) {
   std::string out;
-  for (size_t i = 0; i < fields.size(); ++i) out += (i ? " . " : "") + std::string(field_expr(fields[i]));
+  for (size_t i = 0; i < fields.size(); ++i)
+    out += (i ? " . " : "") + std::string(field_expr(fields[i]));
   return out;
 }
 
 std::string type_name(Field f) {
   switch (f) {
     case Field::Iifname:
-    case Field::Oifname: return "ifname";
+    case Field::Oifname:
+      return "ifname";
     case Field::Ip4Saddr:
     case Field::Ip4Daddr:
     case Field::ArpSip:
-    case Field::ArpTip: return "ipv4_addr";
+    case Field::ArpTip:
+      return "ipv4_addr";
     case Field::Ip6Saddr:
-    case Field::Ip6Daddr: return "ipv6_addr";
+    case Field::Ip6Daddr:
+      return "ipv6_addr";
     case Field::EtherSaddr:
-    case Field::ArpSha: return "ether_addr";
+    case Field::ArpSha:
+      return "ether_addr";
     case Field::Sport:
-    case Field::Dport: return "inet_service";
-    case Field::L4proto: return "inet_proto";
-    case Field::Mark: return "mark";
-    default: return "";  // no named type: the set is declared with `typeof`
+    case Field::Dport:
+      return "inet_service";
+    case Field::L4proto:
+      return "inet_proto";
+    case Field::Mark:
+      return "mark";
+    default:
+      return "";  // no named type: the set is declared with `typeof`
   }
 }
 
 std::string verdict_text(const Verdict& v) {
   switch (v.code) {
-    case VerdictCode::None: return "";
-    case VerdictCode::Accept: return "accept";
-    case VerdictCode::Drop: return "drop";
-    case VerdictCode::Return: return "return";
-    case VerdictCode::Jump: return "jump " + v.chain;
-    case VerdictCode::Goto: return "goto " + v.chain;
-    case VerdictCode::RejectTcpReset: return "reject with tcp reset";
-    case VerdictCode::RejectPortUnreach: return "reject with icmpx port-unreachable";
-    case VerdictCode::RejectAdminProhibited: return "reject with icmpx admin-prohibited";
+    case VerdictCode::None:
+      return "";
+    case VerdictCode::Accept:
+      return "accept";
+    case VerdictCode::Drop:
+      return "drop";
+    case VerdictCode::Return:
+      return "return";
+    case VerdictCode::Jump:
+      return "jump " + v.chain;
+    case VerdictCode::Goto:
+      return "goto " + v.chain;
+    case VerdictCode::RejectTcpReset:
+      return "reject with tcp reset";
+    case VerdictCode::RejectPortUnreach:
+      return "reject with icmpx port-unreachable";
+    case VerdictCode::RejectAdminProhibited:
+      return "reject with icmpx admin-prohibited";
   }
   return "";
 }
@@ -129,8 +160,10 @@ std::string verdict_text(const Verdict& v) {
 std::string match_text(const Match& m) {
   std::string lhs = fields_text(m.fields);
   switch (m.op) {
-    case Match::Op::Eq: return lhs + " " + value_text(m.fields[0], m.values.at(0));
-    case Match::Op::Neq: return lhs + " != " + value_text(m.fields[0], m.values.at(0));
+    case Match::Op::Eq:
+      return lhs + " " + value_text(m.fields[0], m.values.at(0));
+    case Match::Op::Neq:
+      return lhs + " != " + value_text(m.fields[0], m.values.at(0));
     case Match::Op::In:
     case Match::Op::NotIn: {
       std::string neg = m.op == Match::Op::NotIn ? "!= " : "";
@@ -146,7 +179,8 @@ std::string match_text(const Match& m) {
     case Match::Op::MaskEq:
       return fmt::format("{} & 0x{:02x} == 0x{:02x}", lhs, m.mask, m.value);
     case Match::Op::BitsNone:
-      if (m.fields[0] == Field::CtState) return fmt::format("{} & ({}) == 0", lhs, ct_state_text(m.mask));
+      if (m.fields[0] == Field::CtState)
+        return fmt::format("{} & ({}) == 0", lhs, ct_state_text(m.mask));
       return fmt::format("{} & 0x{:08x} == 0", lhs, m.mask);
   }
   return "";
@@ -171,12 +205,14 @@ std::string rule_text(const Rule& rule) {
   for (const auto& m : rule.matches) parts.push_back(match_text(m));
   if (rule.counter) parts.push_back("counter");
   if (rule.limit)
-    parts.push_back(fmt::format("limit rate {}/{} burst {} packets", rule.limit->rate, rule.limit->unit,
-                                rule.limit->burst));
-  if (rule.log) parts.push_back(fmt::format("log prefix \"{}\" group {}", escape(rule.log->prefix), rule.log->group));
+    parts.push_back(fmt::format("limit rate {}/{} burst {} packets", rule.limit->rate,
+                                rule.limit->unit, rule.limit->burst));
+  if (rule.log)
+    parts.push_back(
+        fmt::format("log prefix \"{}\" group {}", escape(rule.log->prefix), rule.log->group));
   if (rule.mark)
-    parts.push_back(fmt::format("meta mark set meta mark & 0x{:08x} ^ 0x{:08x}", rule.mark->and_mask,
-                                rule.mark->xor_value));
+    parts.push_back(fmt::format("meta mark set meta mark & 0x{:08x} ^ 0x{:08x}",
+                                rule.mark->and_mask, rule.mark->xor_value));
   if (!rule.vmap.empty()) parts.push_back(fields_text(rule.vmap_fields) + " vmap @" + rule.vmap);
   if (auto v = verdict_text(rule.verdict); !v.empty()) parts.push_back(v);
   if (!rule.origin.empty()) parts.push_back("comment \"" + escape(rule.origin) + "\"");
@@ -212,17 +248,20 @@ std::string to_nft_text(const Ruleset& ruleset) {
       std::string decl = named ? "type " + types : "typeof " + fields_text(set.key);
       if (set.kind == Set::Kind::Vmap) decl += " : verdict";
       if (set.kind == Set::Kind::MarkMap) decl += named ? " : mark" : " : meta mark";
-      out += fmt::format("\t{} {} {{\n\t\t{}\n", set.kind == Set::Kind::Set ? "set" : "map", name, decl);
+      out += fmt::format("\t{} {} {{\n\t\t{}\n", set.kind == Set::Kind::Set ? "set" : "map", name,
+                         decl);
       if (set.interval) out += "\t\tflags interval\n";
       if (!set.comment.empty()) out += "\t\tcomment \"" + escape(set.comment) + "\"\n";
-      if (!set.elements.empty()) out += "\t\telements = { " + elements_text(set, set.elements) + " }\n";
+      if (!set.elements.empty())
+        out += "\t\telements = { " + elements_text(set, set.elements) + " }\n";
       out += "\t}\n";
     }
     for (const auto& [name, chain] : table.chains) {
       out += fmt::format("\tchain {} {{\n", name);
       if (chain.base)
-        out += fmt::format("\t\ttype filter hook {} priority {}; policy {};\n", to_string(chain.base->hook),
-                           chain.base->priority, chain.base->policy_drop ? "drop" : "accept");
+        out += fmt::format("\t\ttype filter hook {} priority {}; policy {};\n",
+                           to_string(chain.base->hook), chain.base->priority,
+                           chain.base->policy_drop ? "drop" : "accept");
       for (const auto& rule : chain.rules) out += "\t\t" + rule_text(rule) + "\n";
       out += "\t}\n";
     }

@@ -77,7 +77,8 @@ uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
 
 void intern_rule(nft::Table& table, nft::Rule& rule, std::vector<nft::ObjectRef>* created) {
   for (auto& m : rule.matches) {
-    if ((m.op != Match::Op::In && m.op != Match::Op::NotIn) || m.values.empty() || !m.set.empty()) continue;
+    if ((m.op != Match::Op::In && m.op != Match::Op::NotIn) || m.values.empty() || !m.set.empty())
+      continue;
     uint64_t h = 1469598103934665603ull;
     for (auto f : m.fields) h = fnv1a(h, &f, sizeof(f));
     bool interval = false;
@@ -130,9 +131,12 @@ void TableBuilder::warn(const Rule& rule, const std::string& message) {
 
 nft::Verdict TableBuilder::verdict(Verdict v) const {
   switch (v) {
-    case Verdict::Accept: return {nft::VerdictCode::Accept, {}};
-    case Verdict::Drop: return {nft::VerdictCode::Drop, {}};
-    case Verdict::Reject: return {nft::VerdictCode::Jump, names::kDoReject};
+    case Verdict::Accept:
+      return {nft::VerdictCode::Accept, {}};
+    case Verdict::Drop:
+      return {nft::VerdictCode::Drop, {}};
+    case Verdict::Reject:
+      return {nft::VerdictCode::Jump, names::kDoReject};
   }
   return {};
 }
@@ -149,18 +153,26 @@ nft::Rule TableBuilder::log_rule(uint32_t vmid, LogLevel level, const std::strin
 }
 
 Match TableBuilder::iface_match(const std::string& device, bool to_device) const {
-  return Match{{to_device ? Field::Oifname : Field::Iifname}, Match::Op::Eq,
-               {nft::single(nft::ifname_bytes(device))}, {}, 0};
+  return Match{{to_device ? Field::Oifname : Field::Iifname},
+               Match::Op::Eq,
+               {nft::single(nft::ifname_bytes(device))},
+               {},
+               0};
 }
 
 Match TableBuilder::family_match(int family) const {
   if (bridge())
-    return Match{{Field::Protocol}, Match::Op::Eq,
-                 {nft::single(nft::be16(family == 4 ? 0x0800 : 0x86dd))}, {}, 0};
-  return Match{{Field::Nfproto}, Match::Op::Eq, {nft::single(nft::u8(family == 4 ? 2 : 10))}, {}, 0};
+    return Match{{Field::Protocol},
+                 Match::Op::Eq,
+                 {nft::single(nft::be16(family == 4 ? 0x0800 : 0x86dd))},
+                 {},
+                 0};
+  return Match{
+      {Field::Nfproto}, Match::Op::Eq, {nft::single(nft::u8(family == 4 ? 2 : 10))}, {}, 0};
 }
 
-std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set, const std::string& scope,
+std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set,
+                                                           const std::string& scope,
                                                            const Scope& owner,
                                                            std::vector<IpRange> extra,
                                                            bool all_families) {
@@ -240,8 +252,9 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
         if (auto it = cfw->ipsets.find(addr.name); it != cfw->ipsets.end())
           sets = materialize_ipset(it->second, "dc", Scope{});
       if (sets.empty()) {
-        warn(rule, "ipset '" + addr.text + "' does not exist" +
-                       (addr.scope == "sdn" ? " (SDN ipsets come from the SDN configuration)" : ""));
+        warn(rule,
+             "ipset '" + addr.text + "' does not exist" +
+                 (addr.scope == "sdn" ? " (SDN ipsets come from the SDN configuration)" : ""));
         return false;
       }
       if (sets.empty()) {
@@ -258,7 +271,8 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
 std::string TableBuilder::ensure_group(const std::string& name, Direction dir) {
   std::string chain_name = names::group_chain(name, dir);
   if (table_.chains.contains(chain_name)) return chain_name;
-  if (created_) created_->push_back({nft::table_key(table_.family, table_.name), false, chain_name});
+  if (created_)
+    created_->push_back({nft::table_key(table_.family, table_.name), false, chain_name});
   nft::Chain& chain = table_.chains[chain_name];
   chain.name = chain_name;
   const auto& group = config_.cluster->groups.at(name);
@@ -280,9 +294,10 @@ void TableBuilder::add_rules(nft::Chain& chain, const std::vector<Rule>& rules, 
       jump.origin = rule.where.to_string();
       if (!rule.iface.empty()) {
         bool guest = scope.guest != nullptr;
-        std::string device = guest ? names::guest_device(*scope.guest, std::stoi(rule.iface.substr(3)))
-                                   : rule.iface;
-        jump.matches.push_back(iface_match(device, guest ? dir == Direction::In : dir == Direction::Out));
+        std::string device =
+            guest ? names::guest_device(*scope.guest, std::stoi(rule.iface.substr(3))) : rule.iface;
+        jump.matches.push_back(
+            iface_match(device, guest ? dir == Direction::In : dir == Direction::Out));
       }
       // The group chain is built only after the jump target exists in the table.
       jump.verdict = {nft::VerdictCode::Jump, ensure_group(rule.group, dir)};
@@ -315,7 +330,9 @@ std::vector<PortRange> macro_ports(std::string_view text) {
   for (auto part : split(text, ',')) {
     auto colon = part.find(':');
     auto lo = static_cast<uint16_t>(*parse_uint(part.substr(0, colon)));
-    auto hi = colon == std::string_view::npos ? lo : static_cast<uint16_t>(*parse_uint(part.substr(colon + 1)));
+    auto hi = colon == std::string_view::npos
+                  ? lo
+                  : static_cast<uint16_t>(*parse_uint(part.substr(colon + 1)));
     out.push_back({lo, hi});
   }
   return out;
@@ -349,7 +366,8 @@ std::vector<Expansion> expand(const Rule& rule) {
 
 }  // namespace
 
-void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir, const Scope& scope) {
+void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir,
+                            const Scope& scope) {
   ResolvedAddress src, dst;
   if (rule.source && !resolve(*rule.source, scope, rule, src)) return;
   if (rule.dest && !resolve(*rule.dest, scope, rule, dst)) return;
@@ -398,18 +416,26 @@ void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir, 
         const auto& pf = res->families.at(family);
         Field f = family == 4 ? (is_src ? Field::Ip4Saddr : Field::Ip4Daddr)
                               : (is_src ? Field::Ip6Saddr : Field::Ip6Daddr);
-        if (!pf.set.empty()) r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
-        else r.matches.push_back(values_match(f, pf.values));
+        if (!pf.set.empty())
+          r.matches.push_back(Match{{f}, Match::Op::In, {}, pf.set, 0});
+        else
+          r.matches.push_back(values_match(f, pf.values));
       }
-      if (x.proto) r.matches.push_back(Match{{Field::L4proto}, Match::Op::Eq, {nft::single(nft::u8(*x.proto))}, {}, 0});
+      if (x.proto)
+        r.matches.push_back(
+            Match{{Field::L4proto}, Match::Op::Eq, {nft::single(nft::u8(*x.proto))}, {}, 0});
       if (!x.sport.empty()) r.matches.push_back(values_match(Field::Sport, port_values(x.sport)));
       if (!x.dport.empty()) r.matches.push_back(values_match(Field::Dport, port_values(x.dport)));
       if (x.icmp) {
         Field type = x.icmp->v6 ? Field::Icmp6Type : Field::IcmpType;
-        r.matches.push_back(Match{{type}, Match::Op::Eq, {nft::single(nft::u8(x.icmp->type))}, {}, 0});
+        r.matches.push_back(
+            Match{{type}, Match::Op::Eq, {nft::single(nft::u8(x.icmp->type))}, {}, 0});
         if (x.icmp->code)
-          r.matches.push_back(Match{{x.icmp->v6 ? Field::Icmp6Code : Field::IcmpCode}, Match::Op::Eq,
-                                    {nft::single(nft::u8(*x.icmp->code))}, {}, 0});
+          r.matches.push_back(Match{{x.icmp->v6 ? Field::Icmp6Code : Field::IcmpCode},
+                                    Match::Op::Eq,
+                                    {nft::single(nft::u8(*x.icmp->code))},
+                                    {},
+                                    0});
       }
       if (rule.log != LogLevel::Nolog) {
         nft::Rule log = log_rule(vmid, rule.log, chain.name, to_string(rule.verdict));

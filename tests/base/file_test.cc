@@ -9,14 +9,16 @@ namespace moat {
 namespace {
 
 TEST(FileTest, AtomicWriteReplacesContentAndCreatesParents) {
-  auto dir = std::filesystem::temp_directory_path() / ("moat-file-test-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("moat-file-test-" + std::to_string(::getpid()));
   auto path = dir / "sub" / "state.json";
   ASSERT_TRUE(write_file_atomic(path, "one"));
   ASSERT_TRUE(write_file_atomic(path, "two"));
   EXPECT_EQ(read_file(path).value(), "two");
   // No temporary file is left beside it.
   int entries = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(path.parent_path())) ++entries;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(path.parent_path()))
+    ++entries;
   EXPECT_EQ(entries, 1);
   std::filesystem::remove_all(dir);
 }
@@ -42,9 +44,7 @@ TEST(SubprocessTest, KillsOnTimeout) {
   EXPECT_NE(r->exit_code, 0);
 }
 
-TEST(SubprocessTest, MissingProgramFails) {
-  EXPECT_FALSE(run({.argv = {"/nonexistent/program"}}));
-}
+TEST(SubprocessTest, MissingProgramFails) { EXPECT_FALSE(run({.argv = {"/nonexistent/program"}})); }
 
 TEST(ClockTest, FakeClockAdvancesBothClocks) {
   FakeClock clock;

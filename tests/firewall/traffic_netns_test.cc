@@ -41,23 +41,29 @@ TEST_F(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
   auto bridge = topo().add_bridge({.node = *node, .name = "vmbr0", .ipv4 = "198.51.100.1/24"});
   ASSERT_TRUE(bridge) << bridge.error().to_string();
   std::vector<Endpoint> endpoints = {{"host", node->ns, "198.51.100.1"}};
-  for (auto [zone, port, ip, mac] : {std::tuple{"vm100", "tap100i0", "198.51.100.10", "bc:24:11:00:01:00"},
-                                     {"vm101", "tap101i0", "198.51.100.11", "bc:24:11:00:01:01"},
-                                     {"ct200", "veth200i0", "198.51.100.20", "bc:24:11:00:02:00"}}) {
-    auto g = topo().add_guest({.bridge = *bridge, .name = zone, .port = port,
-                               .ipv4 = std::string(ip) + "/24", .mac = mac});
+  for (auto [zone, port, ip, mac] :
+       {std::tuple{"vm100", "tap100i0", "198.51.100.10", "bc:24:11:00:01:00"},
+        {"vm101", "tap101i0", "198.51.100.11", "bc:24:11:00:01:01"},
+        {"ct200", "veth200i0", "198.51.100.20", "bc:24:11:00:02:00"}}) {
+    auto g = topo().add_guest({.bridge = *bridge,
+                               .name = zone,
+                               .port = port,
+                               .ipv4 = std::string(ip) + "/24",
+                               .mac = mac});
     ASSERT_TRUE(g) << g.error().to_string();
     endpoints.push_back({zone, g->ns, ip});
   }
 
-  auto applier = Applier::open({.netns = node->ns, .state_dir = std::filesystem::temp_directory_path() / topo().prefix()});
+  auto applier = Applier::open(
+      {.netns = node->ns, .state_dir = std::filesystem::temp_directory_path() / topo().prefix()});
   ASSERT_TRUE(applier) << applier.error().to_string();
   ASSERT_TRUE(applier->enable_bridge_netfilter());
   auto report = applier->apply(compiled->ruleset, GuestStrategy::BrNetfilter);
   ASSERT_TRUE(report) << report.error().to_string();
   EXPECT_GT(report->messages, 0u);
 
-  const std::vector<uint16_t> tcp_ports = {22, 25, 53, 80, 443, 3128, 3306, 5432, 8006, 8080, 8443, 9100};
+  const std::vector<uint16_t> tcp_ports = {22,   25,   53,   80,   443,  3128,
+                                           3306, 5432, 8006, 8080, 8443, 9100};
   const std::vector<uint16_t> udp_ports = {53, 123, 161, 500, 5000};
   for (const auto& e : endpoints) {
     for (auto p : tcp_ports) ASSERT_TRUE(topo().listen_tcp(e.ns, p));
@@ -66,8 +72,12 @@ TEST_F(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
 
   auto expect = [&](const Endpoint& from, const Endpoint& to, const std::string& proto,
                     std::optional<uint16_t> port) {
-    sim::Packet packet{.from = from.zone, .to = to.zone, .protocol = proto,
-                       .source = parse_ip(from.ip), .dest = parse_ip(to.ip), .dport = port};
+    sim::Packet packet{.from = from.zone,
+                       .to = to.zone,
+                       .protocol = proto,
+                       .source = parse_ip(from.ip),
+                       .dest = parse_ip(to.ip),
+                       .dport = port};
     auto outcome = sim::simulate(compiled->ruleset, loaded->config, packet);
     EXPECT_TRUE(outcome) << outcome.error().to_string();
     return outcome ? *outcome : sim::Outcome{};
@@ -83,21 +93,24 @@ TEST_F(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
         ++probes;
         ++seen[sim::to_string(got)];
         if (want != got)
-          mismatches += from.zone + " -> " + to.zone + " " + what + ": kernel " + sim::to_string(got) +
-                        ", simulator " + sim::to_string(want) + " (" + o.decided_by + ")\n";
+          mismatches += from.zone + " -> " + to.zone + " " + what + ": kernel " +
+                        sim::to_string(got) + ", simulator " + sim::to_string(want) + " (" +
+                        o.decided_by + ")\n";
       };
       for (auto port : tcp_ports) {
         auto o = expect(from, to, "tcp", port);
         auto r = topo().tcp_connect(from.ns, to.ip, port, timeout);
         Verdict got = r == TcpOutcome::Connected ? Verdict::Accept
-                      : r == TcpOutcome::Refused ? Verdict::Reject : Verdict::Drop;
+                      : r == TcpOutcome::Refused ? Verdict::Reject
+                                                 : Verdict::Drop;
         check("tcp/" + std::to_string(port), o.verdict, got, o);
       }
       for (auto port : udp_ports) {
         auto o = expect(from, to, "udp", port);
         auto r = topo().udp_probe(from.ns, to.ns, to.ip, port, timeout);
-        Verdict got = r == UdpOutcome::Delivered ? Verdict::Accept
-                      : r == UdpOutcome::Rejected ? Verdict::Reject : Verdict::Drop;
+        Verdict got = r == UdpOutcome::Delivered  ? Verdict::Accept
+                      : r == UdpOutcome::Rejected ? Verdict::Reject
+                                                  : Verdict::Drop;
         check("udp/" + std::to_string(port), o.verdict, got, o);
       }
       // A rejected echo request and a dropped one both go unanswered: compare answered or not.

@@ -15,7 +15,7 @@
 namespace moat {
 
 struct IpAddress {
-  int family = 4;                 // 4 or 6
+  int family = 4;                   // 4 or 6
   std::array<uint8_t, 16> bytes{};  // first 4 used for IPv4
 
   size_t size() const { return family == 4 ? 4 : 16; }
@@ -31,7 +31,9 @@ struct IpRange {
   std::string to_string() const;
   // The prefix length when the range is exactly one CIDR block.
   std::optional<int> prefix_length() const;
-  bool contains(const IpAddress& a) const { return a.family == first.family && first <= a && a <= last; }
+  bool contains(const IpAddress& a) const {
+    return a.family == first.family && first <= a && a <= last;
+  }
   friend auto operator<=>(const IpRange&, const IpRange&) = default;
 };
 

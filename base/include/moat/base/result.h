@@ -97,16 +97,16 @@ std::unexpected<Error> fail_errno(int err, std::string message);
 
 // Evaluates a Result expression; returns its error from the enclosing function, else yields
 // the value. GNU statement expression (GCC and Clang).
-#define MOAT_TRY(expr)                                                     \
-  ({                                                                       \
-    auto&& moat_try_result_ = (expr);                                      \
+#define MOAT_TRY(expr)                                                                  \
+  ({                                                                                    \
+    auto&& moat_try_result_ = (expr);                                                   \
     if (!moat_try_result_) return std::unexpected(std::move(moat_try_result_).error()); \
-    std::move(moat_try_result_).value();                                   \
+    std::move(moat_try_result_).value();                                                \
   })
 
 // Evaluates a Status/Result expression and returns its error from the enclosing function.
-#define MOAT_RETURN_IF_ERROR(expr)                                         \
-  do {                                                                     \
-    auto&& moat_status_ = (expr);                                          \
+#define MOAT_RETURN_IF_ERROR(expr)                                              \
+  do {                                                                          \
+    auto&& moat_status_ = (expr);                                               \
     if (!moat_status_) return std::unexpected(std::move(moat_status_).error()); \
   } while (0)

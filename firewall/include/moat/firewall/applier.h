@@ -21,8 +21,8 @@ namespace moat::firewall {
 
 struct AppliedState {
   nft::Ruleset ruleset;
-  int64_t applied_at = 0;     // unix seconds
-  uint32_t generation = 0;    // nftables generation after our commit
+  int64_t applied_at = 0;   // unix seconds
+  uint32_t generation = 0;  // nftables generation after our commit
   std::string strategy;
 };
 
@@ -34,13 +34,14 @@ struct ApplyReport {
 };
 
 struct ApplierOptions {
-  std::string netns;                                 // "" = the caller's namespace
+  std::string netns;  // "" = the caller's namespace
   std::filesystem::path state_dir = "/run/moat";
 };
 
 class Applier {
  public:
-  static Result<Applier> open(const ApplierOptions& options, const Clock& clock = SystemClock::instance());
+  static Result<Applier> open(const ApplierOptions& options,
+                              const Clock& clock = SystemClock::instance());
 
   // Which guest strategy this kernel supports: BridgeConntrack when a bridge-family table may
   // hold `ct state` and `reject` (probed with a batch that adds and deletes a scratch table,

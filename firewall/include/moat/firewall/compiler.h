@@ -53,8 +53,9 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
 // gone). Returns every object it touched, for diff(applied, desired, touched). Security-group
 // chains and cluster sets the guest newly references are added; ones it no longer uses stay
 // until the next full compile. The cost is that of the guest, not of the host.
-Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset, const FirewallConfig& config,
-                                                    uint32_t vmid, const CompileOptions& options,
+Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
+                                                    const FirewallConfig& config, uint32_t vmid,
+                                                    const CompileOptions& options,
                                                     std::vector<std::string>& warnings);
 
 }  // namespace moat::firewall

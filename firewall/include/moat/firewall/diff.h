@@ -15,11 +15,11 @@ struct Op {
   enum class Kind {
     AddTable,
     DeleteTable,
-    AddChain,        // chain (base chains carry hook, priority, policy)
+    AddChain,  // chain (base chains carry hook, priority, policy)
     DeleteChain,
     FlushChain,
-    AddRule,         // appended to `chain`
-    AddSet,          // definition only; elements follow in AddElements
+    AddRule,  // appended to `chain`
+    AddSet,   // definition only; elements follow in AddElements
     DeleteSet,
     AddElements,
     DeleteElements,
@@ -27,10 +27,10 @@ struct Op {
   Kind kind = Kind::AddTable;
   Family family = Family::Inet;
   std::string table;
-  std::string name;                  // chain or set name
-  std::optional<BaseChain> base;     // AddChain
-  Rule rule;                         // AddRule
-  Set set;                           // AddSet (definition; elements empty), Add/DeleteElements (key/kind)
+  std::string name;               // chain or set name
+  std::optional<BaseChain> base;  // AddChain
+  Rule rule;                      // AddRule
+  Set set;  // AddSet (definition; elements empty), Add/DeleteElements (key/kind)
   std::vector<SetElement> elements;  // Add/DeleteElements
 };
 

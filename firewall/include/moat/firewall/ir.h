@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
-#include <type_traits>
 #include <map>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "moat/base/result.h"
@@ -31,29 +31,29 @@ const char* to_string(Hook h);    // "prerouting", ...
 // The packet fields rules match on. Values are byte strings: network byte order for header
 // fields, host order for meta mark and ct state, NUL-padded names for interfaces.
 enum class Field : uint8_t {
-  Iifname,    // meta iifname (16 bytes)
-  Oifname,    // meta oifname (16 bytes)
-  L4proto,    // meta l4proto (1)
-  Nfproto,    // meta nfproto (1): 2 = ipv4, 10 = ipv6
-  Protocol,   // meta protocol, the ethertype (2)
-  Mark,       // meta mark (4, host order)
-  CtState,    // ct state bitmask (4, host order)
-  Ip4Saddr,   // ip saddr (4)
-  Ip4Daddr,   // ip daddr (4)
-  Ip6Saddr,   // ip6 saddr (16)
-  Ip6Daddr,   // ip6 daddr (16)
-  Sport,      // th sport (2)
-  Dport,      // th dport (2)
-  IcmpType,   // icmp type (1)
-  IcmpCode,   // icmp code (1)
-  Icmp6Type,  // icmpv6 type (1)
-  Icmp6Code,  // icmpv6 code (1)
-  EtherSaddr, // ether saddr (6)
-  ArpOp,      // arp operation (2)
-  ArpSha,     // arp saddr ether (6)
-  ArpSip,     // arp saddr ip (4)
-  ArpTip,     // arp daddr ip (4)
-  TcpFlags,   // tcp flags (1)
+  Iifname,     // meta iifname (16 bytes)
+  Oifname,     // meta oifname (16 bytes)
+  L4proto,     // meta l4proto (1)
+  Nfproto,     // meta nfproto (1): 2 = ipv4, 10 = ipv6
+  Protocol,    // meta protocol, the ethertype (2)
+  Mark,        // meta mark (4, host order)
+  CtState,     // ct state bitmask (4, host order)
+  Ip4Saddr,    // ip saddr (4)
+  Ip4Daddr,    // ip daddr (4)
+  Ip6Saddr,    // ip6 saddr (16)
+  Ip6Daddr,    // ip6 daddr (16)
+  Sport,       // th sport (2)
+  Dport,       // th dport (2)
+  IcmpType,    // icmp type (1)
+  IcmpCode,    // icmp code (1)
+  Icmp6Type,   // icmpv6 type (1)
+  Icmp6Code,   // icmpv6 code (1)
+  EtherSaddr,  // ether saddr (6)
+  ArpOp,       // arp operation (2)
+  ArpSha,      // arp saddr ether (6)
+  ArpSip,      // arp saddr ip (4)
+  ArpTip,      // arp daddr ip (4)
+  TcpFlags,    // tcp flags (1)
 };
 
 size_t field_size(Field f);
@@ -69,8 +69,7 @@ class Bytes {
   explicit Bytes(size_t n, uint8_t fill = 0) { resize(n, fill); }
   Bytes(std::initializer_list<uint8_t> init) : Bytes(init.begin(), init.end()) {}
   template <class It>
-    requires(!std::is_integral_v<It>)
-  Bytes(It first, It last) {
+  requires(!std::is_integral_v<It>) Bytes(It first, It last) {
     for (; first != last; ++first) push_back(static_cast<uint8_t>(*first));
   }
 
@@ -130,25 +129,25 @@ struct Match {
     BitsNone,  // (field & mask) == 0
     MaskEq,    // (field & mask) == value
   };
-  std::vector<Field> fields;      // one field; several only for a concatenated named-set lookup
+  std::vector<Field> fields;  // one field; several only for a concatenated named-set lookup
   Op op = Op::Eq;
-  std::vector<Interval> values;   // Eq/Neq: one; In/NotIn anonymous: the elements
-  std::string set;                // In/NotIn: named set in the same table
-  uint32_t mask = 0;              // BitsAny/BitsNone/MaskEq
-  uint32_t value = 0;             // MaskEq
+  std::vector<Interval> values;  // Eq/Neq: one; In/NotIn anonymous: the elements
+  std::string set;               // In/NotIn: named set in the same table
+  uint32_t mask = 0;             // BitsAny/BitsNone/MaskEq
+  uint32_t value = 0;            // MaskEq
   friend bool operator==(const Match&, const Match&) = default;
 };
 
 enum class VerdictCode {
-  None,       // no verdict: continue with the next rule
+  None,  // no verdict: continue with the next rule
   Accept,
   Drop,
   Return,
   Jump,
   Goto,
-  RejectTcpReset,        // reject with tcp reset
-  RejectPortUnreach,     // reject with icmpx port-unreachable
-  RejectAdminProhibited, // reject with icmpx admin-prohibited
+  RejectTcpReset,         // reject with tcp reset
+  RejectPortUnreach,      // reject with icmpx port-unreachable
+  RejectAdminProhibited,  // reject with icmpx admin-prohibited
 };
 
 struct Verdict {

@@ -20,16 +20,16 @@ enum class Verdict { Accept, Drop, Reject };
 // Syslog levels 0-7; Nolog (the default) writes nothing.
 enum class LogLevel { Emerg, Alert, Crit, Err, Warning, Notice, Info, Debug, Nolog };
 
-const char* to_string(Direction d);    // "IN", "OUT", "FORWARD"
-const char* to_string(Verdict v);      // "ACCEPT", "DROP", "REJECT"
+const char* to_string(Direction d);     // "IN", "OUT", "FORWARD"
+const char* to_string(Verdict v);       // "ACCEPT", "DROP", "REJECT"
 const char* to_string(LogLevel level);  // "info", ..., "nolog"
 
 // A -source/-dest value: an ipset (+name), an alias (name), or literal addresses.
 struct AddressMatch {
   enum class Kind { IpSet, Alias, Literal };
   Kind kind = Kind::Literal;
-  std::string scope;  // "dc", "guest", "sdn", or "" for a legacy (unscoped) name
-  std::string name;   // ipset or alias name, lower-cased
+  std::string scope;             // "dc", "guest", "sdn", or "" for a legacy (unscoped) name
+  std::string name;              // ipset or alias name, lower-cased
   std::vector<IpRange> literal;  // Literal: one family, at least one entry
   std::string text;              // as written
 };
@@ -54,9 +54,9 @@ struct Rule {
   bool enabled = true;
   Direction direction = Direction::In;
   Verdict verdict = Verdict::Accept;
-  std::string macro;   // canonical macro name (Kind::Macro)
-  std::string group;   // security group name (Kind::Group)
-  std::string iface;   // -i
+  std::string macro;  // canonical macro name (Kind::Macro)
+  std::string group;  // security group name (Kind::Group)
+  std::string iface;  // -i
   std::optional<AddressMatch> source;
   std::optional<AddressMatch> dest;
   std::optional<uint8_t> proto;
@@ -188,11 +188,11 @@ struct VnetFw {
 // One NIC of a guest, from a `netN:` line of its config.
 struct GuestNic {
   int index = 0;
-  std::string mac;     // lower-case aa:bb:cc:dd:ee:ff
+  std::string mac;  // lower-case aa:bb:cc:dd:ee:ff
   std::string bridge;
   std::optional<uint16_t> tag;
   bool firewall = false;
-  std::optional<IpRange> ip;   // containers: static ip= (host address), not dhcp/manual
+  std::optional<IpRange> ip;  // containers: static ip= (host address), not dhcp/manual
   std::optional<IpRange> ip6;
   SourceLocation where;
 };
