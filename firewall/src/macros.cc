@@ -1,8 +1,10 @@
 #include "moat/firewall/macros.h"
 
 #include <algorithm>
+
 #include <array>
 #include <cstddef>
+#include "moat/base/strings.h"
 
 namespace moat::firewall {
 namespace {
@@ -231,22 +233,6 @@ constexpr Macro kMacros[] = {
     {"Webmin", "Webmin traffic", kWebmin},
     {"Whois", "Whois (nicname, RFC 3912) traffic", kWhois},
 };
-
-constexpr char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// Three-way comparison of ASCII-lowercased strings.
-constexpr int compare_nocase(std::string_view a, std::string_view b) {
-  const std::size_t n = std::min(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const char x = lower(a[i]);
-    const char y = lower(b[i]);
-    if (x != y) return x < y ? -1 : 1;
-  }
-  if (a.size() == b.size()) return 0;
-  return a.size() < b.size() ? -1 : 1;
-}
 
 constexpr bool table_is_valid() {
   for (std::size_t i = 0; i < std::size(kMacros); ++i) {

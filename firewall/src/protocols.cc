@@ -1,27 +1,13 @@
 #include "moat/firewall/protocols.h"
 
 #include <algorithm>
+
 #include <array>
 #include <cstddef>
+#include "moat/base/strings.h"
 
 namespace moat::firewall {
 namespace {
-
-constexpr char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// Three-way comparison of ASCII-lowercased strings.
-constexpr int compare_nocase(std::string_view a, std::string_view b) {
-  const std::size_t n = std::min(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const char x = lower(a[i]);
-    const char y = lower(b[i]);
-    if (x != y) return x < y ? -1 : 1;
-  }
-  if (a.size() == b.size()) return 0;
-  return a.size() < b.size() ? -1 : 1;
-}
 
 // Tables searched with lookup() hold lower-case keys in strictly ascending order.
 template <class Row, std::size_t N>
@@ -29,7 +15,7 @@ constexpr bool strictly_sorted(const Row (&rows)[N]) {
   for (std::size_t i = 1; i < N; ++i) {
     if (compare_nocase(rows[i - 1].name, rows[i].name) >= 0) return false;
     for (char c : rows[i].name) {
-      if (c != lower(c)) return false;
+      if (c != ascii_lower(c)) return false;
     }
   }
   return true;
