@@ -29,9 +29,10 @@ Status parse_nic(Guest& guest, int index, std::string_view value, const SourceLo
   GuestNic nic;
   nic.index = index;
   nic.where = where;
+  // Errors point at the item's value (the column of a key=value item is its key's).
   auto bad = [&](const PropertyItem& item, const std::string& why) {
     SourceLocation at = where;
-    at.column = where.column + item.column - 1;
+    at.column = where.column + item.column - 1 + static_cast<int>(item.key.size()) + 1;
     return fail(Error(ErrorCode::InvalidConfig, why).at(at));
   };
   for (const auto& item : ps.items) {
@@ -49,7 +50,16 @@ Status parse_nic(Guest& guest, int index, std::string_view value, const SourceLo
       if (!tag || *tag < 1 || *tag > 4094) return bad(item, "invalid VLAN tag '" + item.value + "'");
       nic.tag = static_cast<uint16_t>(*tag);
     } else if (item.key == "firewall") {
-      nic.firewall = item.value == "1";
+      // A Proxmox boolean: 1/on/yes/true or 0/off/no/false.
+      std::string v = to_lower(item.value);
+      if (v == "1" || v == "on" || v == "yes" || v == "true") {
+        nic.firewall = true;
+      } else if (v == "0" || v == "off" || v == "no" || v == "false") {
+        nic.firewall = false;
+      } else {
+        return bad(item,
+                   "invalid firewall flag '" + item.value + "' in net" + std::to_string(index));
+      }
     } else if (item.key == "ip" || item.key == "ip6") {
       if (item.value == "dhcp" || item.value == "manual" || item.value == "auto") continue;
       auto slash = item.value.find('/');
@@ -82,8 +92,9 @@ Result<Guest> parse_guest_config(std::string_view text, const std::string& file,
     auto index = parse_uint(line.substr(3, colon - 3));
     if (!index) continue;
     if (*index >= 32)
-      return fail(Error(ErrorCode::InvalidConfig, "NIC index out of range: net" + std::to_string(*index))
-                      .at({file, number, 1}));
+      return fail(
+          Error(ErrorCode::InvalidConfig, "NIC index out of range: net" + std::to_string(*index))
+              .at({file, number, static_cast<int>(line.data() - raw.data()) + 1}));
     auto value_start = line.find_first_not_of(" \t", colon + 1);
     if (value_start == std::string_view::npos) continue;
     int column = static_cast<int>(line.data() - raw.data() + value_start) + 1;
@@ -152,7 +163,7 @@ Result<LoadedConfig> load_config(const std::filesystem::path& root, const std::s
     for (const auto& path : files) {
       auto vmid = parse_uint(path.stem().string());
       if (!vmid || *vmid < 100 || *vmid > 999999999) {
-        out.warnings.push_back(path.string() + ": ignored, the file name is not a VMID");
+        out.warnings.push_back(display_name(root, path) + ": ignored, the file name is not a VMID");
         continue;
       }
       auto text = MOAT_TRY(read_file(path));

@@ -164,11 +164,15 @@ Status parse_ratelimit(const Line& line, std::string_view v, LogRateLimit& out) 
     first = false;
     if (key == "enable") {
       auto b = parse_bool(value);
-      if (!b) return line.error(value, "log_ratelimit enable must be 0 or 1");
+      if (!b)
+        return line.error(value,
+                          "log_ratelimit enable must be 0 or 1, got '" + std::string(value) + "'");
       r.enable = *b;
     } else if (key == "burst") {
       auto n = parse_uint(value);
-      if (!n || *n < 1 || *n > 100) return line.error(value, "log_ratelimit burst must be 1..100");
+      if (!n || *n < 1 || *n > 100)
+        return line.error(value,
+                          "log_ratelimit burst must be 1..100, got '" + std::string(value) + "'");
       r.burst = static_cast<uint32_t>(*n);
     } else if (key == "rate") {
       auto slash = value.find('/');
@@ -316,6 +320,8 @@ Result<AddressMatch> parse_address(const Line& line, std::string_view v) {
   auto parts = split(v, ',');
   for (auto part : parts) {
     part = trim(part);
+    if (part.empty())
+      return line.error(part, "empty entry in address list '" + std::string(v) + "'");
     if (parts.size() > 1 && part.find('-') != std::string_view::npos)
       return line.error(part, "address ranges are not allowed in lists: '" + std::string(part) + "'");
     auto range = parse_ip_range(part);
@@ -342,6 +348,8 @@ Result<std::vector<PortRange>> parse_ports(const Line& line, std::string_view v)
     part = trim(part);
     if (part.empty()) return line.error(v, "empty entry in port list '" + std::string(v) + "'");
     auto colon = part.find(':');
+    if (colon == 0 || colon + 1 == part.size())
+      return line.error(part, "incomplete port range '" + std::string(part) + "'");
     uint16_t lo = MOAT_TRY(parse_port_number(line, part.substr(0, colon)));
     uint16_t hi = lo;
     if (colon != std::string_view::npos) hi = MOAT_TRY(parse_port_number(line, part.substr(colon + 1)));
@@ -380,7 +388,7 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
     if (in_group) return line.error(dir, "GROUP rules are not allowed inside a security group");
     if (!valid_name(tokens[1], 18)) return line.error(tokens[1], "invalid security group name '" + std::string(tokens[1]) + "'");
     rule.kind = Rule::Kind::Group;
-    rule.group = std::string(tokens[1]);
+    rule.group = to_lower(tokens[1]);  // [group x] names are lower-cased too
   } else if (iequals(dir, "IN")) {
     rule.direction = Direction::In;
   } else if (iequals(dir, "OUT")) {
@@ -415,7 +423,7 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
       return line.error(action, "REJECT is not allowed on FORWARD rules");
   }
 
-  std::string_view dport_token, sport_token, icmp_token, proto_token;
+  std::string_view dport_token, sport_token, icmp_token, proto_token, dest_token;
   std::set<std::string> seen;
   for (size_t i = 2; i < tokens.size(); i += 2) {
     std::string_view opt = tokens[i];
@@ -442,6 +450,7 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
     } else if (key == "source" || key == "dest") {
       auto a = MOAT_TRY(parse_address(line, value));
       (key == "source" ? rule.source : rule.dest) = std::move(a);
+      if (key == "dest") dest_token = value;
     } else if (key == "p") {
       auto p = protocol_number(value);
       if (!p) return line.error(value, "unknown protocol '" + std::string(value) + "'");
@@ -469,37 +478,57 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
   bool macro_fixes_proto = macro && std::any_of(macro->entries.begin(), macro->entries.end(),
                                                 [](const MacroEntry& e) { return !e.proto.empty(); });
   if (macro && rule.proto && macro_fixes_proto)
-    return line.error(proto_token, "macro " + rule.macro + " fixes the protocol; remove -p");
+    return line.error(proto_token, "macro " + rule.macro + " fixes the protocol; remove -p " +
+                                       std::string(proto_token));
   bool ports_given = !dport_token.empty() || !sport_token.empty();
   if (ports_given && !rule.proto && !macro_fixes_proto) {
     std::string_view tok = !dport_token.empty() ? dport_token : sport_token;
-    return line.error(tok, "port option needs a protocol: add -p tcp or -p udp");
+    return line.error(tok,
+                      "port '" + std::string(tok) + "' needs a protocol: add -p tcp or -p udp");
   }
-  if (rule.proto && is_icmp(*rule.proto) && !dport_token.empty() && icmp_token.empty()) {
-    // Legacy: an icmp type name given in -dport.
+  if (rule.proto && is_icmp(*rule.proto) && !dport_token.empty()) {
+    // Legacy: an icmp type name given in -dport; with -icmp-type as well it is ambiguous.
+    if (!icmp_token.empty())
+      return line.error(
+          icmp_token, "-icmp-type " + std::string(icmp_token) + " cannot be combined with -dport");
     icmp_token = dport_token;
     dport_token = {};
   }
-  if (ports_given && rule.proto && !protocol_has_ports(*rule.proto) && !is_icmp(*rule.proto)) {
-    std::string_view tok = !dport_token.empty() ? dport_token : sport_token;
-    return line.error(tok, "protocol '" + rule.proto_text + "' has no ports");
+  // What is left of -dport/-sport must go to a protocol with ports (an icmp -sport does not).
+  std::string_view port_tok = !dport_token.empty() ? dport_token : sport_token;
+  if (!port_tok.empty() && rule.proto && !protocol_has_ports(*rule.proto))
+    return line.error(port_tok, "protocol '" + rule.proto_text + "' has no ports, got '" +
+                                    std::string(port_tok) + "'");
+  if (!port_tok.empty() && macro) {
+    // The rule's ports apply to every entry of the macro: all of them must carry ports.
+    for (const auto& e : macro->entries) {
+      auto p = protocol_number(e.proto);
+      if (p && !protocol_has_ports(*p))
+        return line.error(port_tok, "macro " + rule.macro + " includes protocol " +
+                                        std::string(e.proto) + ", which has no ports, got '" +
+                                        std::string(port_tok) + "'");
+    }
   }
   if (!dport_token.empty()) {
     if (macro && std::any_of(macro->entries.begin(), macro->entries.end(),
                              [](const MacroEntry& e) { return !e.dport.empty(); }))
-      return line.error(dport_token, "macro " + rule.macro + " fixes the destination port; remove -dport");
+      return line.error(dport_token, "macro " + rule.macro +
+                                         " fixes the destination port; remove -dport " +
+                                         std::string(dport_token));
     rule.dport = MOAT_TRY(parse_ports(line, dport_token));
   }
   if (!sport_token.empty()) {
     if (macro && std::any_of(macro->entries.begin(), macro->entries.end(),
                              [](const MacroEntry& e) { return !e.sport.empty(); }))
-      return line.error(sport_token, "macro " + rule.macro + " fixes the source port; remove -sport");
+      return line.error(sport_token, "macro " + rule.macro +
+                                         " fixes the source port; remove -sport " +
+                                         std::string(sport_token));
     rule.sport = MOAT_TRY(parse_ports(line, sport_token));
   }
   if (!icmp_token.empty()) {
     if (!rule.proto || !is_icmp(*rule.proto))
-      return line.error(icmp_token, "-icmp-type needs -p icmp or -p icmpv6");
-    if (!dport_token.empty()) return line.error(icmp_token, "-icmp-type cannot be combined with -dport");
+      return line.error(icmp_token,
+                        "-icmp-type " + std::string(icmp_token) + " needs -p icmp or -p icmpv6");
     rule.icmp = MOAT_TRY(parse_icmp(line, icmp_token, *rule.proto == 58));
   }
   for (const auto* addr : {&rule.source, &rule.dest}) {
@@ -512,7 +541,8 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
   if (rule.source && rule.dest && rule.source->kind == AddressMatch::Kind::Literal &&
       rule.dest->kind == AddressMatch::Kind::Literal &&
       rule.source->literal.front().family() != rule.dest->literal.front().family())
-    return line.error(body, "source and destination are of different IP families");
+    return line.error(dest_token, "source and destination are of different IP families: '" +
+                                      rule.source->text + "' and '" + rule.dest->text + "'");
   return rule;
 }
 
@@ -537,12 +567,15 @@ struct FileParser {
       if (body.empty() || body.starts_with('#')) continue;
       if (body.starts_with('[')) {
         auto close = body.find(']');
-        if (close == std::string_view::npos) return line.error(body, "unterminated section header");
+        if (close == std::string_view::npos)
+          return line.error(body, "unterminated section header '" + std::string(body) + "'");
         auto inner = trim(body.substr(1, close - 1));
         auto rest = trim(body.substr(close + 1));
         std::string_view comment;
         if (!rest.empty()) {
-          if (!rest.starts_with('#')) return line.error(rest, "unexpected text after section header");
+          if (!rest.starts_with('#'))
+            return line.error(rest,
+                              "unexpected text after section header: '" + std::string(rest) + "'");
           comment = trim(rest.substr(1));
         }
         auto words = split_ws(inner);
@@ -570,7 +603,8 @@ struct FileParser {
         MOAT_RETURN_IF_ERROR(on_header(current, name, comment, line));
         continue;
       }
-      if (current == Section::None) return line.error(body, "line outside of any section");
+      if (current == Section::None)
+        return line.error(body, "line outside of any section: '" + std::string(body) + "'");
       MOAT_RETURN_IF_ERROR(on_line(current, line, body));
     }
     return {};
@@ -580,7 +614,9 @@ struct FileParser {
 Status parse_alias_line(const Line& line, std::string_view body, std::map<std::string, Alias>& out) {
   auto [text, comment] = split_comment(body);
   auto words = split_ws(text);
-  if (words.size() != 2) return line.error(text, "expected 'name address' in [ALIASES]");
+  if (words.size() != 2)
+    return line.error(text,
+                      "expected 'name address' in [ALIASES], got '" + std::string(text) + "'");
   if (!valid_name(words[0], 64)) return line.error(words[0], "invalid alias name '" + std::string(words[0]) + "'");
   auto range = parse_ip_range(words[1]);
   if (!range || !range->prefix_length())
@@ -601,11 +637,18 @@ Status parse_ipset_line(const Line& line, std::string_view body, IpSet& set) {
     e.nomatch = true;
     text = trim(text.substr(1));
   }
-  if (text.empty() || split_ws(text).size() != 1) return line.error(body, "expected one address or alias per ipset line");
+  if (text.empty() || split_ws(text).size() != 1)
+    return line.error(
+        body, "expected one address or alias per ipset line, got '" + std::string(body) + "'");
   e.where = line.where;
   e.where.column = line.column_of(text);
   if (auto range = parse_ip_range(text)) {
-    if (range->prefix_length() == 0) return line.error(text, "ipset entries cannot be /0");
+    // Like aliases, entries are an address or a CIDR; Proxmox has no ranges in ipsets.
+    if (!range->prefix_length())
+      return line.error(text, "ipset entry must be an address, a CIDR or an alias, got '" +
+                                  std::string(text) + "'");
+    if (range->prefix_length() == 0)
+      return line.error(text, "ipset entries cannot be /0, got '" + std::string(text) + "'");
     e.cidr = *range;
   } else {
     std::string_view name = text;
