@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "commands.h"
+#include "fw_common.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/nft_text.h"
 #include "moat/firewall/parser.h"
@@ -15,9 +16,7 @@ namespace moat::cli {
 namespace {
 
 struct SimulateArgs {
-  std::string config_root = "/etc/pve";
-  std::string node;
-  int shards = 8;
+  FwArgs config;
   std::string from, to, protocol;
   std::string source, dest, icmp_type;
   std::optional<uint16_t> sport, dport;
@@ -53,14 +52,8 @@ Result<firewall::sim::Outcome> run(const SimulateArgs& args) {
   packet.dport = args.dport;
   if (!args.icmp_type.empty()) packet.icmp_type = args.icmp_type;
 
-  auto loaded = MOAT_TRY(firewall::load_config(args.config_root, args.node));
-  for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  firewall::CompileOptions options{.strategy = firewall::GuestStrategy::BrNetfilter,
-                                   .shards = args.shards,
-                                   .now = std::time(nullptr)};
-  auto compiled = MOAT_TRY(firewall::compile(loaded.config, options));
-  for (const auto& w : compiled.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  return firewall::sim::simulate(compiled.ruleset, loaded.config, packet);
+  auto node = MOAT_TRY(load_and_compile(args.config, firewall::GuestStrategy::BrNetfilter));
+  return firewall::sim::simulate(node.compiled.ruleset, node.config, packet);
 }
 
 }  // namespace
@@ -68,11 +61,7 @@ Result<firewall::sim::Outcome> run(const SimulateArgs& args) {
 void register_fw_simulate(CLI::App* fw, CLI::App& app, int& exit_code) {
   static SimulateArgs args;
   auto* cmd = fw->add_subcommand("simulate", "evaluate the compiled ruleset for one packet");
-  cmd->add_option("--config-root", args.config_root, "configuration tree shaped like /etc/pve")
-      ->capture_default_str();
-  cmd->add_option("--node", args.node, "node name (nodes/<node>/...)")->required();
-  cmd->add_option("--shards", args.shards, "bridge tables guests are spread over")
-      ->capture_default_str();
+  add_config_options(cmd, args.config);
   const char* zones = "host, outside, vm<vmid>[/net<N>], ct<vmid>[/net<N>] or <bridge>/<port>";
   cmd->add_option("--from", args.from, std::string("sending zone: ") + zones)->required();
   cmd->add_option("--to", args.to, std::string("receiving zone: ") + zones)->required();
@@ -89,9 +78,7 @@ void register_fw_simulate(CLI::App* fw, CLI::App& app, int& exit_code) {
     init_logging(app);
     auto outcome = run(args);
     if (!outcome) {
-      std::fprintf(stderr, "%s\n", outcome.error().to_string().c_str());
-      auto code = outcome.error().code();
-      exit_code = code == ErrorCode::InvalidConfig || code == ErrorCode::InvalidArgument ? 2 : 1;
+      exit_code = report_error(outcome.error());
       return;
     }
     std::printf("%s by %s%s\n", firewall::sim::to_string(outcome->verdict),

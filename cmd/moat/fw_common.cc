@@ -1,0 +1,33 @@
+#include "fw_common.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include "moat/firewall/parser.h"
+
+namespace moat::cli {
+
+void add_config_options(CLI::App* cmd, FwArgs& args) {
+  cmd->add_option("--config-root", args.config_root, "configuration tree shaped like /etc/pve")
+      ->capture_default_str();
+  cmd->add_option("--node", args.node, "node name (nodes/<node>/...)")->required();
+  cmd->add_option("--shards", args.shards, "bridge tables guests are spread over")
+      ->capture_default_str();
+}
+
+Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrategy strategy) {
+  auto loaded = MOAT_TRY(firewall::load_config(args.config_root, args.node));
+  for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  firewall::CompileOptions options{
+      .strategy = strategy, .shards = args.shards, .now = std::time(nullptr)};
+  auto compiled = MOAT_TRY(firewall::compile(loaded.config, options));
+  for (const auto& w : compiled.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  return CompiledNode{std::move(loaded.config), std::move(compiled)};
+}
+
+int report_error(const Error& e) {
+  std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  return e.code() == ErrorCode::InvalidConfig || e.code() == ErrorCode::InvalidArgument ? 2 : 1;
+}
+
+}  // namespace moat::cli

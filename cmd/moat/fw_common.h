@@ -1,0 +1,37 @@
+// What the `moat fw` subcommands share: the --config-root/--node/--shards options, loading and
+// compiling a node's configuration (warnings to stderr), and the exit-code convention
+// (0 ok, 1 runtime failure, 2 invalid configuration or arguments).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "moat/firewall/compiler.h"
+#include "moat/firewall/model.h"
+
+namespace moat::cli {
+
+struct FwArgs {
+  std::string config_root = "/etc/pve";
+  std::string node;
+  int shards = 8;
+  std::string strategy = "auto";
+  std::string netns;
+  std::string state_dir = "/run/moat";
+};
+
+// Adds --config-root, --node (required) and --shards to `cmd`, bound to `args`.
+void add_config_options(CLI::App* cmd, FwArgs& args);
+
+struct CompiledNode {
+  firewall::FirewallConfig config;
+  firewall::CompileResult compiled;
+};
+
+// Loads and compiles the node's configuration; prints load and compile warnings to stderr.
+Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrategy strategy);
+
+// Prints the error to stderr and returns the exit code for it.
+int report_error(const Error& e);
+
+}  // namespace moat::cli
