@@ -122,7 +122,7 @@ void register_fw(CLI::App& app, int& exit_code) {
           std::fwrite(text.data(), 1, text.size(), stdout);
           return {};
         }
-        if (guests && strategy == firewall::GuestStrategy::BrNetfilter)
+        if (compiled.needs_bridge_netfilter)
           MOAT_RETURN_IF_ERROR(applier.enable_bridge_netfilter());
         MOAT_RETURN_IF_ERROR(applier.write_sysctls(compiled.sysctls));
         auto report = MOAT_TRY(applier.apply(compiled.ruleset, strategy));

@@ -44,8 +44,10 @@ class TableBuilder {
   void add_rules(nft::Chain& chain, const std::vector<Rule>& rules, Direction dir,
                  const Scope& scope);
 
-  // The verdict for a model verdict in this table (REJECT: jump to the do-reject chain).
-  nft::Verdict verdict(Verdict v) const;
+  // The verdict for a model verdict in this table for traffic in direction `dir` (REJECT:
+  // jump to the do-reject chain; DROP where the kernel cannot reject: bridge-family chains
+  // past prerouting under the bridge-conntrack strategy).
+  nft::Verdict verdict(Verdict v, Direction dir) const;
 
   // A rule logging with Proxmox's NFLOG prefix ":<vmid>:<level>:<chain>: <what>: ", rate
   // limited by the cluster's log_ratelimit.

@@ -2,6 +2,7 @@
 #include "moat/firewall/compiler.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "compile_internal.h"
@@ -72,10 +73,11 @@ void add_stash(nft::Chain& c) {
 }
 
 // The policy verdict at the end of a chain, with its log rule.
-void add_policy(TableBuilder& b, nft::Chain& c, uint32_t vmid, Verdict policy, LogLevel level) {
+void add_policy(TableBuilder& b, nft::Chain& c, uint32_t vmid, Verdict policy, LogLevel level,
+                Direction dir) {
   if (level != LogLevel::Nolog)
     c.rules.push_back(b.log_rule(vmid, level, c.name, std::string("policy ") + to_string(policy)));
-  c.rules.push_back(rule({}, b.verdict(policy), "policy"));
+  c.rules.push_back(rule({}, b.verdict(policy, dir), "policy"));
 }
 
 // ---- host table ----
@@ -118,7 +120,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   std::map<std::string, const VnetFw*> vnets;
   for (const auto& [name, vnet] : in.config.vnets)
-    if (vnet.options.enable && in.host_enabled) vnets[name] = &vnet;
+    if (vnet.options.enable) vnets[name] = &vnet;
   if (!vnets.empty()) {
     nft::Set& map = t.sets[names::kVnetMap];
     map.name = names::kVnetMap;
@@ -132,7 +134,8 @@ void build_host(TableBuilder& b, const HostInputs& in) {
       if (!host.nf_conntrack_allow_invalid)
         vc.rules.push_back(rule({bits_any(Field::CtState, nft::kCtInvalid)}, drop()));
       b.add_rules(vc, vnet->rules, Direction::Forward, scope);
-      add_policy(b, vc, 0, vnet->options.policy_forward, vnet->options.log_level_forward);
+      add_policy(b, vc, 0, vnet->options.policy_forward, vnet->options.log_level_forward,
+                 Direction::Forward);
       auto key = nft::ifname_bytes(name);
       map.elements.push_back({{nft::single(key), nft::single(key)}, jump(cname), 0});
     }
@@ -155,7 +158,17 @@ void build_host(TableBuilder& b, const HostInputs& in) {
         rule({Match{{Field::Iifname, Field::Oifname}, Match::Op::In, {}, names::kBridgedPairs, 0}},
              accept()));
   }
-  if (!in.host_enabled) return;
+  if (!in.host_enabled) {
+    // Guest OUT rules may still reject traffic to the host: answer those.
+    if (in.guests_present && brnf)
+      chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false})
+          .rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+    return;
+  }
+  // Routed traffic into or out of a VNet goes through the VNet's rules too.
+  for (const auto& [name, vnet] : vnets)
+    for (Field f : {Field::Iifname, Field::Oifname})
+      fwd.rules.push_back(rule({eq(f, nft::ifname_bytes(name))}, jump(names::vnet_chain(name))));
 
   auto ct_rules = [&](nft::Chain& c) {
     if (!host.nf_conntrack_allow_invalid)
@@ -270,19 +283,21 @@ void build_host(TableBuilder& b, const HostInputs& in) {
                accept(), "corosync"));
     }
   }
-  add_policy(b, input, 0, cluster.options.policy_in, host.log_level_in);
+  add_policy(b, input, 0, cluster.options.policy_in, host.log_level_in, Direction::In);
 
   // Output.
   nft::Chain& output = chain(t, "output", nft::BaseChain{nft::Hook::Output, 0, false});
   output.rules.push_back(rule({eq(Field::Oifname, nft::ifname_bytes("lo"))}, accept()));
   ct_rules(output);
+  if (host.ndp)  // the host's own neighbour discovery, whatever policy_out says
+    output.rules.push_back(rule({l4(58), icmp6_types({133, 135, 136})}, accept(), "ndp"));
   chain(t, "host-out");
   b.add_rules(t.chains["host-out"], host_rules, Direction::Out, scope);
   chain(t, "cluster-out");
   b.add_rules(t.chains["cluster-out"], cluster.rules, Direction::Out, scope);
   output.rules.push_back(rule({}, jump("host-out")));
   output.rules.push_back(rule({}, jump("cluster-out")));
-  add_policy(b, output, 0, cluster.options.policy_out, host.log_level_out);
+  add_policy(b, output, 0, cluster.options.policy_out, host.log_level_out, Direction::Out);
 
   // Forward (routed traffic).
   ct_rules(fwd);
@@ -292,7 +307,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   b.add_rules(t.chains["cluster-fwd"], cluster.rules, Direction::Forward, scope);
   fwd.rules.push_back(rule({}, jump("host-fwd")));
   fwd.rules.push_back(rule({}, jump("cluster-fwd")));
-  add_policy(b, fwd, 0, cluster.options.policy_forward, host.log_level_forward);
+  add_policy(b, fwd, 0, cluster.options.policy_forward, host.log_level_forward, Direction::Forward);
 }
 
 // ---- guest tables ----
@@ -336,6 +351,7 @@ struct PortSets {
   static constexpr const char* kNdpOff = "ndp-off";
   static constexpr const char* kRadvOn = "radv-on";
   static constexpr const char* kRadvOff = "radv-off";
+  static constexpr const char* kIpfilter = "ipfilter-ports";
 };
 
 Match port_in(Field f, const char* set) { return Match{{f}, Match::Op::In, {}, set, 0}; }
@@ -355,6 +371,22 @@ std::vector<nft::Rule> conntrack_rules(GuestStrategy strategy, bool allow_invali
   return out;
 }
 
+// Neighbour discovery and (OUT) router advertisements: accepted or dropped by option. `sets`
+// are the on/off port sets for ndp and radv; each rule starts with its port-set match.
+std::vector<nft::Rule> ndp_rules(TableBuilder& b, bool is_out, std::array<const char*, 4> sets) {
+  Field port = is_out ? Field::Iifname : Field::Oifname;
+  Match v6 = b.family_match(6);
+  std::vector<nft::Rule> out;
+  std::vector<uint8_t> types =
+      is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136};
+  for (auto [set, verdict] : {std::pair{sets[0], accept()}, {sets[1], drop()}})
+    out.push_back(rule({port_in(port, set), v6, l4(58), icmp6_types(types)}, verdict, "ndp"));
+  if (is_out)
+    for (auto [set, verdict] : {std::pair{sets[2], accept()}, {sets[3], drop()}})
+      out.push_back(rule({port_in(port, set), v6, l4(58), icmp6_types({134})}, verdict, "radv"));
+  return out;
+}
+
 // DHCP, NDP and router advertisements by option, for traffic from (OUT) or to (IN) a port.
 void add_option_rules(TableBuilder& b, nft::Chain& c, bool is_out) {
   Field port = is_out ? Field::Iifname : Field::Oifname;
@@ -370,16 +402,15 @@ void add_option_rules(TableBuilder& b, nft::Chain& c, bool is_out) {
                             eq(Field::Dport, nft::be16(s6))},
                            verdict, "dhcp"));
   }
-  std::vector<uint8_t> ndp_types =
-      is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136};
-  for (auto [set, verdict] : {std::pair{PortSets::kNdpOn, accept()}, {PortSets::kNdpOff, drop()}})
-    c.rules.push_back(
-        rule({port_in(port, set), v6, l4(58), icmp6_types(ndp_types)}, verdict, "ndp"));
-  if (is_out)
-    for (auto [set, verdict] :
-         {std::pair{PortSets::kRadvOn, accept()}, {PortSets::kRadvOff, drop()}})
-      c.rules.push_back(
-          rule({port_in(port, set), v6, l4(58), icmp6_types({134})}, verdict, "radv"));
+  // NDP from a port with anti-spoofing is decided in its guest chain, after the check.
+  std::vector<Match> unfiltered;
+  if (is_out) unfiltered.push_back(Match{{port}, Match::Op::NotIn, {}, PortSets::kIpfilter, 0});
+  for (auto& r :
+       ndp_rules(b, is_out,
+                 {PortSets::kNdpOn, PortSets::kNdpOff, PortSets::kRadvOn, PortSets::kRadvOff})) {
+    r.matches.insert(r.matches.begin() + 1, unfiltered.begin(), unfiltered.end());
+    c.rules.push_back(std::move(r));
+  }
 }
 
 void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestStrategy strategy,
@@ -395,7 +426,7 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
   }
   for (const char* name :
        {PortSets::kAll, PortSets::kDhcpOn, PortSets::kDhcpOff, PortSets::kNdpOn, PortSets::kNdpOff,
-        PortSets::kRadvOn, PortSets::kRadvOff, names::kMacfilterPorts}) {
+        PortSets::kRadvOn, PortSets::kRadvOff, PortSets::kIpfilter, names::kMacfilterPorts}) {
     nft::Set& set = t.sets[name];
     set.name = name;
     set.key = {Field::Iifname};
@@ -519,6 +550,7 @@ void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& gue
     auto sets = b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
     std::string origin = "ipfilter net" + std::to_string(index);
     Match from_dev = b.iface_match(names::guest_device(guest, index), false);
+    add(PortSets::kIpfilter);
     for (auto [family, name] : sets) {
       Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
       out.rules.push_back(
@@ -529,12 +561,20 @@ void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& gue
             rule({from_dev, arp, Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0}}, drop(),
                  origin));
     }
+    // This port's NDP and router advertisements, now that its source is known to be its own.
+    for (auto& r :
+         ndp_rules(b, true,
+                   {PortSets::kNdpOn, PortSets::kNdpOff, PortSets::kRadvOn, PortSets::kRadvOff})) {
+      r.matches.front() = from_dev;
+      bool on = r.origin == "ndp" ? o.ndp : o.radv;
+      if ((r.verdict.code == VerdictCode::Accept) == on) out.rules.push_back(std::move(r));
+    }
   }
   out.rules.push_back(rule({arp}, accept()));
   b.add_rules(out, fw.rules, Direction::Out, scope);
   b.add_rules(in, fw.rules, Direction::In, scope);
-  add_policy(b, out, guest.vmid, o.policy_out, o.log_level_out);
-  add_policy(b, in, guest.vmid, o.policy_in, o.log_level_in);
+  add_policy(b, out, guest.vmid, o.policy_out, o.log_level_out, Direction::Out);
+  add_policy(b, in, guest.vmid, o.policy_in, o.log_level_in, Direction::In);
 }
 
 }  // namespace
@@ -582,11 +622,18 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
                                 ": log_nf_conntrack is not applied (conntrack event logging)");
   }
   bool guests_present = !result.ruleset.tables.empty();
-  if (host_enabled || guests_present) {
+  bool vnets_present = std::any_of(config.vnets.begin(), config.vnets.end(),
+                                   [](const auto& v) { return v.second.options.enable; });
+  result.needs_bridge_netfilter =
+      options.strategy == GuestStrategy::BrNetfilter && (guests_present || vnets_present);
+  if (host_enabled || guests_present || vnets_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);
     build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges});
   }
+  // The same skipped rule is reported once, not once per direction it was compiled for.
+  std::set<std::string> seen;
+  std::erase_if(result.warnings, [&](const std::string& w) { return !seen.insert(w).second; });
   for (auto& [_, t] : result.ruleset.tables) {
     detail::intern_value_sets(t, {}, nullptr);
     for (auto& [_, s] : t.sets) std::sort(s.elements.begin(), s.elements.end());

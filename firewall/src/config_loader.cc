@@ -21,11 +21,11 @@ std::optional<std::string> normalize_mac(std::string_view v) {
 }
 
 Status parse_nic(Guest& guest, int index, std::string_view value, const SourceLocation& where) {
-  static const std::vector<std::string> kVmModels = {"virtio", "e1000", "e1000e", "rtl8139",
-                                                     "vmxnet3", "i82551", "i82557b", "i82559er",
+  static const std::vector<std::string> kVmModels = {"virtio",   "e1000",    "e1000e",  "rtl8139",
+                                                     "vmxnet3",  "i82551",   "i82557b", "i82559er",
                                                      "ne2k_isa", "ne2k_pci", "pcnet"};
-  auto ps = MOAT_TRY(parse_property_string(value, where,
-                                           {.default_key = guest.type == Guest::Type::Vm ? "model" : ""}));
+  auto ps = MOAT_TRY(parse_property_string(
+      value, where, {.default_key = guest.type == Guest::Type::Vm ? "model" : ""}));
   GuestNic nic;
   nic.index = index;
   nic.where = where;
@@ -41,13 +41,15 @@ Status parse_nic(Guest& guest, int index, std::string_view value, const SourceLo
     if (vm_model || item.key == "hwaddr" || item.key == "macaddr") {
       if (item.value.empty() && vm_model) continue;
       auto mac = normalize_mac(item.value);
-      if (!mac) return bad(item, "invalid MAC address '" + item.value + "' in net" + std::to_string(index));
+      if (!mac)
+        return bad(item, "invalid MAC address '" + item.value + "' in net" + std::to_string(index));
       nic.mac = *mac;
     } else if (item.key == "bridge") {
       nic.bridge = item.value;
     } else if (item.key == "tag") {
       auto tag = parse_uint(item.value);
-      if (!tag || *tag < 1 || *tag > 4094) return bad(item, "invalid VLAN tag '" + item.value + "'");
+      if (!tag || *tag < 1 || *tag > 4094)
+        return bad(item, "invalid VLAN tag '" + item.value + "'");
       nic.tag = static_cast<uint16_t>(*tag);
     } else if (item.key == "firewall") {
       // A Proxmox boolean: 1/on/yes/true or 0/off/no/false.
@@ -65,7 +67,8 @@ Status parse_nic(Guest& guest, int index, std::string_view value, const SourceLo
       auto slash = item.value.find('/');
       auto addr = parse_ip(std::string_view(item.value).substr(0, slash));
       if (!addr || (addr->family == 6) != (item.key == "ip6"))
-        return bad(item, "invalid " + item.key + " '" + item.value + "' in net" + std::to_string(index));
+        return bad(item,
+                   "invalid " + item.key + " '" + item.value + "' in net" + std::to_string(index));
       (item.key == "ip" ? nic.ip : nic.ip6) = IpRange{*addr, *addr};
     }
   }
@@ -143,7 +146,8 @@ Result<LoadedConfig> load_config(const std::filesystem::path& root, const std::s
   config.node = node;
   std::error_code ec;
   if (!std::filesystem::is_directory(root, ec))
-    return fail(ErrorCode::NotFound, "configuration root " + root.string() + " is not a directory");
+    return fail(ErrorCode::InvalidArgument,
+                "configuration root " + root.string() + " is not a directory");
 
   auto cluster_path = root / "firewall" / "cluster.fw";
   if (auto text = MOAT_TRY(read_optional(cluster_path)))
@@ -167,11 +171,13 @@ Result<LoadedConfig> load_config(const std::filesystem::path& root, const std::s
         continue;
       }
       auto text = MOAT_TRY(read_file(path));
-      auto guest = MOAT_TRY(parse_guest_config(text, display_name(root, path), static_cast<uint32_t>(*vmid), type));
+      auto guest = MOAT_TRY(
+          parse_guest_config(text, display_name(root, path), static_cast<uint32_t>(*vmid), type));
       if (config.guests.contains(guest.vmid))
-        return fail(Error(ErrorCode::InvalidConfig, "VMID " + std::to_string(guest.vmid) +
-                                                        " is configured both as a VM and as a container")
-                        .at({display_name(root, path), 0, 0}));
+        return fail(
+            Error(ErrorCode::InvalidConfig, "VMID " + std::to_string(guest.vmid) +
+                                                " is configured both as a VM and as a container")
+                .at({display_name(root, path), 0, 0}));
       auto fw_path = root / "firewall" / (std::to_string(guest.vmid) + ".fw");
       if (auto fw_text = MOAT_TRY(read_optional(fw_path)))
         guest.fw = MOAT_TRY(parse_guest_fw(*fw_text, display_name(root, fw_path)));
@@ -190,7 +196,8 @@ Result<LoadedConfig> load_config(const std::filesystem::path& root, const std::s
       config.vnets[path.stem().string()] = MOAT_TRY(parse_vnet_fw(text, display_name(root, path)));
     }
   }
-  if (auto text = MOAT_TRY(read_optional(root / "corosync.conf"))) config.cluster_peers = corosync_peers(*text);
+  if (auto text = MOAT_TRY(read_optional(root / "corosync.conf")))
+    config.cluster_peers = corosync_peers(*text);
   return out;
 }
 

@@ -129,13 +129,17 @@ void TableBuilder::warn(const Rule& rule, const std::string& message) {
   warnings_.push_back(rule.where.to_string() + ": skipped rule: " + message);
 }
 
-nft::Verdict TableBuilder::verdict(Verdict v) const {
+nft::Verdict TableBuilder::verdict(Verdict v, Direction dir) const {
   switch (v) {
     case Verdict::Accept:
       return {nft::VerdictCode::Accept, {}};
     case Verdict::Drop:
       return {nft::VerdictCode::Drop, {}};
     case Verdict::Reject:
+      // The kernel's bridge reject works only at prerouting and input; guest IN chains run
+      // at forward and output, where a native REJECT becomes DROP (as in proxmox-firewall).
+      if (bridge() && dir == Direction::In && options_.strategy == GuestStrategy::BridgeConntrack)
+        return {nft::VerdictCode::Drop, {}};
       return {nft::VerdictCode::Jump, names::kDoReject};
   }
   return {};
@@ -249,8 +253,10 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
           if (sets.empty()) return true;  // the guest's ipset is empty: the rule matches nothing
         }
       if (sets.empty() && cfw && (addr.scope.empty() || addr.scope == "dc"))
-        if (auto it = cfw->ipsets.find(addr.name); it != cfw->ipsets.end())
+        if (auto it = cfw->ipsets.find(addr.name); it != cfw->ipsets.end()) {
           sets = materialize_ipset(it->second, "dc", Scope{});
+          if (sets.empty()) return true;  // the cluster's ipset is empty: matches nothing
+        }
       if (sets.empty()) {
         warn(rule,
              "ipset '" + addr.text + "' does not exist" +
@@ -443,7 +449,7 @@ void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir,
         log.origin = r.origin;
         chain.rules.push_back(std::move(log));
       }
-      r.verdict = verdict(rule.verdict);
+      r.verdict = verdict(rule.verdict, dir);
       chain.rules.push_back(std::move(r));
     }
   }

@@ -42,6 +42,8 @@ struct CompileResult {
   // Kernel settings the host options ask for ("net/netfilter/nf_conntrack_max" -> "262144"),
   // relative to /proc/sys, written by the applier in the target namespace.
   std::map<std::string, std::string> sysctls;
+  // Bridged traffic must traverse the inet hooks (guests or VNet firewalls on br_netfilter).
+  bool needs_bridge_netfilter = false;
   std::vector<std::string> warnings;  // "file:line: skipped rule: ..."
 };
 
