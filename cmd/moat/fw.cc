@@ -110,9 +110,6 @@ void register_fw(CLI::App& app, int& exit_code) {
                             : MOAT_TRY(applier.probe_strategy());
         auto compiled = MOAT_TRY(load_and_compile(args, strategy)).compiled;
         double compile_ms = ms_since(start);
-        bool guests = false;
-        for (const auto& [_, t] : compiled.ruleset.tables)
-          guests = guests || t.family == firewall::nft::Family::Bridge;
         if (!kc.apply) {
           auto report = MOAT_TRY(applier.plan(compiled.ruleset));
           if (report.resync)
