@@ -71,29 +71,10 @@ std::string verdict_name(const nft::Verdict& v) {
 // containment mean what they say. Mark and ct state are host-order integers.
 bool ordered(Field f) { return f != Field::Mark && f != Field::CtState; }
 
-bool is_max(const Bytes& v) {
-  return std::all_of(v.begin(), v.end(), [](uint8_t b) { return b == 0xff; });
-}
-
-// v + 1 as a big-endian number; v must not be the maximum.
-Bytes plus_one(Bytes v) {
-  for (size_t i = v.size(); i-- > 0;)
-    if (++v[i] != 0) break;
-  return v;
-}
-
 // Sorts and merges overlapping or adjacent intervals.
 Values normalize(Values v) {
-  std::sort(v.begin(), v.end());
-  Values out;
-  for (auto& i : v) {
-    if (!out.empty() && (is_max(out.back().hi) || i.lo <= plus_one(out.back().hi))) {
-      out.back().hi = std::max(out.back().hi, i.hi);
-      continue;
-    }
-    out.push_back(std::move(i));
-  }
-  return out;
+  merge_intervals(v);
+  return v;
 }
 
 // The values a match compares its field with, when they are known and well-formed: one

@@ -150,23 +150,28 @@ Bytes host32(uint32_t v) {
 }
 Interval single(Bytes v) { return {v, v}; }
 
-namespace {
-
-// a + 1 == b for big-endian byte strings of equal length.
-bool adjacent(const Bytes& a, const Bytes& b) {
-  Bytes next = a;
-  for (int i = static_cast<int>(next.size()) - 1; i >= 0; --i)
-    if (++next[i] != 0) return next == b;
-  return false;  // a was the maximum
+bool is_max(const Bytes& v) {
+  return std::all_of(v.begin(), v.end(), [](uint8_t b) { return b == 0xff; });
 }
 
-}  // namespace
+Bytes successor(Bytes v) {
+  for (size_t i = v.size(); i-- > 0;)
+    if (++v[i] != 0) break;
+  return v;
+}
+
+Bytes predecessor(Bytes v) {
+  for (size_t i = v.size(); i-- > 0;)
+    if (v[i]-- != 0) break;
+  return v;
+}
 
 void merge_intervals(std::vector<Interval>& intervals) {
   std::sort(intervals.begin(), intervals.end());
   std::vector<Interval> out;
   for (auto& iv : intervals) {
-    if (!out.empty() && (iv.lo <= out.back().hi || adjacent(out.back().hi, iv.lo))) {
+    if (!out.empty() &&
+        (iv.lo <= out.back().hi || is_max(out.back().hi) || successor(out.back().hi) == iv.lo)) {
       if (iv.hi > out.back().hi) out.back().hi = iv.hi;
       continue;
     }

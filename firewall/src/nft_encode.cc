@@ -207,17 +207,6 @@ Bytes key_bytes(Field f, const Bytes& value) {
   return info(f).host_integer ? to_big_endian(value) : value;
 }
 
-bool is_max(const Bytes& v) {
-  return std::all_of(v.begin(), v.end(), [](uint8_t b) { return b == 0xff; });
-}
-
-// v + 1 as a big-endian number; callers check is_max() first.
-Bytes plus_one(Bytes v) {
-  for (size_t i = v.size(); i-- > 0;)
-    if (++v[i] != 0) break;
-  return v;
-}
-
 // What a cmp compares an interface name with: the name and its NUL, as nft does for an exact
 // (non-wildcard) name, so that `nft list` prints `iifname "tap100i0"`.
 Bytes ifname_cmp_bytes(const Bytes& padded) {
@@ -483,7 +472,7 @@ Result<std::vector<ElemSpec>> element_specs(const SetShape& shape,
       spec.key.assign(lo.begin(), lo.end());
       out.push_back(std::move(spec));
       if (shape.interval && !is_max(hi)) {
-        Bytes end = plus_one(hi);
+        Bytes end = successor(hi);
         out.push_back(
             {std::vector<uint8_t>(end.begin(), end.end()), {}, NFT_SET_ELEM_INTERVAL_END, nullptr});
       }

@@ -14,18 +14,24 @@ namespace moat::firewall {
 
 const char* to_string(Direction d) {
   switch (d) {
-    case Direction::In: return "IN";
-    case Direction::Out: return "OUT";
-    case Direction::Forward: return "FORWARD";
+    case Direction::In:
+      return "IN";
+    case Direction::Out:
+      return "OUT";
+    case Direction::Forward:
+      return "FORWARD";
   }
   return "?";
 }
 
 const char* to_string(Verdict v) {
   switch (v) {
-    case Verdict::Accept: return "ACCEPT";
-    case Verdict::Drop: return "DROP";
-    case Verdict::Reject: return "REJECT";
+    case Verdict::Accept:
+      return "ACCEPT";
+    case Verdict::Drop:
+      return "DROP";
+    case Verdict::Reject:
+      return "REJECT";
   }
   return "?";
 }
@@ -142,7 +148,8 @@ OptionSetter verdict_option(Verdict& field, bool allow_reject) {
   return [&field, allow_reject](const Line& line, std::string_view v) -> Status {
     auto verdict = parse_verdict(v);
     if (!verdict || (!allow_reject && *verdict == Verdict::Reject))
-      return line.error(v, std::string("expected ") + (allow_reject ? "ACCEPT, DROP or REJECT" : "ACCEPT or DROP") +
+      return line.error(v, std::string("expected ") +
+                               (allow_reject ? "ACCEPT, DROP or REJECT" : "ACCEPT or DROP") +
                                ", got '" + std::string(v) + "'");
     field = *verdict;
     return {};
@@ -159,7 +166,8 @@ Status parse_ratelimit(const Line& line, std::string_view v, LogRateLimit& out) 
       key = part.substr(0, eq);
       value = part.substr(eq + 1);
     } else if (!first) {
-      return line.error(part, "expected key=value in log_ratelimit, got '" + std::string(part) + "'");
+      return line.error(part,
+                        "expected key=value in log_ratelimit, got '" + std::string(part) + "'");
     }
     first = false;
     if (key == "enable") {
@@ -177,9 +185,11 @@ Status parse_ratelimit(const Line& line, std::string_view v, LogRateLimit& out) 
     } else if (key == "rate") {
       auto slash = value.find('/');
       auto n = parse_uint(value.substr(0, slash));
-      std::string unit = slash == std::string_view::npos ? "second" : std::string(value.substr(slash + 1));
+      std::string unit =
+          slash == std::string_view::npos ? "second" : std::string(value.substr(slash + 1));
       if (!n || *n < 1 || (unit != "second" && unit != "minute" && unit != "hour" && unit != "day"))
-        return line.error(value, "log_ratelimit rate must look like 1/second, got '" + std::string(value) + "'");
+        return line.error(
+            value, "log_ratelimit rate must look like 1/second, got '" + std::string(value) + "'");
       r.rate = static_cast<uint32_t>(*n);
       r.unit = unit;
     } else {
@@ -231,8 +241,8 @@ OptionTable host_options(HostOptions& o) {
   t.setters["nf_conntrack_tcp_timeout_syn_recv"] =
       opt_uint_option(o.nf_conntrack_tcp_timeout_syn_recv, 30, 60);
   t.setters["nf_conntrack_helpers"] = [&o](const Line& line, std::string_view v) -> Status {
-    static const std::set<std::string> kHelpers = {"amanda", "ftp",  "irc",  "netbios-ns", "pptp",
-                                                   "sane",   "sip",  "snmp", "tftp"};
+    static const std::set<std::string> kHelpers = {"amanda", "ftp", "irc",  "netbios-ns", "pptp",
+                                                   "sane",   "sip", "snmp", "tftp"};
     o.nf_conntrack_helpers.clear();
     for (auto h : split(v, ',')) {
       h = trim(h);
@@ -310,7 +320,8 @@ Result<AddressMatch> parse_address(const Line& line, std::string_view v) {
   }
   auto name = scoped(v);
   if (!a.scope.empty() || (valid_name(name, 64) && !parse_ip_range(v))) {
-    if (a.scope == "sdn") return line.error(v, "sdn/ names are ipsets only; write +" + std::string(v));
+    if (a.scope == "sdn")
+      return line.error(v, "sdn/ names are ipsets only; write +" + std::string(v));
     if (!valid_name(name, 64)) return line.error(v, "invalid alias name '" + std::string(v) + "'");
     a.kind = AddressMatch::Kind::Alias;
     a.name = to_lower(name);
@@ -323,7 +334,8 @@ Result<AddressMatch> parse_address(const Line& line, std::string_view v) {
     if (part.empty())
       return line.error(part, "empty entry in address list '" + std::string(v) + "'");
     if (parts.size() > 1 && part.find('-') != std::string_view::npos)
-      return line.error(part, "address ranges are not allowed in lists: '" + std::string(part) + "'");
+      return line.error(part,
+                        "address ranges are not allowed in lists: '" + std::string(part) + "'");
     auto range = parse_ip_range(part);
     if (!range) return line.error(part, range.error().message());
     if (!a.literal.empty() && a.literal.front().family() != range->family())
@@ -352,7 +364,8 @@ Result<std::vector<PortRange>> parse_ports(const Line& line, std::string_view v)
       return line.error(part, "incomplete port range '" + std::string(part) + "'");
     uint16_t lo = MOAT_TRY(parse_port_number(line, part.substr(0, colon)));
     uint16_t hi = lo;
-    if (colon != std::string_view::npos) hi = MOAT_TRY(parse_port_number(line, part.substr(colon + 1)));
+    if (colon != std::string_view::npos)
+      hi = MOAT_TRY(parse_port_number(line, part.substr(colon + 1)));
     if (hi < lo) return line.error(part, "backwards port range '" + std::string(part) + "'");
     out.push_back({lo, hi});
   }
@@ -361,7 +374,9 @@ Result<std::vector<PortRange>> parse_ports(const Line& line, std::string_view v)
 
 Result<IcmpMatch> parse_icmp(const Line& line, std::string_view v, bool v6) {
   auto t = v6 ? icmpv6_type(v) : icmp_type(v);
-  if (!t) return line.error(v, std::string("unknown ") + (v6 ? "icmpv6" : "icmp") + " type '" + std::string(v) + "'");
+  if (!t)
+    return line.error(
+        v, std::string("unknown ") + (v6 ? "icmpv6" : "icmp") + " type '" + std::string(v) + "'");
   return IcmpMatch{v6, t->type, t->code, std::string(v)};
 }
 
@@ -386,7 +401,8 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
   bool group_rule = iequals(dir, "GROUP");
   if (group_rule) {
     if (in_group) return line.error(dir, "GROUP rules are not allowed inside a security group");
-    if (!valid_name(tokens[1], 18)) return line.error(tokens[1], "invalid security group name '" + std::string(tokens[1]) + "'");
+    if (!valid_name(tokens[1], 18))
+      return line.error(tokens[1], "invalid security group name '" + std::string(tokens[1]) + "'");
     rule.kind = Rule::Kind::Group;
     rule.group = to_lower(tokens[1]);  // [group x] names are lower-cased too
   } else if (iequals(dir, "IN")) {
@@ -396,28 +412,35 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
   } else if (iequals(dir, "FORWARD")) {
     rule.direction = Direction::Forward;
   } else {
-    return line.error(dir, "unknown rule direction '" + std::string(dir) + "' (IN, OUT, FORWARD or GROUP)");
+    return line.error(
+        dir, "unknown rule direction '" + std::string(dir) + "' (IN, OUT, FORWARD or GROUP)");
   }
   if (!group_rule) {
     bool allowed = true;
     if (kind == FwFileKind::Guest && rule.direction == Direction::Forward) allowed = false;
     if (kind == FwFileKind::Vnet && rule.direction != Direction::Forward) allowed = false;
     if (!allowed)
-      return line.error(dir, std::string(to_string(rule.direction)) + " rules are not allowed in this file");
+      return line.error(
+          dir, std::string(to_string(rule.direction)) + " rules are not allowed in this file");
     std::string_view action = tokens[1];
     if (auto v = parse_verdict(action)) {
       rule.kind = Rule::Kind::Action;
       rule.verdict = *v;
-    } else if (auto open = action.find('('); open != std::string_view::npos && action.ends_with(')')) {
+    } else if (auto open = action.find('(');
+               open != std::string_view::npos && action.ends_with(')')) {
       auto macro = find_macro(action.substr(0, open));
-      if (!macro) return line.error(action, "unknown macro '" + std::string(action.substr(0, open)) + "'");
+      if (!macro)
+        return line.error(action, "unknown macro '" + std::string(action.substr(0, open)) + "'");
       auto v2 = parse_verdict(action.substr(open + 1, action.size() - open - 2));
-      if (!v2) return line.error(action, "macro verdict must be ACCEPT, DROP or REJECT in '" + std::string(action) + "'");
+      if (!v2)
+        return line.error(action, "macro verdict must be ACCEPT, DROP or REJECT in '" +
+                                      std::string(action) + "'");
       rule.kind = Rule::Kind::Macro;
       rule.macro = std::string(macro->name);
       rule.verdict = *v2;
     } else {
-      return line.error(action, "unknown action '" + std::string(action) + "' (ACCEPT, DROP, REJECT or Macro(VERDICT))");
+      return line.error(action, "unknown action '" + std::string(action) +
+                                    "' (ACCEPT, DROP, REJECT or Macro(VERDICT))");
     }
     if (rule.direction == Direction::Forward && rule.verdict == Verdict::Reject)
       return line.error(action, "REJECT is not allowed on FORWARD rules");
@@ -428,21 +451,28 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
   for (size_t i = 2; i < tokens.size(); i += 2) {
     std::string_view opt = tokens[i];
     std::string_view name = opt;
-    if (name.starts_with("--")) name.remove_prefix(2);
-    else if (name.starts_with('-')) name.remove_prefix(1);
-    else return line.error(opt, "expected an option like -p, got '" + std::string(opt) + "'");
+    if (name.starts_with("--"))
+      name.remove_prefix(2);
+    else if (name.starts_with('-'))
+      name.remove_prefix(1);
+    else
+      return line.error(opt, "expected an option like -p, got '" + std::string(opt) + "'");
     std::string key(name);
     if (key == "iface") key = "i";
     if (key == "proto") key = "p";
-    if (i + 1 >= tokens.size()) return line.error(opt, "option '" + std::string(opt) + "' needs a value");
+    if (i + 1 >= tokens.size())
+      return line.error(opt, "option '" + std::string(opt) + "' needs a value");
     std::string_view value = tokens[i + 1];
-    if (!seen.insert(key).second) return line.error(opt, "option '" + std::string(opt) + "' given twice");
+    if (!seen.insert(key).second)
+      return line.error(opt, "option '" + std::string(opt) + "' given twice");
     if (group_rule && key != "i")
       return line.error(opt, "GROUP rules accept only -i, not '" + std::string(opt) + "'");
     if (key == "i") {
       if (kind == FwFileKind::Guest) {
         auto n = value.starts_with("net") ? parse_uint(value.substr(3)) : std::nullopt;
-        if (!n || *n >= 32) return line.error(value, "guest interface must be net0..net31, got '" + std::string(value) + "'");
+        if (!n || *n >= 32)
+          return line.error(
+              value, "guest interface must be net0..net31, got '" + std::string(value) + "'");
       } else if (value.size() > 15 || value.empty()) {
         return line.error(value, "invalid interface name '" + std::string(value) + "'");
       }
@@ -475,8 +505,9 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
     return line.error(tokens.back(), "option '" + std::string(tokens.back()) + "' needs a value");
 
   const Macro* macro = rule.kind == Rule::Kind::Macro ? find_macro(rule.macro) : nullptr;
-  bool macro_fixes_proto = macro && std::any_of(macro->entries.begin(), macro->entries.end(),
-                                                [](const MacroEntry& e) { return !e.proto.empty(); });
+  bool macro_fixes_proto =
+      macro && std::any_of(macro->entries.begin(), macro->entries.end(),
+                           [](const MacroEntry& e) { return !e.proto.empty(); });
   if (macro && rule.proto && macro_fixes_proto)
     return line.error(proto_token, "macro " + rule.macro + " fixes the protocol; remove -p " +
                                        std::string(proto_token));
@@ -532,10 +563,12 @@ Result<Rule> parse_rule(std::string_view raw, FwFileKind kind, bool in_group,
     rule.icmp = MOAT_TRY(parse_icmp(line, icmp_token, *rule.proto == 58));
   }
   for (const auto* addr : {&rule.source, &rule.dest}) {
-    if (*addr && (*addr)->kind == AddressMatch::Kind::Literal && rule.proto && is_icmp(*rule.proto)) {
+    if (*addr && (*addr)->kind == AddressMatch::Kind::Literal && rule.proto &&
+        is_icmp(*rule.proto)) {
       int fam = (*addr)->literal.front().family();
       if ((fam == 4) != (*rule.proto == 1))
-        return line.error(proto_token, "address family does not match protocol '" + rule.proto_text + "'");
+        return line.error(proto_token,
+                          "address family does not match protocol '" + rule.proto_text + "'");
     }
   }
   if (rule.source && rule.dest && rule.source->kind == AddressMatch::Kind::Literal &&
@@ -554,7 +587,8 @@ enum class Section { None, Options, Aliases, Rules, IpSet, Group };
 struct FileParser {
   FwFileKind kind;
   std::string file;
-  std::function<Status(Section, std::string_view name, std::string_view comment, const Line&)> on_header;
+  std::function<Status(Section, std::string_view name, std::string_view comment, const Line&)>
+      on_header;
   std::function<Status(Section, const Line&, std::string_view body)> on_line;
 
   Status run(std::string_view text) {
@@ -580,21 +614,35 @@ struct FileParser {
         }
         auto words = split_ws(inner);
         std::string_view name;
-        if (words.size() == 1 && iequals(words[0], "OPTIONS")) current = Section::Options;
-        else if (words.size() == 1 && iequals(words[0], "ALIASES")) current = Section::Aliases;
-        else if (words.size() == 1 && iequals(words[0], "RULES")) current = Section::Rules;
-        else if (words.size() == 2 && iequals(words[0], "IPSET")) current = Section::IpSet, name = words[1];
-        else if (words.size() == 2 && iequals(words[0], "group")) current = Section::Group, name = words[1];
-        else return line.error(inner.empty() ? body : inner, "unknown section '[" + std::string(inner) + "]'");
+        if (words.size() == 1 && iequals(words[0], "OPTIONS"))
+          current = Section::Options;
+        else if (words.size() == 1 && iequals(words[0], "ALIASES"))
+          current = Section::Aliases;
+        else if (words.size() == 1 && iequals(words[0], "RULES"))
+          current = Section::Rules;
+        else if (words.size() == 2 && iequals(words[0], "IPSET"))
+          current = Section::IpSet, name = words[1];
+        else if (words.size() == 2 && iequals(words[0], "group"))
+          current = Section::Group, name = words[1];
+        else
+          return line.error(inner.empty() ? body : inner,
+                            "unknown section '[" + std::string(inner) + "]'");
         bool allowed = false;
         switch (kind) {
-          case FwFileKind::Cluster: allowed = true; break;
+          case FwFileKind::Cluster:
+            allowed = true;
+            break;
           case FwFileKind::Host:
-          case FwFileKind::Vnet: allowed = current == Section::Options || current == Section::Rules; break;
-          case FwFileKind::Guest: allowed = current != Section::Group; break;
+          case FwFileKind::Vnet:
+            allowed = current == Section::Options || current == Section::Rules;
+            break;
+          case FwFileKind::Guest:
+            allowed = current != Section::Group;
+            break;
         }
         if (!allowed)
-          return line.error(inner, "section '[" + std::string(inner) + "]' is not allowed in this file");
+          return line.error(inner,
+                            "section '[" + std::string(inner) + "]' is not allowed in this file");
         if (!name.empty()) {
           size_t max = current == Section::Group ? 18 : 64;
           if (!valid_name(name, max))
@@ -611,16 +659,19 @@ struct FileParser {
   }
 };
 
-Status parse_alias_line(const Line& line, std::string_view body, std::map<std::string, Alias>& out) {
+Status parse_alias_line(const Line& line, std::string_view body,
+                        std::map<std::string, Alias>& out) {
   auto [text, comment] = split_comment(body);
   auto words = split_ws(text);
   if (words.size() != 2)
     return line.error(text,
                       "expected 'name address' in [ALIASES], got '" + std::string(text) + "'");
-  if (!valid_name(words[0], 64)) return line.error(words[0], "invalid alias name '" + std::string(words[0]) + "'");
+  if (!valid_name(words[0], 64))
+    return line.error(words[0], "invalid alias name '" + std::string(words[0]) + "'");
   auto range = parse_ip_range(words[1]);
   if (!range || !range->prefix_length())
-    return line.error(words[1], "alias needs an address or CIDR, got '" + std::string(words[1]) + "'");
+    return line.error(words[1],
+                      "alias needs an address or CIDR, got '" + std::string(words[1]) + "'");
   std::string name = to_lower(words[0]);
   if (out.contains(name)) return line.error(words[0], "duplicate alias '" + name + "'");
   SourceLocation at = line.where;
@@ -657,7 +708,8 @@ Status parse_ipset_line(const Line& line, std::string_view body, IpSet& set) {
         e.alias_scope = std::string(scope.substr(0, scope.size() - 1));
         name.remove_prefix(scope.size());
       }
-    if (!valid_name(name, 64)) return line.error(text, "not an address or alias: '" + std::string(text) + "'");
+    if (!valid_name(name, 64))
+      return line.error(text, "not an address or alias: '" + std::string(text) + "'");
     e.alias = to_lower(name);
   }
   for (const auto& other : set.entries)
@@ -669,94 +721,82 @@ Status parse_ipset_line(const Line& line, std::string_view body, IpSet& set) {
 
 }  // namespace
 
-Result<ClusterFw> parse_cluster_fw(std::string_view text, const std::string& file) {
-  ClusterFw fw;
+namespace {
+
+// One walker for the four file kinds; the sections a kind may not have were already
+// refused by FileParser, so each kind's struct only needs the members it uses.
+template <class Fw, class Options>
+Result<Fw> parse_fw_file(std::string_view text, const std::string& file, FwFileKind kind,
+                         OptionTable (*make_options)(Options&)) {
+  Fw fw;
   fw.file = file;
-  OptionTable options = cluster_options(fw.options);
+  OptionTable options = make_options(fw.options);
   std::set<std::string> seen;
-  std::string current_name;
-  FileParser p{FwFileKind::Cluster, file, {}, {}};
-  p.on_header = [&](Section s, std::string_view name, std::string_view comment, const Line& line) -> Status {
-    current_name = to_lower(name);
-    if (s == Section::IpSet) {
-      if (fw.ipsets.contains(current_name)) return line.error(name, "duplicate ipset '" + current_name + "'");
-      fw.ipsets[current_name] = IpSet{current_name, std::string(comment), {}, line.where};
-    } else if (s == Section::Group) {
-      if (fw.groups.contains(current_name)) return line.error(name, "duplicate security group '" + current_name + "'");
-      fw.groups[current_name] = SecurityGroup{current_name, std::string(comment), {}, line.where};
-    }
+  std::string current;  // the [IPSET x] or [group x] being read
+  FileParser p{kind, file, {}, {}};
+  p.on_header = [&](Section s, std::string_view name, std::string_view comment,
+                    const Line& line) -> Status {
+    current = to_lower(name);
+    if constexpr (requires { fw.ipsets; })
+      if (s == Section::IpSet) {
+        if (fw.ipsets.contains(current))
+          return line.error(name, "duplicate ipset '" + current + "'");
+        fw.ipsets[current] = IpSet{current, std::string(comment), {}, line.where};
+      }
+    if constexpr (requires { fw.groups; })
+      if (s == Section::Group) {
+        if (fw.groups.contains(current))
+          return line.error(name, "duplicate security group '" + current + "'");
+        fw.groups[current] = SecurityGroup{current, std::string(comment), {}, line.where};
+      }
     return {};
   };
   p.on_line = [&](Section s, const Line& line, std::string_view body) -> Status {
     switch (s) {
-      case Section::Options: return parse_option_line(line, body, options, seen);
-      case Section::Aliases: return parse_alias_line(line, body, fw.aliases);
-      case Section::IpSet: return parse_ipset_line(line, body, fw.ipsets[current_name]);
-      case Section::Rules: fw.rules.push_back(MOAT_TRY(parse_rule(line.text, FwFileKind::Cluster, false, line.where))); return {};
-      case Section::Group: fw.groups[current_name].rules.push_back(MOAT_TRY(parse_rule(line.text, FwFileKind::Cluster, true, line.where))); return {};
-      case Section::None: break;
+      case Section::Options:
+        return parse_option_line(line, body, options, seen);
+      case Section::Aliases:
+        if constexpr (requires { fw.aliases; }) return parse_alias_line(line, body, fw.aliases);
+        break;
+      case Section::IpSet:
+        if constexpr (requires { fw.ipsets; })
+          return parse_ipset_line(line, body, fw.ipsets[current]);
+        break;
+      case Section::Group:
+        if constexpr (requires { fw.groups; }) {
+          fw.groups[current].rules.push_back(
+              MOAT_TRY(parse_rule(line.text, kind, true, line.where)));
+          return {};
+        }
+        break;
+      case Section::Rules:
+        fw.rules.push_back(MOAT_TRY(parse_rule(line.text, kind, false, line.where)));
+        return {};
+      case Section::None:
+        break;
     }
     return {};
   };
   MOAT_RETURN_IF_ERROR(p.run(text));
   return fw;
+}
+
+}  // namespace
+
+Result<ClusterFw> parse_cluster_fw(std::string_view text, const std::string& file) {
+  return parse_fw_file<ClusterFw>(text, file, FwFileKind::Cluster, cluster_options);
 }
 
 Result<HostFw> parse_host_fw(std::string_view text, const std::string& file) {
-  HostFw fw;
-  fw.file = file;
-  OptionTable options = host_options(fw.options);
-  std::set<std::string> seen;
-  FileParser p{FwFileKind::Host, file, [](auto...) -> Status { return {}; }, {}};
-  p.on_line = [&](Section s, const Line& line, std::string_view body) -> Status {
-    if (s == Section::Options) return parse_option_line(line, body, options, seen);
-    fw.rules.push_back(MOAT_TRY(parse_rule(line.text, FwFileKind::Host, false, line.where)));
-    return {};
-  };
-  MOAT_RETURN_IF_ERROR(p.run(text));
-  return fw;
+  return parse_fw_file<HostFw>(text, file, FwFileKind::Host, host_options);
 }
 
 Result<GuestFw> parse_guest_fw(std::string_view text, const std::string& file) {
-  GuestFw fw;
-  fw.file = file;
-  OptionTable options = guest_options(fw.options);
-  std::set<std::string> seen;
-  std::string current_name;
-  FileParser p{FwFileKind::Guest, file, {}, {}};
-  p.on_header = [&](Section s, std::string_view name, std::string_view comment, const Line& line) -> Status {
-    current_name = to_lower(name);
-    if (s == Section::IpSet) {
-      if (fw.ipsets.contains(current_name)) return line.error(name, "duplicate ipset '" + current_name + "'");
-      fw.ipsets[current_name] = IpSet{current_name, std::string(comment), {}, line.where};
-    }
-    return {};
-  };
-  p.on_line = [&](Section s, const Line& line, std::string_view body) -> Status {
-    switch (s) {
-      case Section::Options: return parse_option_line(line, body, options, seen);
-      case Section::Aliases: return parse_alias_line(line, body, fw.aliases);
-      case Section::IpSet: return parse_ipset_line(line, body, fw.ipsets[current_name]);
-      default: fw.rules.push_back(MOAT_TRY(parse_rule(line.text, FwFileKind::Guest, false, line.where))); return {};
-    }
-  };
-  MOAT_RETURN_IF_ERROR(p.run(text));
-  return fw;
+  return parse_fw_file<GuestFw>(text, file, FwFileKind::Guest, guest_options);
 }
 
 Result<VnetFw> parse_vnet_fw(std::string_view text, const std::string& file) {
-  VnetFw fw;
-  fw.file = file;
-  OptionTable options = vnet_options(fw.options);
-  std::set<std::string> seen;
-  FileParser p{FwFileKind::Vnet, file, [](auto...) -> Status { return {}; }, {}};
-  p.on_line = [&](Section s, const Line& line, std::string_view body) -> Status {
-    if (s == Section::Options) return parse_option_line(line, body, options, seen);
-    fw.rules.push_back(MOAT_TRY(parse_rule(line.text, FwFileKind::Vnet, false, line.where)));
-    return {};
-  };
-  MOAT_RETURN_IF_ERROR(p.run(text));
-  return fw;
+  return parse_fw_file<VnetFw>(text, file, FwFileKind::Vnet, vnet_options);
 }
 
 }  // namespace moat::firewall

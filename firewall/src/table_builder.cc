@@ -21,18 +21,6 @@ nft::Interval to_interval(const IpRange& r) {
 
 namespace {
 
-// b - 1 / b + 1 on big-endian byte strings (callers guarantee no wrap).
-nft::Bytes dec(nft::Bytes b) {
-  for (int i = static_cast<int>(b.size()) - 1; i >= 0; --i)
-    if (b[i]-- != 0) break;
-  return b;
-}
-nft::Bytes inc(nft::Bytes b) {
-  for (int i = static_cast<int>(b.size()) - 1; i >= 0; --i)
-    if (++b[i] != 0) break;
-  return b;
-}
-
 void subtract(std::vector<Interval>& set, const Interval& cut) {
   std::vector<Interval> out;
   for (auto& iv : set) {
@@ -40,8 +28,8 @@ void subtract(std::vector<Interval>& set, const Interval& cut) {
       out.push_back(iv);
       continue;
     }
-    if (iv.lo < cut.lo) out.push_back({iv.lo, dec(cut.lo)});
-    if (iv.hi > cut.hi) out.push_back({inc(cut.hi), iv.hi});
+    if (iv.lo < cut.lo) out.push_back({iv.lo, nft::predecessor(cut.lo)});
+    if (iv.hi > cut.hi) out.push_back({nft::successor(cut.hi), iv.hi});
   }
   set = std::move(out);
 }

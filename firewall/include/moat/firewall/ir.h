@@ -248,8 +248,13 @@ Bytes u8(uint8_t v);
 Bytes host32(uint32_t v);
 Interval single(Bytes v);
 
-// Inserts `e` into a sorted interval element list, merging overlapping or adjacent intervals
-// of single-field sets (what nft's auto-merge does). Elements must have one key field.
+// Big-endian arithmetic on values: all bits set; v + 1 and v - 1 (v must not be the maximum,
+// resp. zero).
+bool is_max(const Bytes& v);
+Bytes successor(Bytes v);
+Bytes predecessor(Bytes v);
+
+// Sorts intervals and merges overlapping or adjacent ones (what nft's auto-merge does).
 void merge_intervals(std::vector<Interval>& intervals);
 
 }  // namespace moat::firewall::nft
