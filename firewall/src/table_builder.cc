@@ -203,8 +203,20 @@ std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set,
     nft::Set s;
     s.name = name;
     s.key = {family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr};
-    s.interval = true;
-    for (auto& r : ranges) s.elements.push_back({{r}, {}, 0});
+    // A set of host addresses only (a typical blocklist) is a hash set: adding one entry then
+    // costs the kernel O(1), where an interval set's commit walks all of it (2-3 ms at 12k).
+    bool hosts_only = std::all_of(entries.begin(), entries.end(), [&](const auto& e) {
+      return e.first.family() != family || (!e.second && e.first.first == e.first.last);
+    });
+    s.interval = !hosts_only;
+    if (hosts_only) {
+      for (const auto& [r, _] : entries)
+        if (r.family() == family) s.elements.push_back({{to_interval(r)}, {}, 0});
+      std::sort(s.elements.begin(), s.elements.end());
+      s.elements.erase(std::unique(s.elements.begin(), s.elements.end()), s.elements.end());
+    } else {
+      for (auto& r : ranges) s.elements.push_back({{r}, {}, 0});
+    }
     table_.sets[name] = std::move(s);
   }
   return names;
