@@ -186,7 +186,7 @@ void load(int guests, int shards) {
 
 int main(int argc, char** argv) {
   std::vector<int> sizes = {100, 1000, 10000};
-  int shards = 8;
+  int shards = 0;  // 0: automatic, as the CLI
   double seconds = 1;
   int repeat = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -235,10 +235,11 @@ int main(int argc, char** argv) {
     }
     run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
     std::printf(
-        "B4 %d guests (%d shards), medians of %d: established flow %.0f pps vs empty %.0f: "
+        "B4 %d guests (%s shards), medians of %d: established flow %.0f pps vs empty %.0f: "
         "%.1f%%; new flow %.0f vs %.0f: %.1f%%\n",
-        n, shards, repeat, median(est), median(est_empty), 100.0 * median(est) / median(est_empty),
-        median(fresh), median(fresh_empty), 100.0 * median(fresh) / median(fresh_empty));
+        n, shards ? std::to_string(shards).c_str() : "auto", repeat, median(est), median(est_empty),
+        100.0 * median(est) / median(est_empty), median(fresh), median(fresh_empty),
+        100.0 * median(fresh) / median(fresh_empty));
   }
   teardown();
   return 0;

@@ -11,7 +11,8 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
   cmd->add_option("--config-root", args.config_root, "configuration tree shaped like /etc/pve")
       ->capture_default_str();
   cmd->add_option("--node", args.node, "node name (nodes/<node>/...)")->required();
-  cmd->add_option("--shards", args.shards, "bridge tables guests are spread over")
+  cmd->add_option("--shards", args.shards,
+                  "bridge tables guests are spread over (0: one per 500 firewalled guests)")
       ->capture_default_str();
 }
 

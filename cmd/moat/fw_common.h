@@ -14,7 +14,7 @@ namespace moat::cli {
 struct FwArgs {
   std::string config_root = "/etc/pve";
   std::string node;
-  int shards = 8;
+  int shards = 0;  // automatic
   std::string strategy = "auto";
   std::string netns;
   std::string state_dir = "/run/moat";

@@ -579,10 +579,31 @@ void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& gue
 
 }  // namespace
 
-Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& options) {
+namespace {
+
+bool has_firewalled_nic(const Guest& g) {
+  if (!g.fw || !g.fw->options.enable) return false;
+  for (const auto& [_, nic] : g.nics)
+    if (nic.firewall) return true;
+  return false;
+}
+
+}  // namespace
+
+int resolve_shards(const FirewallConfig& config, int requested) {
+  if (requested > 0) return requested;
+  int guests = 0;
+  for (const auto& [_, g] : config.guests) guests += has_firewalled_nic(g);
+  return std::clamp((guests + kGuestsPerShard - 1) / kGuestsPerShard, 1, 32);
+}
+
+Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& requested) {
   CompileResult result;
-  if (options.shards < 1 || options.shards > 256)
-    return fail(ErrorCode::InvalidArgument, "shards must be 1..256");
+  if (requested.shards < 0 || requested.shards > 256)
+    return fail(ErrorCode::InvalidArgument, "shards must be 0 (automatic) or 1..256");
+  CompileOptions options = requested;
+  options.shards = resolve_shards(config, requested.shards);
+  result.shards = options.shards;
   if (!detail::cluster_enabled(config, options.now)) return result;  // the firewall is off
 
   bool allow_invalid = config.host && config.host->options.nf_conntrack_allow_invalid;
@@ -591,10 +612,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     for (const auto& [_, nic] : guest.nics)
       if (!nic.bridge.empty()) bridges.insert(nic.bridge);
   for (const auto& [vmid, guest] : config.guests) {
-    if (!guest.fw || !guest.fw->options.enable) continue;
-    bool any = false;
-    for (const auto& [_, nic] : guest.nics) any = any || nic.firewall;
-    if (!any) continue;
+    if (!has_firewalled_nic(guest)) continue;
     int shard = static_cast<int>(vmid % static_cast<uint32_t>(options.shards));
     nft::Table& t = result.ruleset.table(nft::Family::Bridge, names::guest_table(shard));
     TableBuilder b(t, options, config, result.warnings);
@@ -643,13 +661,6 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
 
 namespace {
 
-bool has_firewalled_nic(const Guest& g) {
-  if (!g.fw || !g.fw->options.enable) return false;
-  for (const auto& [_, nic] : g.nics)
-    if (nic.firewall) return true;
-  return false;
-}
-
 bool any_guest_table(const nft::Ruleset& rs) {
   for (const auto& [_, t] : rs.tables)
     if (t.family == nft::Family::Bridge) return true;
@@ -671,6 +682,8 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
                                                     const FirewallConfig& config, uint32_t vmid,
                                                     const CompileOptions& options,
                                                     std::vector<std::string>& warnings) {
+  if (options.shards < 1)
+    return fail(ErrorCode::InvalidArgument, "recompile_guest needs the shard count compile() used");
   auto git = config.guests.find(vmid);
   bool wanted = git != config.guests.end() && has_firewalled_nic(git->second);
   bool had_guests = any_guest_table(ruleset);

@@ -31,13 +31,21 @@ const char* to_string(GuestStrategy s);
 struct CompileOptions {
   GuestStrategy strategy = GuestStrategy::BrNetfilter;
   // Guests are spread over this many bridge tables by VMID, so one guest's change commits
-  // into a table of about guests/shards chains instead of all of them.
-  int shards = 8;
+  // into a table of about guests/shards chains instead of all of them. Each table's dispatch
+  // chains cost every bridged packet a little, so fewer is faster on the data path; 0 picks
+  // one table per kGuestsPerShard firewalled guests (see docs/performance.md).
+  int shards = 0;
   // Unix time, for cluster `enable: <timestamp>` (the anti-lockout enable, valid 60 s).
   int64_t now = 0;
 };
 
+inline constexpr int kGuestsPerShard = 500;
+
+// The shard count compile() uses: `requested` when positive, else automatic.
+int resolve_shards(const FirewallConfig& config, int requested);
+
 struct CompileResult {
+  int shards = 1;  // the shard count used (pass it to recompile_guest)
   nft::Ruleset ruleset;
   // Kernel settings the host options ask for ("net/netfilter/nf_conntrack_max" -> "262144"),
   // relative to /proc/sys, written by the applier in the target namespace.
@@ -49,7 +57,8 @@ struct CompileResult {
 
 Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& options);
 
-// Incremental compile of one guest: replaces, in `ruleset` (an earlier compile() result of
+// Incremental compile of one guest (options.shards must be the count compile() used):
+// replaces, in `ruleset` (an earlier compile() result of
 // the same configuration but for this guest), the guest's chains, its ipsets and its port and
 // MAC elements with what `config` now says (removing them when the guest or its firewall is
 // gone). Returns every object it touched, for diff(applied, desired, touched). Security-group
