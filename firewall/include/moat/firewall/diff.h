@@ -18,7 +18,7 @@ struct Op {
     AddChain,  // chain (base chains carry hook, priority, policy)
     DeleteChain,
     FlushChain,
-    AddRule,  // appended to `chain`
+    AddRule,  // appended to chain `name`
     AddSet,   // definition only; elements follow in AddElements
     DeleteSet,
     AddElements,
