@@ -196,7 +196,7 @@ void ipset_bench() {
   double nft_add_ms = ms(Clock::now() - start);
   if (!r || r->exit_code != 0) std::fprintf(stderr, "nft add element failed\n");
   std::printf(
-      "B5 ipset of 12000 entries (%zu intervals): load %.1f ms (nft -f %.1f ms, %.1fx); add one "
+      "B5 ipset of 12000 entries (%zu set elements): load %.1f ms (nft -f %.1f ms, %.1fx); add one "
       "entry %.3f ms "
       "(nft add element %.1f ms)\n",
       only_set.tables.begin()->second.sets.begin()->second.elements.size(), load_ms, nft_ms,
