@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "config_fixture.h"
+
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -19,33 +21,8 @@ namespace {
 using Findings = std::vector<std::string>;
 
 // Builds a FirewallConfig from file texts, compiles it and analyses the compiled ruleset.
-class AnalysisTest : public ::testing::Test {
+class AnalysisTest : public testing::ConfigFixture {
  protected:
-  void SetUp() override { cluster("[OPTIONS]\nenable: 1\n"); }
-
-  void cluster(std::string_view text) {
-    auto r = parse_cluster_fw(text, "firewall/cluster.fw");
-    ASSERT_TRUE(r) << r.error().to_string();
-    config_.cluster = *r;
-  }
-  void host(std::string_view text) {
-    auto r = parse_host_fw(text, "nodes/node1/host.fw");
-    ASSERT_TRUE(r) << r.error().to_string();
-    config_.host = *r;
-  }
-  // A VM with one firewalled NIC and the firewall file `firewall/<vmid>.fw`.
-  void vm(uint32_t vmid, std::string_view fw) {
-    char conf[96];
-    std::snprintf(conf, sizeof(conf), "net0: virtio=BC:24:11:00:00:%02u,bridge=vmbr0,firewall=1\n",
-                  vmid % 100);
-    std::string id = std::to_string(vmid);
-    auto g = parse_guest_config(conf, "qemu-server/" + id + ".conf", vmid, Guest::Type::Vm);
-    ASSERT_TRUE(g) << g.error().to_string();
-    auto f = parse_guest_fw(fw, "firewall/" + id + ".fw");
-    ASSERT_TRUE(f) << f.error().to_string();
-    g->fw = *f;
-    config_.guests[vmid] = *g;
-  }
   // The rules of VM 100 start on line 3 of its file.
   void vm_rules(std::string_view rules) {
     vm(100, "[OPTIONS]\nenable: 1\n[RULES]\n" + std::string(rules));
@@ -59,8 +36,6 @@ class AnalysisTest : public ::testing::Test {
     }
     return find_dead_rules(compiled->ruleset);
   }
-
-  FirewallConfig config_;
 };
 
 TEST_F(AnalysisTest, BroaderAcceptShadowsLaterPortRule) {

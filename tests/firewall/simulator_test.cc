@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "config_fixture.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -30,40 +32,8 @@ bool traced(const Outcome& o, std::string_view chain, std::string_view text_part
 
 // Builds a FirewallConfig from file texts, compiles it (br_netfilter, as on this kernel) and
 // simulates packets against the compiled ruleset.
-class SimulatorTest : public ::testing::Test {
+class SimulatorTest : public testing::ConfigFixture {
  protected:
-  void SetUp() override { cluster("[OPTIONS]\nenable: 1\n"); }
-
-  void cluster(std::string_view text) {
-    auto r = parse_cluster_fw(text, "firewall/cluster.fw");
-    ASSERT_TRUE(r) << r.error().to_string();
-    config_.cluster = *r;
-  }
-  void host(std::string_view text) {
-    auto r = parse_host_fw(text, "nodes/node1/host.fw");
-    ASSERT_TRUE(r) << r.error().to_string();
-    config_.host = *r;
-  }
-  // A guest from its config (`netN:` lines) and, when given, its firewall file.
-  void guest(uint32_t vmid, Guest::Type type, std::string_view conf, std::string_view fw = {}) {
-    std::string id = std::to_string(vmid);
-    auto g = parse_guest_config(
-        conf, (type == Guest::Type::Vm ? "qemu-server/" : "lxc/") + id + ".conf", vmid, type);
-    ASSERT_TRUE(g) << g.error().to_string();
-    if (!fw.empty()) {
-      auto f = parse_guest_fw(fw, "firewall/" + id + ".fw");
-      ASSERT_TRUE(f) << f.error().to_string();
-      g->fw = *f;
-    }
-    config_.guests[vmid] = *g;
-  }
-  void vm(uint32_t vmid, std::string_view fw, std::string_view conf = {}) {
-    char def[96];
-    std::snprintf(def, sizeof(def), "net0: virtio=BC:24:11:00:00:%02u,bridge=vmbr0,firewall=1\n",
-                  vmid % 100);
-    guest(vmid, Guest::Type::Vm, conf.empty() ? std::string_view(def) : conf, fw);
-  }
-
   Result<Outcome> try_run(const Packet& p) {
     auto compiled = compile(config_, CompileOptions{});
     if (!compiled) return std::unexpected(compiled.error());
@@ -79,7 +49,6 @@ class SimulatorTest : public ::testing::Test {
     return *out;
   }
 
-  FirewallConfig config_;
   nft::Ruleset ruleset_;
 };
 
