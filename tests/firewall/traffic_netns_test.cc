@@ -82,7 +82,8 @@ TEST_F(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
     EXPECT_TRUE(outcome) << outcome.error().to_string();
     return outcome ? *outcome : sim::Outcome{};
   };
-  const auto timeout = std::chrono::milliseconds(300);
+  // Generous for a loaded CI machine: an accepted probe must never look dropped.
+  const auto timeout = std::chrono::milliseconds(500);
   std::map<std::string, int> seen;
   int probes = 0;
   std::string mismatches;
