@@ -1,0 +1,459 @@
+// compile_links(), plan_links() and the plan printer. Pure.
+#include "moat/bridges/links.h"
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace moat::bridges {
+namespace {
+
+// The first option `key` (any spelling) of any stanza of interface `name`.
+const Option* find_option(const InterfacesFile& file, std::string_view name, std::string_view key) {
+  for (const Item& item : file.items()) {
+    const Stanza* s = std::get_if<Stanza>(&item);
+    if (!s || s->name != name) continue;
+    if (const Option* o = s->find(key)) return o;
+  }
+  return nullptr;
+}
+
+std::unexpected<Error> config_error(const InterfacesFile& file, Position at, std::string message) {
+  return fail(Error(ErrorCode::InvalidConfig, std::move(message))
+                  .at({.file = file.file(), .line = at.line, .column = at.column}));
+}
+
+std::string trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  size_t e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+bool is_link_local(const IpAddress& ip) {
+  return ip.family == 6 && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80;
+}
+
+const char* kernel_kind(LinkKind kind) {
+  switch (kind) {
+    case LinkKind::Bridge:
+      return "bridge";
+    case LinkKind::Veth:
+      return "veth";
+    case LinkKind::Vxlan:
+      return "vxlan";
+    case LinkKind::Vlan:
+      return "vlan";
+    case LinkKind::Bond:
+      return "bond";
+    case LinkKind::Physical:
+      break;
+  }
+  return "";
+}
+
+}  // namespace
+
+const char* to_string(LinkKind kind) {
+  return kind == LinkKind::Physical ? "physical" : kernel_kind(kind);
+}
+
+std::string LinkAddress::to_string() const { return ip.to_string() + "/" + std::to_string(prefix); }
+
+bool is_guest_port(std::string_view name) {
+  for (std::string_view p : {"tap", "veth", "fwpr", "fwln"}) {
+    if (name.starts_with(p)) return true;
+  }
+  return false;
+}
+
+const ObservedLink* Observed::find(std::string_view name) const {
+  for (const ObservedLink& l : links) {
+    if (l.name == name) return &l;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// compile_links
+// ---------------------------------------------------------------------------------------------
+
+Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
+  std::map<std::string, LinkSpec, std::less<>> specs;
+  std::set<std::string, std::less<>> ovs;
+  for (const Interface& i : file.interfaces()) {
+    LinkSpec s;
+    s.name = i.name;
+    s.line = i.at.line;
+    s.mtu = i.mtu;
+    s.up = i.autostart;
+    switch (i.kind) {
+      case InterfaceKind::Loopback:
+      case InterfaceKind::Alias:
+      case InterfaceKind::Dummy:
+        continue;
+      case InterfaceKind::OvsBridge:
+      case InterfaceKind::OvsBond:
+      case InterfaceKind::OvsIntPort:
+      case InterfaceKind::OvsPort:
+        ovs.insert(i.name);
+        continue;
+      case InterfaceKind::Physical:
+      case InterfaceKind::Other:
+        s.kind = LinkKind::Physical;
+        break;
+      case InterfaceKind::Bridge:
+        s.kind = LinkKind::Bridge;
+        if (i.bridge) {
+          s.bridge.stp = i.bridge->stp.value_or(false);
+          s.bridge.forward_delay = i.bridge->forward_delay;
+          s.bridge.vlan_filtering = i.bridge->vlan_aware;
+        }
+        break;
+      case InterfaceKind::Veth: {
+        s.kind = LinkKind::Veth;
+        const Option* peer = find_option(file, i.name, "veth-peer-name");
+        if (!peer || trim(peer->value).empty()) {
+          return config_error(file, i.at, "veth '" + i.name + "' needs veth-peer-name");
+        }
+        s.veth_peer = trim(peer->value);
+        break;
+      }
+      case InterfaceKind::Vxlan: {
+        s.kind = LinkKind::Vxlan;
+        if (!i.vxlan || !i.vxlan->id) {
+          return config_error(file, i.at, "vxlan '" + i.name + "' needs vxlan-id");
+        }
+        s.vxlan.id = *i.vxlan->id;
+        s.vxlan.local = i.vxlan->local_tunnel_ip;
+        s.vxlan.remotes = i.vxlan->remote_ips;
+        if (const Option* port = find_option(file, i.name, "vxlan-port")) {
+          std::string v = trim(port->value);
+          uint32_t n = 0;
+          auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+          if (ec != std::errc() || end != v.data() + v.size() || n == 0 || n > 65535) {
+            return config_error(file, {port->line, port->value_column()},
+                                "vxlan-port '" + v + "' is not a port number (1-65535)");
+          }
+          s.vxlan.dstport = static_cast<uint16_t>(n);
+        }
+        if (const Option* dev = find_option(file, i.name, "vxlan-physdev")) {
+          s.vxlan.dev = trim(dev->value);
+        }
+        break;
+      }
+      case InterfaceKind::Vlan:
+        s.kind = LinkKind::Vlan;
+        if (!i.vlan || !i.vlan->id || i.vlan->raw_device.text.empty()) {
+          return config_error(file, i.at, "vlan '" + i.name + "' needs an id and a raw device");
+        }
+        if (*i.vlan->id < 1 || *i.vlan->id > 4094) {
+          return config_error(file, i.position_of("vlan-id"),
+                              "vlan id " + std::to_string(*i.vlan->id) + " is not in 1-4094");
+        }
+        s.vlan.id = static_cast<uint16_t>(*i.vlan->id);
+        s.vlan.parent = i.vlan->raw_device.text;
+        s.vlan.protocol = i.vlan->protocol;
+        break;
+      case InterfaceKind::Bond:
+        s.kind = LinkKind::Bond;
+        if (i.bond) {
+          s.bond.mode = i.bond->mode;
+          s.bond.miimon = i.bond->miimon;
+          for (const Word& w : i.bond->slaves) s.bond.slaves.push_back(w.text);
+        }
+        break;
+    }
+    s.manage_addresses = i.inet_method != Method::Dhcp && i.inet6_method != Method::Dhcp &&
+                         i.inet6_method != Method::Auto;
+    for (const Address& a : i.addresses) {
+      s.addresses.push_back({a.ip, a.prefix.value_or(a.ip.family == 4 ? 32 : 128)});
+    }
+    std::sort(s.addresses.begin(), s.addresses.end());
+    s.addresses.erase(std::unique(s.addresses.begin(), s.addresses.end()), s.addresses.end());
+    specs.emplace(s.name, std::move(s));
+  }
+
+  // Masters from bridge-ports and bond-slaves. A port without a stanza is an existing link.
+  std::map<std::string, std::string, std::less<>> master_of;
+  for (const Interface& i : file.interfaces()) {
+    const std::vector<Word>* ports = nullptr;
+    std::vector<Word> slaves;
+    if (i.kind == InterfaceKind::Bridge && i.bridge) {
+      ports = &i.bridge->ports;
+    } else if (i.kind == InterfaceKind::Bond && i.bond) {
+      ports = &i.bond->slaves;
+    }
+    if (!ports) continue;
+    auto master = specs.find(i.name);
+    if (master == specs.end()) continue;
+    for (const Word& w : *ports) {
+      if (ovs.contains(w.text)) {
+        return config_error(file, w.at,
+                            "'" + w.text +
+                                "' is an Open vSwitch interface and cannot be a port "
+                                "of Linux " +
+                                to_string(master->second.kind) + " '" + i.name + "'");
+      }
+      if (w.text == i.name) {
+        return config_error(file, w.at, "'" + i.name + "' cannot be a port of itself");
+      }
+      auto [it, inserted] = master_of.emplace(w.text, i.name);
+      if (!inserted) {
+        return config_error(file, w.at,
+                            "'" + w.text + "' is already a port of '" + it->second + "'");
+      }
+      auto port = specs.find(w.text);
+      if (port == specs.end()) {
+        LinkSpec p;
+        p.name = w.text;
+        p.kind = LinkKind::Physical;
+        p.manage_addresses = false;
+        port = specs.emplace(p.name, std::move(p)).first;
+      }
+      port->second.master = i.name;
+      // ifupdown brings a master's ports up with it.
+      port->second.up = port->second.up || master->second.up;
+    }
+  }
+
+  std::vector<LinkSpec> out;
+  out.reserve(specs.size());
+  for (auto& [name, spec] : specs) out.push_back(std::move(spec));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan_links
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Desired links in dependency order: a link comes after its master, its VXLAN underlay and its
+// VLAN parent (when those are desired too); ties by name. Cycles are cut, not reported (the
+// kernel will refuse such a plan and say why).
+std::vector<const LinkSpec*> dependency_order(const std::vector<LinkSpec>& desired) {
+  std::map<std::string_view, const LinkSpec*> by_name;
+  for (const LinkSpec& s : desired) by_name.emplace(s.name, &s);
+  std::map<std::string_view, int> depth;
+  std::set<std::string_view> visiting;
+  std::function<int(const LinkSpec&)> depth_of = [&](const LinkSpec& s) -> int {
+    if (auto it = depth.find(s.name); it != depth.end()) return it->second;
+    if (!visiting.insert(s.name).second) return 0;
+    int d = 0;
+    for (std::string_view dep : {std::string_view(s.master),
+                                 std::string_view(s.kind == LinkKind::Vxlan ? s.vxlan.dev : ""),
+                                 std::string_view(s.kind == LinkKind::Vlan ? s.vlan.parent : "")}) {
+      if (dep.empty()) continue;
+      if (auto it = by_name.find(dep); it != by_name.end())
+        d = std::max(d, depth_of(*it->second) + 1);
+    }
+    visiting.erase(s.name);
+    depth[s.name] = d;
+    return d;
+  };
+  std::vector<const LinkSpec*> order;
+  for (const LinkSpec& s : desired) order.push_back(&s);
+  std::vector<std::pair<int, const LinkSpec*>> keyed;
+  for (const LinkSpec* s : order) keyed.emplace_back(depth_of(*s), s);
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
+  });
+  order.clear();
+  for (auto& [d, s] : keyed) order.push_back(s);
+  return order;
+}
+
+// True when the kernel's link cannot become `spec` in place.
+bool needs_recreate(const ObservedLink& o, const LinkSpec& spec) {
+  if (spec.kind == LinkKind::Physical) return false;
+  if (o.kind != kernel_kind(spec.kind)) return true;
+  if (spec.kind == LinkKind::Vxlan && o.vxlan) {
+    const VxlanSpec& want = spec.vxlan;
+    const VxlanSpec& have = *o.vxlan;
+    std::optional<IpAddress> want_remote;
+    if (!want.remotes.empty()) want_remote = want.remotes.front();
+    std::optional<IpAddress> have_remote;
+    if (!have.remotes.empty()) have_remote = have.remotes.front();
+    return want.id != have.id || want.local != have.local || want_remote != have_remote ||
+           want.dstport != have.dstport;
+  }
+  return false;
+}
+
+LinkOp make_op(LinkOp::Type type, const LinkSpec& spec) {
+  LinkOp op;
+  op.type = type;
+  op.link = spec.name;
+  op.spec = spec;
+  op.line = spec.line;
+  return op;
+}
+
+}  // namespace
+
+std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkSpec>& desired) {
+  std::map<std::string_view, const LinkSpec*> want;
+  for (const LinkSpec& s : desired) want.emplace(s.name, &s);
+
+  // A bridge holding guest ports stays: deleting it would detach them.
+  std::set<std::string_view> has_guests;
+  for (const ObservedLink& o : observed.links) {
+    if (is_guest_port(o.name) && !o.master.empty()) has_guests.insert(o.master);
+  }
+  // The peer of a desired veth lives and dies with it.
+  std::set<std::string_view> peers;
+  for (const LinkSpec& s : desired) {
+    if (s.kind == LinkKind::Veth) peers.insert(s.veth_peer);
+  }
+  auto deletable = [&](const ObservedLink& o) {
+    return o.alias == kOwnedAlias && !is_guest_port(o.name) && !has_guests.contains(o.name) &&
+           !peers.contains(o.name);
+  };
+
+  std::vector<LinkOp> plan;
+  std::set<std::string_view> gone;  // deleted by this plan (to be created again when desired)
+  for (const ObservedLink& o : observed.links) {
+    auto w = want.find(o.name);
+    bool stale = w == want.end() || needs_recreate(o, *w->second);
+    if (!stale || !deletable(o)) continue;
+    LinkOp op;
+    op.type = LinkOp::Type::Delete;
+    op.link = o.name;
+    if (w != want.end()) {
+      op.spec = *w->second;
+      op.line = w->second->line;
+    }
+    plan.push_back(std::move(op));
+    gone.insert(o.name);
+  }
+
+  std::vector<const LinkSpec*> order = dependency_order(desired);
+  auto current = [&](const LinkSpec& s) -> const ObservedLink* {
+    return gone.contains(s.name) ? nullptr : observed.find(s.name);
+  };
+  // A port of a deleted master was released by the kernel.
+  auto master_now = [&](const ObservedLink& o) {
+    return gone.contains(o.master) ? std::string() : o.master;
+  };
+
+  for (const LinkSpec* s : order) {
+    if (s->kind == LinkKind::Physical || current(*s)) continue;
+    plan.push_back(make_op(LinkOp::Type::Create, *s));
+  }
+
+  for (const LinkSpec* s : order) {
+    const ObservedLink* o = current(*s);
+    bool created = !o && s->kind != LinkKind::Physical;
+    if (!o && !created) continue;  // a missing NIC: nothing can make it
+
+    if (o && s->mtu && *s->mtu != o->mtu) {
+      LinkOp op = make_op(LinkOp::Type::SetMtu, *s);
+      op.mtu = *s->mtu;
+      plan.push_back(std::move(op));
+    }
+
+    std::string have_master = o ? master_now(*o) : std::string();
+    bool pinned = is_guest_port(s->name) && !have_master.empty();
+    if (!pinned && s->master != have_master) {
+      LinkOp op = make_op(LinkOp::Type::SetMaster, *s);
+      op.master = s->master;
+      plan.push_back(std::move(op));
+    }
+
+    if (s->manage_addresses) {
+      std::vector<LinkAddress> have = o ? o->addresses : std::vector<LinkAddress>{};
+      for (const LinkAddress& a : have) {
+        if (is_link_local(a.ip)) continue;
+        if (std::binary_search(s->addresses.begin(), s->addresses.end(), a)) continue;
+        LinkOp op = make_op(LinkOp::Type::DelAddress, *s);
+        op.address = a;
+        plan.push_back(std::move(op));
+      }
+      for (const LinkAddress& a : s->addresses) {
+        if (std::find(have.begin(), have.end(), a) != have.end()) continue;
+        LinkOp op = make_op(LinkOp::Type::AddAddress, *s);
+        op.address = a;
+        plan.push_back(std::move(op));
+      }
+    }
+
+    // Moat brings links up; it does not take down a link someone brought up.
+    if (s->up && !(o && o->up)) {
+      LinkOp op = make_op(LinkOp::Type::SetUp, *s);
+      op.up = true;
+      plan.push_back(std::move(op));
+    }
+  }
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+// ---------------------------------------------------------------------------------------------
+
+std::string to_string(const LinkOp& op) {
+  const LinkSpec& s = op.spec;
+  switch (op.type) {
+    case LinkOp::Type::Delete:
+      return "delete link " + op.link;
+    case LinkOp::Type::Create: {
+      std::string out = std::string("create ") + to_string(s.kind) + " " + op.link;
+      switch (s.kind) {
+        case LinkKind::Bridge:
+          out += s.bridge.stp ? " stp on" : " stp off";
+          if (s.bridge.forward_delay)
+            out += " forward-delay " + std::to_string(*s.bridge.forward_delay);
+          if (s.bridge.vlan_filtering) out += " vlan-filtering on";
+          break;
+        case LinkKind::Veth:
+          out += " peer " + s.veth_peer;
+          break;
+        case LinkKind::Vxlan:
+          out += " id " + std::to_string(s.vxlan.id);
+          if (s.vxlan.local) out += " local " + s.vxlan.local->to_string();
+          for (const IpAddress& r : s.vxlan.remotes) out += " remote " + r.to_string();
+          out += " dstport " + std::to_string(s.vxlan.dstport);
+          if (!s.vxlan.dev.empty()) out += " dev " + s.vxlan.dev;
+          break;
+        case LinkKind::Vlan:
+          out += " id " + std::to_string(s.vlan.id) + " parent " + s.vlan.parent;
+          out += s.vlan.protocol == VlanProtocol::Dot1AD ? " protocol 802.1ad" : " protocol 802.1Q";
+          break;
+        case LinkKind::Bond:
+          if (s.bond.mode) out += std::string(" mode ") + to_string(*s.bond.mode);
+          if (s.bond.miimon) out += " miimon " + std::to_string(*s.bond.miimon);
+          break;
+        case LinkKind::Physical:
+          break;
+      }
+      if (s.mtu) out += " mtu " + std::to_string(*s.mtu);
+      return out;
+    }
+    case LinkOp::Type::SetMtu:
+      return "set " + op.link + " mtu " + std::to_string(op.mtu);
+    case LinkOp::Type::SetMaster:
+      return op.master.empty() ? "set " + op.link + " nomaster"
+                               : "set " + op.link + " master " + op.master;
+    case LinkOp::Type::DelAddress:
+      return "delete address " + op.address.to_string() + " from " + op.link;
+    case LinkOp::Type::AddAddress:
+      return "add address " + op.address.to_string() + " to " + op.link;
+    case LinkOp::Type::SetUp:
+      return "set " + op.link + (op.up ? " up" : " down");
+  }
+  return "?";
+}
+
+std::string to_string(const std::vector<LinkOp>& plan) {
+  if (plan.empty()) return "(no changes)\n";
+  std::string out;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    out += std::to_string(i + 1) + ". " + to_string(plan[i]) + "\n";
+  }
+  return out;
+}
+
+}  // namespace moat::bridges
