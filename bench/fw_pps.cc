@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
     }
   }
   setup();
+  std::atexit(teardown);  // also when a step fails and exits
   {
     auto applier = firewall::Applier::open({.netns = node, .state_dir = "/tmp/" + tag});
     if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);
@@ -241,6 +242,5 @@ int main(int argc, char** argv) {
         100.0 * median(est) / median(est_empty), median(fresh), median(fresh_empty),
         100.0 * median(fresh) / median(fresh_empty));
   }
-  teardown();
   return 0;
 }
