@@ -32,9 +32,20 @@ namespace {
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+// Namespaces made here, removed at exit too (must() exits without unwinding).
+std::vector<std::string>& made() {
+  static std::vector<std::string> names;
+  return names;
+}
+void remove_all() {
+  for (const auto& n : made()) run({.argv = {"ip", "netns", "del", n}});
+}
+
 struct Netns {
   std::string name;
   explicit Netns(std::string n) : name(std::move(n)) {
+    if (made().empty()) std::atexit(remove_all);
+    made().push_back(name);
     run({.argv = {"ip", "netns", "del", name}});
     auto r = run({.argv = {"ip", "netns", "add", name}});
     if (!r || r->exit_code != 0) {
