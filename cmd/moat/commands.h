@@ -8,6 +8,7 @@ namespace moat::cli {
 
 void register_version(CLI::App& app);
 void register_fw(CLI::App& app, int& exit_code);
+void register_net(CLI::App& app, int& exit_code);
 void register_fw_simulate(CLI::App* fw, CLI::App& app, int& exit_code);
 
 // Sets up logging once the global --log-level is known (called by each subcommand callback).

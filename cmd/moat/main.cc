@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   moat::cli::register_version(app);
   moat::cli::register_fw(app, exit_code);
+  moat::cli::register_net(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
