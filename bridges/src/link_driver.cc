@@ -230,7 +230,9 @@ Status run(nl_sock* sock, const LinkOp& op) {
     case LinkOp::Type::Delete: {
       Link link(rtnl_link_alloc());
       rtnl_link_set_name(link.get(), op.link.c_str());
-      if (int err = rtnl_link_delete(sock, link.get()); err < 0) {
+      // Deleting one end of a veth pair deletes the other: a link already gone is deleted.
+      if (int err = rtnl_link_delete(sock, link.get());
+          err < 0 && err != -NLE_NODEV && err != -NLE_OBJ_NOTFOUND) {
         return fail(nl_error(err, "deleting link"));
       }
       return {};
