@@ -63,8 +63,7 @@ void register_net(CLI::App& app, int& exit_code) {
                         l.kind.empty() ? "physical" : l.kind.c_str(), l.mtu, l.up ? "up" : "down",
                         l.master.empty() ? "" : (" master " + l.master).c_str(),
                         l.alias == bridges::kOwnedAlias ? " (moat)" : "");
-            for (const auto& addr : l.addresses)
-              std::printf(" %s", addr.to_string().c_str());
+            for (const auto& addr : l.addresses) std::printf(" %s", addr.to_string().c_str());
             std::printf("\n");
           }
           return {};
