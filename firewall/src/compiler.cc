@@ -755,27 +755,31 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     nft::Table& t = ruleset.table(
         nft::Family::Bridge,
         names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
+    // build_guest appends the guest's ports to the shard's port-keyed sets and maps.
+    auto port_keyed = [](const nft::Set& set) {
+      return !set.key.empty() && (set.key[0] == Field::Iifname || set.key[0] == Field::Oifname);
+    };
+    std::map<std::string, size_t> sizes;
+    for (const auto& [name, set] : t.sets)
+      if (port_keyed(set)) sizes[name] = set.elements.size();
     TableBuilder b(t, options, config, warnings);
     b.track(&touched);
     build_guest(b, config, guest, options,
                 config.host && config.host->options.nf_conntrack_allow_invalid);
-    std::vector<std::string> chains = {out_chain, in_chain};
-    for (const auto& ref : touched)
-      if (!ref.is_set && ref.table == key) chains.push_back(ref.name);
+    // A new shard table has its dispatch chains too: intern all of it.
+    std::vector<std::string> chains;
+    if (!fresh) {
+      chains = {out_chain, in_chain};
+      for (const auto& ref : touched)
+        if (!ref.is_set && ref.table == key) chains.push_back(ref.name);
+    }
     detail::intern_value_sets(t, chains, &touched);
-    // The guest's elements were appended: restore the order of every set it touched.
-    for (const auto& ref : touched)
-      if (ref.is_set && ref.table == key)
-        if (auto m = t.sets.find(ref.name); m != t.sets.end())
-          std::sort(m->second.elements.begin(), m->second.elements.end());
     for (auto& [name, set] : t.sets) {
-      if (set.key.empty() || set.key[0] != Field::Iifname ||
-          !std::is_sorted(set.elements.begin(), set.elements.end())) {
-        if (!set.key.empty() && set.key[0] == Field::Iifname) {
-          std::sort(set.elements.begin(), set.elements.end());
-          touched.push_back({key, true, name});
-        }
-      }
+      auto before = sizes.find(name);
+      if (!port_keyed(set) || (before != sizes.end() && before->second == set.elements.size()))
+        continue;
+      std::sort(set.elements.begin(), set.elements.end());
+      touched.push_back({key, true, name});
     }
     if (fresh) {
       for (const auto& [name, _] : t.chains) touched.push_back({key, false, name});

@@ -1,0 +1,77 @@
+// The incremental path: recompiling one guest into an earlier compile() result gives the same
+// ruleset as a full compile, and the plan restricted to the touched objects is the full plan.
+#include <gtest/gtest.h>
+
+#include "config_fixture.h"
+#include "moat/firewall/compiler.h"
+#include "moat/firewall/diff.h"
+#include "moat/firewall/nft_text.h"
+
+namespace moat::firewall {
+namespace {
+
+class RecompileTest : public testing::ConfigFixture {
+ protected:
+  void SetUp() override {
+    ConfigFixture::SetUp();
+    vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 22\n");
+    vm(102, "[OPTIONS]\nenable: 1\nipfilter: 1\n[RULES]\nIN SSH(ACCEPT)\n");
+    applied_ = compile(config_, options_)->ruleset;
+  }
+
+  // Recompiles `vmid` into the applied ruleset and checks it against a full compile.
+  void expect_same_as_full(uint32_t vmid) {
+    nft::Ruleset desired = applied_;
+    std::vector<std::string> warnings;
+    auto touched = recompile_guest(desired, config_, vmid, options_, warnings);
+    ASSERT_TRUE(touched) << touched.error().to_string();
+    auto full = compile(config_, options_);
+    ASSERT_TRUE(full);
+    EXPECT_EQ(nft::to_nft_text(desired), nft::to_nft_text(full->ruleset));
+    EXPECT_EQ(nft::to_string(nft::diff(applied_, desired, *touched)),
+              nft::to_string(nft::diff(applied_, full->ruleset)));
+    nft::patch(applied_, desired, *touched);
+    EXPECT_EQ(nft::to_nft_text(applied_), nft::to_nft_text(full->ruleset));
+  }
+
+  CompileOptions options_{.shards = 2};
+  nft::Ruleset applied_;
+};
+
+TEST_F(RecompileTest, NewGuestSortingLastInItsShardIsAdded) {
+  // tap998i0 sorts after tap100i0 in every port set of shard 0.
+  vm(998, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p udp -dport 53\n");
+  expect_same_as_full(998);
+}
+
+TEST_F(RecompileTest, NewGuestSortingFirstInItsShardIsAdded) {
+  vm(1000, "[OPTIONS]\nenable: 1\ndhcp: 0\n[RULES]\nIN ACCEPT -p udp -dport 53\n");
+  expect_same_as_full(1000);
+}
+
+TEST_F(RecompileTest, ChangedRulesAndOptionsOfAGuest) {
+  vm(100, "[OPTIONS]\nenable: 1\nndp: 0\nmacfilter: 0\n[RULES]\nIN DROP -p tcp -dport 23\n");
+  expect_same_as_full(100);
+}
+
+TEST_F(RecompileTest, GuestWhoseFirewallIsTurnedOffLeaves) {
+  vm(100, "[OPTIONS]\nenable: 0\n");
+  expect_same_as_full(100);
+}
+
+TEST_F(RecompileTest, LastGuestOfAShardTakesItsTableAlong) {
+  config_.guests.erase(102);  // shard 0 keeps 100; shard 0 also held 102: removed
+  expect_same_as_full(102);
+  vm(101, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 80\n");  // opens shard 1
+  expect_same_as_full(101);
+  config_.guests.erase(101);
+  expect_same_as_full(101);
+}
+
+TEST_F(RecompileTest, NeedsTheShardCountOfTheFullCompile) {
+  std::vector<std::string> warnings;
+  EXPECT_FALSE(recompile_guest(applied_, config_, 100, CompileOptions{}, warnings));
+}
+
+}  // namespace
+}  // namespace moat::firewall
