@@ -71,6 +71,10 @@ class TableBuilder {
  private:
   void add_rule(nft::Chain& chain, const Rule& rule, Direction dir, const Scope& scope);
   std::string ensure_group(const std::string& name, Direction dir);
+  // An alias by Proxmox's scoping: "dc/" only the cluster's, "guest/" only the guest's, none:
+  // the guest's first, then the cluster's.
+  const Alias* find_alias(const std::string& scope, const std::string& name,
+                          const Scope& owner) const;
   bool resolve(const AddressMatch& addr, const Scope& scope, const Rule& rule,
                ResolvedAddress& out);
   void warn(const Rule& rule, const std::string& message);

@@ -174,15 +174,7 @@ std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set,
       entries.emplace_back(*e.cidr, e.nomatch);
       continue;
     }
-    const Alias* alias = nullptr;
-    if (owner.guest && owner.guest->fw && e.alias_scope != "dc") {
-      auto it = owner.guest->fw->aliases.find(e.alias);
-      if (it != owner.guest->fw->aliases.end()) alias = &it->second;
-    }
-    if (!alias && e.alias_scope != "guest" && config_.cluster) {
-      auto it = config_.cluster->aliases.find(e.alias);
-      if (it != config_.cluster->aliases.end()) alias = &it->second;
-    }
+    const Alias* alias = find_alias(e.alias_scope, e.alias, owner);
     if (!alias) {
       warnings_.push_back(e.where.to_string() + ": skipped ipset entry: alias '" + e.alias +
                           "' does not exist");
@@ -222,6 +214,17 @@ std::map<int, std::string> TableBuilder::materialize_ipset(const IpSet& set,
   return names;
 }
 
+const Alias* TableBuilder::find_alias(const std::string& scope, const std::string& name,
+                                      const Scope& owner) const {
+  if (owner.guest && owner.guest->fw && scope != "dc")
+    if (auto it = owner.guest->fw->aliases.find(name); it != owner.guest->fw->aliases.end())
+      return &it->second;
+  if (config_.cluster && scope != "guest")
+    if (auto it = config_.cluster->aliases.find(name); it != config_.cluster->aliases.end())
+      return &it->second;
+  return nullptr;
+}
+
 bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const Rule& rule,
                            ResolvedAddress& out) {
   const GuestFw* gfw = scope.guest && scope.guest->fw ? &*scope.guest->fw : nullptr;
@@ -231,11 +234,7 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
       for (const auto& r : addr.literal) out.families[r.family()].values.push_back(to_interval(r));
       return true;
     case AddressMatch::Kind::Alias: {
-      const Alias* alias = nullptr;
-      if (gfw && addr.scope != "dc")
-        if (auto it = gfw->aliases.find(addr.name); it != gfw->aliases.end()) alias = &it->second;
-      if (!alias && cfw && addr.scope != "guest")
-        if (auto it = cfw->aliases.find(addr.name); it != cfw->aliases.end()) alias = &it->second;
+      const Alias* alias = find_alias(addr.scope, addr.name, scope);
       if (!alias) {
         warn(rule, "alias '" + addr.text + "' does not exist");
         return false;
