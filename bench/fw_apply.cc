@@ -16,6 +16,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "bench_netns.h"
 #include "fw_synthetic.h"
 #include "moat/base/file.h"
 #include "moat/base/strings.h"
@@ -32,29 +33,7 @@ namespace {
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-// Namespaces made here, removed at exit too (must() exits without unwinding).
-std::vector<std::string>& made() {
-  static std::vector<std::string> names;
-  return names;
-}
-void remove_all() {
-  for (const auto& n : made()) run({.argv = {"ip", "netns", "del", n}});
-}
-
-struct Netns {
-  std::string name;
-  explicit Netns(std::string n) : name(std::move(n)) {
-    if (made().empty()) std::atexit(remove_all);
-    made().push_back(name);
-    run({.argv = {"ip", "netns", "del", name}});
-    auto r = run({.argv = {"ip", "netns", "add", name}});
-    if (!r || r->exit_code != 0) {
-      std::fprintf(stderr, "cannot create netns %s (root needed)\n", name.c_str());
-      std::exit(1);
-    }
-  }
-  ~Netns() { run({.argv = {"ip", "netns", "del", name}}); }
-};
+using Netns = bench::ScopedNamespace;
 
 template <class T>
 T must(Result<T> r, const char* what) {

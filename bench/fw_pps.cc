@@ -20,6 +20,7 @@
 #include <map>
 #include <vector>
 
+#include "bench_netns.h"
 #include "fw_synthetic.h"
 #include "moat/base/netns.h"
 #include "moat/base/strings.h"
@@ -44,8 +45,7 @@ void sh(std::vector<std::string> argv) {
 }
 
 void setup() {
-  for (const auto& ns : {node, ga, gb}) run({.argv = {"ip", "netns", "del", ns}});
-  for (const auto& ns : {node, ga, gb}) sh({"ip", "netns", "add", ns});
+  for (const auto& ns : {node, ga, gb}) bench::make_namespace(ns);
   sh({"ip", "-n", node, "link", "add", "vmbr0", "type", "bridge"});
   sh({"ip", "-n", node, "addr", "add", "198.51.100.1/24", "dev", "vmbr0"});
   sh({"ip", "-n", node, "link", "set", "vmbr0", "up"});
@@ -65,10 +65,6 @@ void setup() {
       "eth0"});
   sh({"ip", "-n", gb, "neigh", "add", "198.51.100.10", "lladdr", "bc:24:11:00:03:e8", "dev",
       "eth0"});
-}
-
-void teardown() {
-  for (const auto& ns : {node, ga, gb}) run({.argv = {"ip", "netns", "del", ns}});
 }
 
 // Forks a child that enters `ns` and runs `fn`; returns its pid.
@@ -202,8 +198,7 @@ int main(int argc, char** argv) {
       repeat = static_cast<int>(*parse_uint(v));
     }
   }
-  setup();
-  std::atexit(teardown);  // also when a step fails and exits
+  setup();  // its namespaces are removed at exit
   {
     auto applier = firewall::Applier::open({.netns = node, .state_dir = "/tmp/" + tag});
     if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "bench_netns.h"
 #include "moat/base/strings.h"
 #include "moat/base/subprocess.h"
 #include "moat/bridges/interfaces.h"
@@ -19,21 +20,8 @@ namespace {
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::vector<std::string> made;
-void remove_all() {
-  for (const auto& n : made) run({.argv = {"ip", "netns", "del", n}});
-}
 std::string netns(const std::string& suffix) {
-  std::string name = "mtl" + std::to_string(getpid()) + suffix;
-  run({.argv = {"ip", "netns", "del", name}});
-  auto r = run({.argv = {"ip", "netns", "add", name}});
-  if (!r || r->exit_code != 0) {
-    std::fprintf(stderr, "cannot create netns (root needed)\n");
-    std::exit(1);
-  }
-  if (made.empty()) std::atexit(remove_all);
-  made.push_back(name);
-  return name;
+  return bench::make_namespace("mtl" + std::to_string(getpid()) + suffix);
 }
 
 // Our path: the interfaces text -> specs -> plan against the kernel -> apply.
