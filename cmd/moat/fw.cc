@@ -169,8 +169,7 @@ void register_fw(CLI::App& app, int& exit_code) {
         std::printf("  table %s: %zu chains, %zu rules, %zu sets, %zu elements\n", key.c_str(),
                     table.chains.size(), rules, table.sets.size(), elements);
       }
-      auto drv = MOAT_TRY(firewall::nft::NftDriver::open(status_args.netns));
-      bool current = MOAT_TRY(drv.generation()) == state->generation;
+      bool current = MOAT_TRY(applier.kernel_generation()) == state->generation;
       std::printf("%s\n",
                   current ? "in sync: nftables has not changed since"
                           : "nftables changed since (by moat or anyone): the next apply resyncs");

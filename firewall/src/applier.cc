@@ -79,24 +79,20 @@ Result<GuestStrategy> Applier::probe_strategy() {
 }
 
 Status Applier::enable_bridge_netfilter() {
-  auto scope = MOAT_TRY(NetnsScope::enter(options_.netns));
-  std::error_code ec;
-  if (!std::filesystem::exists("/proc/sys/net/bridge", ec)) {
-    // br_netfilter is a module; loading it is a one-time setup step, not a hot path.
-    auto r = run({.argv = {"modprobe", "br_netfilter"}});
-    if (!r || r->exit_code != 0 || !std::filesystem::exists("/proc/sys/net/bridge", ec))
-      return fail(ErrorCode::Unavailable,
-                  "br_netfilter is not available: load the module (modprobe br_netfilter) so "
-                  "bridged guest traffic can be filtered statefully");
+  {
+    auto scope = MOAT_TRY(NetnsScope::enter(options_.netns));
+    std::error_code ec;
+    if (!std::filesystem::exists("/proc/sys/net/bridge", ec)) {
+      // br_netfilter is a module; loading it is a one-time setup step, not a hot path.
+      auto r = run({.argv = {"modprobe", "br_netfilter"}});
+      if (!r || r->exit_code != 0 || !std::filesystem::exists("/proc/sys/net/bridge", ec))
+        return fail(ErrorCode::Unavailable,
+                    "br_netfilter is not available: load the module (modprobe br_netfilter) so "
+                    "bridged guest traffic can be filtered statefully");
+    }
   }
-  for (const char* key : {"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"}) {
-    std::string path = std::string("/proc/sys/net/bridge/") + key;
-    std::ofstream out(path);
-    out << "1\n";
-    out.close();
-    if (!out) return fail(ErrorCode::PermissionDenied, "cannot write " + path);
-  }
-  return {};
+  return write_sysctls(
+      {{"net/bridge/bridge-nf-call-iptables", "1"}, {"net/bridge/bridge-nf-call-ip6tables", "1"}});
 }
 
 Status Applier::write_sysctls(const std::map<std::string, std::string>& sysctls) {
@@ -107,10 +103,12 @@ Status Applier::write_sysctls(const std::map<std::string, std::string>& sysctls)
     std::ofstream out(path);
     out << value << "\n";
     out.close();
-    if (!out) return fail(ErrorCode::Unavailable, "cannot write " + path + " = " + value);
+    if (!out) return fail_errno(errno ? errno : EIO, "cannot write " + path + " = " + value);
   }
   return {};
 }
+
+Result<uint32_t> Applier::kernel_generation() { return driver_.generation(); }
 
 Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
   ApplyReport report;

@@ -60,6 +60,9 @@ class Applier {
   // Sends the difference and records the new state.
   Result<ApplyReport> apply(const nft::Ruleset& desired, GuestStrategy strategy);
 
+  // The nftables generation now: equal to state()->generation while nobody committed since.
+  Result<uint32_t> kernel_generation();
+
   // What was last applied here, if anything.
   Result<std::optional<AppliedState>> state() const;
   std::filesystem::path state_file() const;
