@@ -80,6 +80,20 @@ void add_policy(TableBuilder& b, nft::Chain& c, uint32_t vmid, Verdict policy, L
   c.rules.push_back(rule({}, b.verdict(policy, dir), "policy"));
 }
 
+// Drops of sources in the cluster's `blacklist` ipset (host input and every guest's IN).
+std::vector<nft::Rule> blacklist_rules(TableBuilder& b, const FirewallConfig& config) {
+  std::vector<nft::Rule> out;
+  if (!config.cluster) return out;
+  auto bl = config.cluster->ipsets.find("blacklist");
+  if (bl == config.cluster->ipsets.end()) return out;
+  for (auto [family, name] : b.materialize_ipset(bl->second, "dc", Scope{})) {
+    Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+    out.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}}, drop(),
+                       bl->second.where.to_string()));
+  }
+  return out;
+}
+
 // ---- host table ----
 
 struct HostInputs {
@@ -176,7 +190,6 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     c.rules.push_back(
         rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()));
   };
-  auto blacklist = cluster.ipsets.find("blacklist");
   auto management = cluster.ipsets.find("management");
 
   // Input.
@@ -184,14 +197,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   input.rules.push_back(rule({eq(Field::Iifname, nft::ifname_bytes("lo"))}, accept()));
   if (in.guests_present && brnf)
     input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
-  if (blacklist != cluster.ipsets.end()) {
-    auto sets = b.materialize_ipset(blacklist->second, "dc", scope);
-    for (auto [family, name] : sets) {
-      Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-      input.rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}},
-                                 drop(), blacklist->second.where.to_string()));
-    }
-  }
+  for (auto& r : blacklist_rules(b, in.config)) input.rules.push_back(std::move(r));
   ct_rules(input);
   if (host.protection_synflood) {
     // Per-source SYN rate limit is approximated by a global limit here; see docs/firewall.md.
@@ -469,13 +475,7 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
     rules.push_back(
         rule({Match{{Field::Oifname}, Match::Op::NotIn, {}, PortSets::kAll, 0}}, accept()));
     rules.push_back(rule({arp}, accept()));
-    if (config.cluster)
-      if (auto bl = config.cluster->ipsets.find("blacklist"); bl != config.cluster->ipsets.end())
-        for (auto [family, name] : b.materialize_ipset(bl->second, "dc", Scope{})) {
-          Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
-          rules.push_back(rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}},
-                               drop(), bl->second.where.to_string()));
-        }
+    for (auto& r : blacklist_rules(b, config)) rules.push_back(std::move(r));
     nft::Chain scratch;
     add_option_rules(b, scratch, false);
     for (auto& r : scratch.rules) rules.push_back(std::move(r));
