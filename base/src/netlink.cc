@@ -42,6 +42,8 @@ NetlinkSocket::~NetlinkSocket() {
 
 uint32_t NetlinkSocket::port_id() const { return mnl_socket_get_portid(socket_); }
 
+int NetlinkSocket::fd() const { return mnl_socket_get_fd(socket_); }
+
 Status NetlinkSocket::reserve_send_buffer(size_t bytes) {
   int size = static_cast<int>(bytes + 65536);
   int fd = mnl_socket_get_fd(socket_);
@@ -112,6 +114,29 @@ Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_
       }
       nlh = mnl_nlmsg_next(nlh, &len);
     }
+  }
+}
+
+Status NetlinkSocket::receive_acks(uint32_t last_seq, const AckHandler& on_ack) {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno(errno, "netlink receive failed");
+    }
+    auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
+    int len = static_cast<int>(n);
+    bool last = false;
+    while (mnl_nlmsg_ok(nlh, len)) {
+      if (nlh->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        on_ack(nlh->nlmsg_seq, -err->error, err->error != 0 ? extack_message(nlh) : std::string());
+        last = last || nlh->nlmsg_seq == last_seq;
+      }
+      nlh = mnl_nlmsg_next(nlh, &len);
+    }
+    if (last) return {};
   }
 }
 

@@ -1,338 +1,298 @@
-// observe() and apply_links() over libnl-route-3.
+// observe() and apply_links() as raw rtnetlink over libmnl.
 #include "moat/bridges/link_driver.h"
 
 #include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <net/if.h>
-#include <netlink/addr.h>
-#include <netlink/cache.h>
-#include <netlink/errno.h>
-#include <netlink/netlink.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/link.h>
-#include <netlink/route/link/bonding.h>
-#include <netlink/route/link/bridge.h>
-#include <netlink/route/link/veth.h>
-#include <netlink/route/link/vlan.h>
-#include <netlink/route/link/vxlan.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
-#include <memory>
+#include <optional>
+#include <unordered_map>
 
-#include "moat/base/netns.h"
+#include "moat/base/netlink.h"
 
 namespace moat::bridges {
 namespace {
 
-struct SockFree {
-  void operator()(nl_sock* s) const { nl_socket_free(s); }
-};
-struct LinkPut {
-  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-};
-struct AddrPut {
-  void operator()(rtnl_addr* a) const { rtnl_addr_put(a); }
-};
-struct NlAddrPut {
-  void operator()(nl_addr* a) const { nl_addr_put(a); }
-};
-struct CacheFree {
-  void operator()(nl_cache* c) const { nl_cache_free(c); }
-};
-using Sock = std::unique_ptr<nl_sock, SockFree>;
-using Link = std::unique_ptr<rtnl_link, LinkPut>;
-using Addr = std::unique_ptr<rtnl_addr, AddrPut>;
-using NlAddr = std::unique_ptr<nl_addr, NlAddrPut>;
-using Cache = std::unique_ptr<nl_cache, CacheFree>;
+// Enough for any single request this driver builds (the largest is a VXLAN create).
+constexpr size_t kMessageSize = 1024;
+// Requests per sendmsg: their acks (about 1 KiB of receive buffer each) must fit the socket's
+// receive buffer, or the kernel drops them.
+constexpr size_t kWindow = 256;
+constexpr int kReceiveBuffer = 4 << 20;
 
-Error nl_error(int err, std::string what) {
-  if (err < 0) err = -err;
-  ErrorCode code = ErrorCode::Kernel;
-  switch (err) {
-    case NLE_EXIST:
-      code = ErrorCode::AlreadyExists;
-      break;
-    case NLE_OBJ_NOTFOUND:
-    case NLE_NODEV:
-      code = ErrorCode::NotFound;
-      break;
-    case NLE_PERM:
-      code = ErrorCode::PermissionDenied;
-      break;
-    case NLE_OPNOTSUPP:
-      code = ErrorCode::Unavailable;
-      break;
-    default:
-      break;
-  }
-  return Error(code, std::move(what) + ": " + nl_geterror(err));
+// ---------------------------------------------------------------------------------------------
+// Attributes
+// ---------------------------------------------------------------------------------------------
+
+// The attributes of a message after its fixed header, by type (the last one of a type wins).
+using Attrs = std::array<const nlattr*, 64>;
+
+Attrs parse_attrs(const nlmsghdr* nlh, size_t header) {
+  Attrs out{};
+  mnl_attr_parse(
+      nlh, static_cast<unsigned>(header),
+      [](const nlattr* a, void* data) {
+        auto* attrs = static_cast<Attrs*>(data);
+        uint16_t type = mnl_attr_get_type(a);
+        if (type < attrs->size()) (*attrs)[type] = a;
+        return MNL_CB_OK;
+      },
+      &out);
+  return out;
 }
 
-// A route socket bound inside `netns`; the thread is back in its namespace on return.
-Result<Sock> open_socket(const std::string& netns) {
-  NetnsScope scope = MOAT_TRY(NetnsScope::enter(netns));
-  Sock sock(nl_socket_alloc());
-  if (!sock) return fail(ErrorCode::Internal, "nl_socket_alloc failed");
-  if (int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0) {
-    return fail(nl_error(err, "connecting a route netlink socket"));
+Attrs parse_nested(const nlattr* nest) {
+  Attrs out{};
+  if (!nest) return out;
+  mnl_attr_parse_nested(
+      nest,
+      [](const nlattr* a, void* data) {
+        auto* attrs = static_cast<Attrs*>(data);
+        uint16_t type = mnl_attr_get_type(a);
+        if (type < attrs->size()) (*attrs)[type] = a;
+        return MNL_CB_OK;
+      },
+      &out);
+  return out;
+}
+
+std::optional<IpAddress> attr_ip(const nlattr* a) {
+  if (!a) return std::nullopt;
+  uint16_t len = mnl_attr_get_payload_len(a);
+  if (len != 4 && len != 16) return std::nullopt;
+  IpAddress ip;
+  ip.family = len == 4 ? 4 : 6;
+  std::memcpy(ip.bytes.data(), mnl_attr_get_payload(a), len);
+  return ip;
+}
+
+uint32_t attr_u32(const nlattr* a, uint32_t otherwise = 0) {
+  return a ? mnl_attr_get_u32(a) : otherwise;
+}
+uint8_t attr_u8(const nlattr* a) { return a ? mnl_attr_get_u8(a) : 0; }
+std::string attr_str(const nlattr* a) { return a ? mnl_attr_get_str(a) : std::string(); }
+
+void put_ip(nlmsghdr* nlh, uint16_t type, const IpAddress& ip) {
+  mnl_attr_put(nlh, type, ip.size(), ip.bytes.data());
+}
+
+// Appends a zeroed struct of `size` bytes as a raw part of the message (the ifinfomsg inside
+// VETH_INFO_PEER).
+void* put_raw(nlmsghdr* nlh, size_t size) {
+  void* p = mnl_nlmsg_get_payload_tail(nlh);
+  std::memset(p, 0, MNL_ALIGN(size));
+  nlh->nlmsg_len += MNL_ALIGN(size);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dumps
+// ---------------------------------------------------------------------------------------------
+
+struct Request {
+  std::array<uint8_t, kMessageSize> buf{};
+  nlmsghdr* nlh = nullptr;
+  template <class Header>
+  Header* start(uint16_t type, uint16_t flags) {
+    buf.fill(0);
+    nlh = mnl_nlmsg_put_header(buf.data());
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+    return static_cast<Header*>(mnl_nlmsg_put_extra_header(nlh, sizeof(Header)));
+  }
+  std::span<const uint8_t> bytes() const { return {buf.data(), nlh->nlmsg_len}; }
+};
+
+// Sends a dump request built in `req` and hands every reply message to `on_message`.
+Status dump(NetlinkSocket& sock, Request& req, uint32_t seq,
+            const std::function<void(const nlmsghdr*)>& on_message) {
+  req.nlh->nlmsg_seq = seq;
+  MOAT_RETURN_IF_ERROR(sock.send(req.bytes()));
+  return sock.receive_until(seq, [&](const nlmsghdr* nlh) -> Status {
+    on_message(nlh);
+    return {};
+  });
+}
+
+Result<NetlinkSocket> open_route_socket(const std::string& netns) {
+  NetlinkSocket sock = MOAT_TRY(NetlinkSocket::open(NETLINK_ROUTE, netns));
+  int one = 1;
+  // Strict checking makes the kernel honour the filters in dump requests (FDB by port).
+  setsockopt(sock.fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
+  int size = kReceiveBuffer;
+  if (setsockopt(sock.fd(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0) {
+    setsockopt(sock.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
   }
   return sock;
 }
 
-std::optional<IpAddress> to_ip(nl_addr* a) {
-  if (!a) return std::nullopt;
-  IpAddress ip;
-  int family = nl_addr_get_family(a);
-  unsigned len = nl_addr_get_len(a);
-  if (family == AF_INET && len == 4) {
-    ip.family = 4;
-  } else if (family == AF_INET6 && len == 16) {
-    ip.family = 6;
-  } else {
-    return std::nullopt;
-  }
-  std::memcpy(ip.bytes.data(), nl_addr_get_binary_addr(a), len);
-  return ip;
+// An RTM_GETLINK dump request without statistics (they are most of a link's message).
+void link_dump_request(Request& req) {
+  auto* ifi = req.start<ifinfomsg>(RTM_GETLINK, NLM_F_DUMP);
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_u32(req.nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
 }
 
-NlAddr from_ip(const IpAddress& ip, int prefix) {
-  NlAddr a(nl_addr_build(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes.data(), ip.size()));
-  if (a) nl_addr_set_prefixlen(a.get(), prefix);
-  return a;
+void parse_kind_data(const std::string& kind, const nlattr* data_attr, ObservedLink& o,
+                     std::vector<std::pair<ObservedLink*, int>>& primaries) {
+  Attrs data = parse_nested(data_attr);
+  if (kind == "bridge") {
+    BridgeSpec b;
+    b.stp = attr_u32(data[IFLA_BR_STP_STATE]) != 0;
+    if (data[IFLA_BR_FORWARD_DELAY]) b.forward_delay = attr_u32(data[IFLA_BR_FORWARD_DELAY]) / 100;
+    b.vlan_filtering = attr_u8(data[IFLA_BR_VLAN_FILTERING]) != 0;
+    o.bridge = b;
+  } else if (kind == "bond") {
+    BondSpec b;
+    if (data[IFLA_BOND_MODE]) b.mode = static_cast<BondMode>(attr_u8(data[IFLA_BOND_MODE]));
+    if (data[IFLA_BOND_MIIMON]) b.miimon = attr_u32(data[IFLA_BOND_MIIMON]);
+    if (data[IFLA_BOND_XMIT_HASH_POLICY]) {
+      b.xmit_hash_policy = static_cast<XmitHashPolicy>(attr_u8(data[IFLA_BOND_XMIT_HASH_POLICY]));
+    }
+    if (data[IFLA_BOND_PRIMARY]) {
+      primaries.emplace_back(&o, static_cast<int>(attr_u32(data[IFLA_BOND_PRIMARY])));
+    }
+    o.bond = b;
+  } else if (kind == "vlan") {
+    VlanSpec v;
+    if (data[IFLA_VLAN_ID]) v.id = mnl_attr_get_u16(data[IFLA_VLAN_ID]);
+    if (data[IFLA_VLAN_PROTOCOL] && ntohs(mnl_attr_get_u16(data[IFLA_VLAN_PROTOCOL])) == 0x88a8) {
+      v.protocol = VlanProtocol::Dot1AD;
+    }
+    o.vlan = v;  // parent: from IFLA_LINK, resolved with the masters
+  } else if (kind == "vxlan") {
+    VxlanSpec v;
+    v.id = attr_u32(data[IFLA_VXLAN_ID]);
+    v.local = attr_ip(data[IFLA_VXLAN_LOCAL]);
+    if (!v.local) v.local = attr_ip(data[IFLA_VXLAN_LOCAL6]);
+    std::optional<IpAddress> group = attr_ip(data[IFLA_VXLAN_GROUP]);
+    if (!group) group = attr_ip(data[IFLA_VXLAN_GROUP6]);
+    if (group) v.remotes.push_back(*group);
+    if (data[IFLA_VXLAN_PORT]) v.dstport = ntohs(mnl_attr_get_u16(data[IFLA_VXLAN_PORT]));
+    o.vxlan = std::move(v);
+  }
 }
 
-Result<int> ifindex(nl_sock* sock, const std::string& name) {
-  rtnl_link* raw = nullptr;
-  if (int err = rtnl_link_get_kernel(sock, 0, name.c_str(), &raw); err < 0) {
-    return fail(nl_error(err, "looking up link " + name));
-  }
-  Link link(raw);
-  return rtnl_link_get_ifindex(link.get());
-}
-
-// Sends `changes` for the link named `name` (flags, mtu, master, ifalias, ...).
-Status change(nl_sock* sock, const std::string& name, rtnl_link* changes) {
-  rtnl_link* raw = nullptr;
-  if (int err = rtnl_link_get_kernel(sock, 0, name.c_str(), &raw); err < 0) {
-    return fail(nl_error(err, "looking up link " + name));
-  }
-  Link orig(raw);
-  if (int err = rtnl_link_change(sock, orig.get(), changes, 0); err < 0) {
-    return fail(nl_error(err, "changing link " + name));
-  }
+// The zero-MAC FDB entries (NTF_SELF) of link `index`: a VXLAN's default destinations.
+Status dump_fdb_remotes(NetlinkSocket& sock, int index, uint32_t seq, std::vector<IpAddress>& out) {
+  Request req;
+  auto* ndm = req.start<ndmsg>(RTM_GETNEIGH, NLM_F_DUMP);
+  ndm->ndm_family = AF_BRIDGE;
+  ndm->ndm_ifindex = index;
+  MOAT_RETURN_IF_ERROR(dump(sock, req, seq, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWNEIGH) return;
+    const auto* m = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (m->ndm_ifindex != index || !(m->ndm_flags & NTF_SELF)) return;
+    Attrs a = parse_attrs(nlh, sizeof(ndmsg));
+    if (!a[NDA_LLADDR] || mnl_attr_get_payload_len(a[NDA_LLADDR]) != 6) return;
+    static constexpr uint8_t kZero[6] = {};
+    if (std::memcmp(mnl_attr_get_payload(a[NDA_LLADDR]), kZero, 6) != 0) return;
+    if (auto ip = attr_ip(a[NDA_DST])) out.push_back(*ip);
+  }));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return {};
 }
 
-Status create(nl_sock* sock, const LinkSpec& s) {
-  Link link;
-  switch (s.kind) {
-    case LinkKind::Bridge:
-      if (s.bridge.stp || s.bridge.vlan_filtering) {
-        return fail(ErrorCode::Unavailable,
-                    "bridge STP and VLAN filtering are not supported by this driver yet");
-      }
-      link.reset(rtnl_link_bridge_alloc());
-      break;
-    case LinkKind::Veth: {
-      link.reset(rtnl_link_veth_alloc());
-      if (!link) break;
-      rtnl_link* peer = rtnl_link_veth_get_peer(link.get());
-      rtnl_link_set_name(peer, s.veth_peer.c_str());
-      if (s.mtu) rtnl_link_set_mtu(peer, *s.mtu);
-      rtnl_link_put(peer);
-      break;
-    }
-    case LinkKind::Vxlan: {
-      if (s.vxlan.remotes.size() > 1) {
-        return fail(ErrorCode::Unavailable,
-                    "a VXLAN with several remotes (head-end replication through fdb entries) "
-                    "is not supported by this driver yet");
-      }
-      link.reset(rtnl_link_vxlan_alloc());
-      if (!link) break;
-      rtnl_link_vxlan_set_id(link.get(), s.vxlan.id);
-      if (s.vxlan.local) {
-        NlAddr a = from_ip(*s.vxlan.local, s.vxlan.local->family == 4 ? 32 : 128);
-        rtnl_link_vxlan_set_local(link.get(), a.get());
-      }
-      if (!s.vxlan.remotes.empty()) {
-        const IpAddress& r = s.vxlan.remotes.front();
-        NlAddr a = from_ip(r, r.family == 4 ? 32 : 128);
-        rtnl_link_vxlan_set_group(link.get(), a.get());
-      }
-      rtnl_link_vxlan_set_port(link.get(), s.vxlan.dstport);
-      if (!s.vxlan.dev.empty()) {
-        int dev = MOAT_TRY(ifindex(sock, s.vxlan.dev));
-        rtnl_link_vxlan_set_link(link.get(), static_cast<uint32_t>(dev));
-      }
-      break;
-    }
-    case LinkKind::Vlan: {
-      link.reset(rtnl_link_vlan_alloc());
-      if (!link) break;
-      rtnl_link_vlan_set_id(link.get(), s.vlan.id);
-      rtnl_link_vlan_set_protocol(link.get(),
-                                  htons(s.vlan.protocol == VlanProtocol::Dot1AD ? 0x88a8 : 0x8100));
-      int parent = MOAT_TRY(ifindex(sock, s.vlan.parent));
-      rtnl_link_set_link(link.get(), parent);
-      break;
-    }
-    case LinkKind::Bond:
-      if (s.bond.mode || s.bond.miimon) {
-        return fail(ErrorCode::Unavailable,
-                    "bond mode and miimon are not supported by this driver yet (libnl-route "
-                    "3.7 cannot send them)");
-      }
-      link.reset(rtnl_link_bond_alloc());
-      break;
-    case LinkKind::Physical:
-      return fail(ErrorCode::Internal, "cannot create physical link " + s.name);
-  }
-  if (!link) return fail(ErrorCode::Internal, "rtnl_link allocation failed");
-  rtnl_link_set_name(link.get(), s.name.c_str());
-  if (s.mtu) rtnl_link_set_mtu(link.get(), *s.mtu);
-  if (int err = rtnl_link_add(sock, link.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0) {
-    return fail(nl_error(err, "creating link"));
-  }
-  // The ownership mark goes in a second request: RTM_NEWLINK ignores IFLA_IFALIAS on create.
-  Link mark(rtnl_link_alloc());
-  rtnl_link_set_ifalias(mark.get(), std::string(kOwnedAlias).c_str());
-  MOAT_RETURN_IF_ERROR(change(sock, s.name, mark.get()));
-  if (s.kind == LinkKind::Veth) {
-    // IFF_UP on the peer in the create request is ENOTCONN; the peer is not desired state of
-    // its own, so it is brought up here, marked as ours like its pair.
-    Link peer(rtnl_link_alloc());
-    rtnl_link_set_ifalias(peer.get(), std::string(kOwnedAlias).c_str());
-    rtnl_link_set_flags(peer.get(), IFF_UP);
-    MOAT_RETURN_IF_ERROR(change(sock, s.veth_peer, peer.get()));
-  }
-  return {};
+Error with_where(Error e, const std::string& netns) {
+  e.add_context(netns.empty() ? "observing this namespace" : "observing netns " + netns);
+  return e;
 }
 
-Status address(nl_sock* sock, const std::string& name, const LinkAddress& a, bool add) {
-  int index = MOAT_TRY(ifindex(sock, name));
-  Addr addr(rtnl_addr_alloc());
-  NlAddr local = from_ip(a.ip, a.prefix);
-  if (!addr || !local) return fail(ErrorCode::Internal, "rtnl_addr allocation failed");
-  rtnl_addr_set_ifindex(addr.get(), index);
-  rtnl_addr_set_family(addr.get(), a.ip.family == 4 ? AF_INET : AF_INET6);
-  rtnl_addr_set_local(addr.get(), local.get());
-  rtnl_addr_set_prefixlen(addr.get(), a.prefix);
-  int err = add ? rtnl_addr_add(sock, addr.get(), 0) : rtnl_addr_delete(sock, addr.get(), 0);
-  if (err < 0) return fail(nl_error(err, add ? "adding address" : "deleting address"));
-  return {};
-}
+Result<Observed> observe_with(NetlinkSocket& sock) {
+  uint32_t seq = 1;
+  std::unordered_map<int, ObservedLink> by_index;
+  std::unordered_map<int, int> master_of, link_of;
+  std::vector<std::pair<ObservedLink*, int>> primaries;
+  by_index.reserve(1024);
 
-Status run(nl_sock* sock, const LinkOp& op) {
-  switch (op.type) {
-    case LinkOp::Type::Delete: {
-      Link link(rtnl_link_alloc());
-      rtnl_link_set_name(link.get(), op.link.c_str());
-      // Deleting one end of a veth pair deletes the other: a link already gone is deleted.
-      if (int err = rtnl_link_delete(sock, link.get());
-          err < 0 && err != -NLE_NODEV && err != -NLE_OBJ_NOTFOUND) {
-        return fail(nl_error(err, "deleting link"));
-      }
-      return {};
+  Request req;
+  link_dump_request(req);
+  MOAT_RETURN_IF_ERROR(dump(sock, req, seq++, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWLINK) return;
+    const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+    Attrs a = parse_attrs(nlh, sizeof(ifinfomsg));
+    // Nodes of an unordered_map stay put: `primaries` may point into them.
+    ObservedLink& o = by_index[ifi->ifi_index];
+    o.index = ifi->ifi_index;
+    o.name = attr_str(a[IFLA_IFNAME]);
+    o.mtu = attr_u32(a[IFLA_MTU]);
+    o.up = (ifi->ifi_flags & IFF_UP) != 0;
+    o.alias = attr_str(a[IFLA_IFALIAS]);
+    if (int m = static_cast<int>(attr_u32(a[IFLA_MASTER])); m > 0) master_of[o.index] = m;
+    if (int l = static_cast<int>(attr_u32(a[IFLA_LINK])); l > 0 && l != o.index) {
+      link_of[o.index] = l;
     }
-    case LinkOp::Type::Create:
-      return create(sock, op.spec);
-    case LinkOp::Type::SetMtu: {
-      Link changes(rtnl_link_alloc());
-      rtnl_link_set_mtu(changes.get(), op.mtu);
-      return change(sock, op.link, changes.get());
-    }
-    case LinkOp::Type::SetMaster: {
-      int master = 0;
-      if (!op.master.empty()) master = MOAT_TRY(ifindex(sock, op.master));
-      Link changes(rtnl_link_alloc());
-      rtnl_link_set_master(changes.get(), master);
-      return change(sock, op.link, changes.get());
-    }
-    case LinkOp::Type::DelAddress:
-      return address(sock, op.link, op.address, false);
-    case LinkOp::Type::AddAddress:
-      return address(sock, op.link, op.address, true);
-    case LinkOp::Type::SetUp: {
-      Link changes(rtnl_link_alloc());
-      if (op.up) {
-        rtnl_link_set_flags(changes.get(), IFF_UP);
-      } else {
-        rtnl_link_unset_flags(changes.get(), IFF_UP);
-      }
-      return change(sock, op.link, changes.get());
-    }
+    Attrs info = parse_nested(a[IFLA_LINKINFO]);
+    o.kind = attr_str(info[IFLA_INFO_KIND]);
+    if (info[IFLA_INFO_DATA]) parse_kind_data(o.kind, info[IFLA_INFO_DATA], o, primaries);
+  }));
+  auto name_of = [&](int index) {
+    auto it = by_index.find(index);
+    return it == by_index.end() ? std::string() : it->second.name;
+  };
+  for (auto [index, master] : master_of) by_index[index].master = name_of(master);
+  for (auto [link, primary] : primaries) link->bond->primary = name_of(primary);
+  for (auto [index, parent] : link_of) {
+    ObservedLink& o = by_index[index];
+    if (o.vlan) o.vlan->parent = name_of(parent);
   }
-  return fail(ErrorCode::Internal, "unknown link operation");
-}
 
-}  // namespace
+  Request addr_req;
+  addr_req.start<ifaddrmsg>(RTM_GETADDR, NLM_F_DUMP)->ifa_family = AF_UNSPEC;
+  MOAT_RETURN_IF_ERROR(dump(sock, addr_req, seq++, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWADDR) return;
+    const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+    auto it = by_index.find(static_cast<int>(ifa->ifa_index));
+    if (it == by_index.end()) return;
+    Attrs a = parse_attrs(nlh, sizeof(ifaddrmsg));
+    std::optional<IpAddress> ip = attr_ip(a[IFA_LOCAL]);
+    if (!ip) ip = attr_ip(a[IFA_ADDRESS]);
+    if (ip) it->second.addresses.push_back({*ip, ifa->ifa_prefixlen});
+  }));
 
-Result<Observed> observe(const std::string& netns) {
-  Sock sock = MOAT_TRY(open_socket(netns));
-  std::string where = netns.empty() ? "this namespace" : "netns " + netns;
-  nl_cache* raw = nullptr;
-  if (int err = rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, &raw); err < 0) {
-    return fail(nl_error(err, "dumping links of " + where));
-  }
-  Cache links(raw);
-  raw = nullptr;
-  if (int err = rtnl_addr_alloc_cache(sock.get(), &raw); err < 0) {
-    return fail(nl_error(err, "dumping addresses of " + where));
-  }
-  Cache addrs(raw);
-
-  std::map<int, ObservedLink> by_index;
-  for (nl_object* obj = nl_cache_get_first(links.get()); obj; obj = nl_cache_get_next(obj)) {
-    auto* l = reinterpret_cast<rtnl_link*>(obj);
-    ObservedLink o;
-    o.index = rtnl_link_get_ifindex(l);
-    o.name = rtnl_link_get_name(l) ? rtnl_link_get_name(l) : "";
-    if (const char* kind = rtnl_link_get_type(l)) o.kind = kind;
-    o.mtu = rtnl_link_get_mtu(l);
-    o.up = (rtnl_link_get_flags(l) & IFF_UP) != 0;
-    if (const char* alias = rtnl_link_get_ifalias(l)) o.alias = alias;
-    if (int m = rtnl_link_get_master(l); m > 0) {
-      // Resolved below, once every name is known.
-      o.master = std::to_string(m);
-    }
-    if (rtnl_link_is_vxlan(l)) {
-      VxlanSpec v;
-      uint32_t id = 0;
-      if (rtnl_link_vxlan_get_id(l, &id) == 0) v.id = id;
-      nl_addr* a = nullptr;
-      if (rtnl_link_vxlan_get_local(l, &a) == 0) {
-        NlAddr owned(a);
-        v.local = to_ip(a);
-      }
-      a = nullptr;
-      if (rtnl_link_vxlan_get_group(l, &a) == 0) {
-        NlAddr owned(a);
-        if (auto ip = to_ip(a)) v.remotes.push_back(*ip);
-      }
-      uint32_t port = 0;
-      if (rtnl_link_vxlan_get_port(l, &port) == 0) v.dstport = static_cast<uint16_t>(port);
-      o.vxlan = std::move(v);
-    }
-    by_index.emplace(o.index, std::move(o));
-  }
-  for (auto& [index, o] : by_index) {
-    if (o.master.empty()) continue;
-    auto m = by_index.find(std::stoi(o.master));
-    o.master = m == by_index.end() ? std::string() : m->second.name;
-  }
-  for (nl_object* obj = nl_cache_get_first(addrs.get()); obj; obj = nl_cache_get_next(obj)) {
-    auto* a = reinterpret_cast<rtnl_addr*>(obj);
-    auto it = by_index.find(rtnl_addr_get_ifindex(a));
-    if (it == by_index.end()) continue;
-    if (auto ip = to_ip(rtnl_addr_get_local(a))) {
-      it->second.addresses.push_back({*ip, rtnl_addr_get_prefixlen(a)});
-    }
-  }
   Observed out;
+  Request route_req;
+  auto* rtm = route_req.start<rtmsg>(RTM_GETROUTE, NLM_F_DUMP);
+  rtm->rtm_family = AF_UNSPEC;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  MOAT_RETURN_IF_ERROR(dump(sock, route_req, seq++, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWROUTE) return;
+    const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
+    Attrs a = parse_attrs(nlh, sizeof(rtmsg));
+    uint32_t table = a[RTA_TABLE] ? attr_u32(a[RTA_TABLE]) : r->rtm_table;
+    if (table != RT_TABLE_MAIN || r->rtm_type != RTN_UNICAST) return;
+    if (r->rtm_dst_len != 0 && r->rtm_protocol != kRouteProtocol) return;
+    ObservedRoute route;
+    if (std::optional<IpAddress> dst = attr_ip(a[RTA_DST])) {
+      route.dst = {*dst, r->rtm_dst_len};
+    } else {
+      route.dst.ip.family = r->rtm_family == AF_INET6 ? 6 : 4;
+      route.dst.prefix = r->rtm_dst_len;
+    }
+    route.gateway = attr_ip(a[RTA_GATEWAY]);
+    route.link = name_of(static_cast<int>(attr_u32(a[RTA_OIF])));
+    route.protocol = r->rtm_protocol;
+    route.priority = attr_u32(a[RTA_PRIORITY]);
+    out.routes.push_back(std::move(route));
+  }));
+
   for (auto& [index, o] : by_index) {
+    if (o.kind == "vxlan") {
+      MOAT_RETURN_IF_ERROR(dump_fdb_remotes(sock, index, seq++, o.fdb_remotes));
+    }
     std::sort(o.addresses.begin(), o.addresses.end());
     out.links.push_back(std::move(o));
   }
@@ -341,21 +301,419 @@ Result<Observed> observe(const std::string& netns) {
   return out;
 }
 
-Result<ApplyReport> apply_links(const ApplyRequest& request) {
-  ApplyReport report;
-  if (request.plan.empty()) return report;
-  Sock sock = MOAT_TRY(open_socket(request.netns));
-  for (const LinkOp& op : request.plan) {
-    Status done = run(sock.get(), op);
-    if (!done) {
-      Error e = std::move(done).error();
-      e.add_context(to_string(op));
-      if (op.line > 0) e.at({.file = request.file, .line = op.line});
-      return fail(std::move(e));
-    }
-    ++report.applied;
+// ---------------------------------------------------------------------------------------------
+// Apply
+// ---------------------------------------------------------------------------------------------
+
+// Queues requests, sends them kWindow at a time, and maps each failed ack back to its op.
+class Pipeline {
+ public:
+  Pipeline(NetlinkSocket& sock, const ApplyRequest& request) : sock_(sock), request_(request) {}
+
+  // A new request for op `op`; `tolerated` is an errno that counts as success.
+  template <class Header>
+  Header* start(uint16_t type, uint16_t flags, size_t op, int tolerated = 0) {
+    current_ = {op, tolerated};
+    return req_.start<Header>(type, NLM_F_ACK | flags);
   }
-  return report;
+  nlmsghdr* nlh() { return req_.nlh; }
+  // Queues the request started last; sends the window when it is full.
+  Status queue() {
+    req_.nlh->nlmsg_seq = next_seq_;
+    sent_.emplace(next_seq_, current_);
+    ++next_seq_;
+    auto bytes = req_.bytes();
+    pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+    ++report_.messages;
+    if (sent_.size() >= kWindow) return flush();
+    return {};
+  }
+  // Sends what is queued and reads its acks. The first failure (in the order sent) is
+  // returned with its op; `failed()` tells such an error from one of building a request.
+  Status flush() {
+    if (pending_.empty()) return {};
+    uint32_t last = next_seq_ - 1;
+    MOAT_RETURN_IF_ERROR(sock_.send(pending_));
+    ++report_.batches;
+    pending_.clear();
+    std::optional<std::pair<uint32_t, std::pair<int, std::string>>> first;
+    MOAT_RETURN_IF_ERROR(
+        sock_.receive_acks(last, [&](uint32_t seq, int err, const std::string& extack) {
+          auto it = sent_.find(seq);
+          if (err == 0 || it == sent_.end() || err == it->second.tolerated) return;
+          if (!first || seq < first->first) first = {seq, {err, extack}};
+        }));
+    if (first) {
+      failed_ = true;
+      size_t op = sent_.at(first->first).op;
+      sent_.clear();
+      auto [err, extack] = first->second;
+      Error e = fail_errno(err, extack.empty() ? "kernel rejected the request"
+                                               : "kernel rejected the request: " + extack)
+                    .error();
+      return std::unexpected(with_op(std::move(e), op));
+    }
+    sent_.clear();
+    return {};
+  }
+  Error with_op(Error e, size_t op) const {
+    const LinkOp& o = request_.plan[op];
+    e.add_context(to_string(o));
+    if (o.line > 0) e.at({.file = request_.file, .line = o.line});
+    return e;
+  }
+  bool failed() const { return failed_; }
+  ApplyReport& report() { return report_; }
+
+ private:
+  struct Sent {
+    size_t op = 0;
+    int tolerated = 0;
+  };
+  NetlinkSocket& sock_;
+  const ApplyRequest& request_;
+  Request req_;
+  Sent current_;
+  std::vector<uint8_t> pending_;
+  std::unordered_map<uint32_t, Sent> sent_;
+  uint32_t next_seq_ = 1;
+  bool failed_ = false;
+  ApplyReport report_;
+};
+
+class Applier {
+ public:
+  Applier(NetlinkSocket& sock, const ApplyRequest& request)
+      : sock_(sock), request_(request), pipe_(sock, request) {}
+
+  Result<ApplyReport> run() {
+    const std::vector<LinkOp>& plan = request_.plan;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const LinkOp& op = plan[i];
+      // The group of deletes goes before the first op that is not one.
+      Status s = op.type == LinkOp::Type::Delete ? queue_delete(op, i) : delete_group();
+      if (s && op.type != LinkOp::Type::Delete) s = queue_op(op, i);
+      if (!s) return fail(pipe_.failed() ? s.error() : pipe_.with_op(s.error(), i));
+    }
+    if (Status s = delete_group(); !s) return fail(s.error());
+    if (Status s = pipe_.flush(); !s) return fail(s.error());
+    pipe_.report().applied = plan.size();
+    return pipe_.report();
+  }
+
+ private:
+  // The ifindex of `name`: from the last RTM_GETLINK dump, or after sending what is queued
+  // (the link may be made by it) and dumping again.
+  Result<int> index_of(const std::string& name) {
+    if (auto it = index_.find(name); it != index_.end()) return it->second;
+    MOAT_RETURN_IF_ERROR(pipe_.flush());
+    index_.clear();
+    Request req;
+    link_dump_request(req);
+    MOAT_RETURN_IF_ERROR(dump(sock_, req, dump_seq_++, [&](const nlmsghdr* nlh) {
+      if (nlh->nlmsg_type != RTM_NEWLINK) return;
+      const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+      Attrs a = parse_attrs(nlh, sizeof(ifinfomsg));
+      if (a[IFLA_IFNAME]) index_.emplace(mnl_attr_get_str(a[IFLA_IFNAME]), ifi->ifi_index);
+    }));
+    if (auto it = index_.find(name); it != index_.end()) return it->second;
+    return fail(ErrorCode::NotFound, "no link named " + name);
+  }
+
+  // A link's current index is stale once it is deleted or made again.
+  void forget(const std::string& name) { index_.erase(name); }
+
+  // RTM_NEWLINK for the existing link `name` (no create flags); attributes follow.
+  ifinfomsg* setlink(const std::string& name, size_t op, int tolerated = 0) {
+    auto* ifi = pipe_.start<ifinfomsg>(RTM_NEWLINK, 0, op, tolerated);
+    ifi->ifi_family = AF_UNSPEC;
+    mnl_attr_put_strz(pipe_.nlh(), IFLA_IFNAME, name.c_str());
+    return ifi;
+  }
+
+  // Delete: the link joins kDeleteGroup now; the group goes before the next other op.
+  Status queue_delete(const LinkOp& op, size_t i) {
+    if (op.has_ports) {
+      ifinfomsg* down = setlink(op.link, i, ENODEV);
+      down->ifi_change = IFF_UP;
+      MOAT_RETURN_IF_ERROR(pipe_.queue());
+    }
+    setlink(op.link, i, ENODEV);
+    mnl_attr_put_u32(pipe_.nlh(), IFLA_GROUP, kDeleteGroup);
+    MOAT_RETURN_IF_ERROR(pipe_.queue());
+    forget(op.link);
+    if (!group_op_) group_op_ = i;
+    return {};
+  }
+
+  Status delete_group() {
+    if (!group_op_) return {};
+    size_t op = *group_op_;
+    group_op_.reset();
+    auto* ifi = pipe_.start<ifinfomsg>(RTM_DELLINK, 0, op, ENODEV);
+    ifi->ifi_family = AF_UNSPEC;
+    mnl_attr_put_u32(pipe_.nlh(), IFLA_GROUP, kDeleteGroup);
+    MOAT_RETURN_IF_ERROR(pipe_.queue());
+    // Indexes of the other ends of deleted veths are stale too.
+    index_.clear();
+    return {};
+  }
+
+  Status put_bridge_data(const BridgeSpec& want, const BridgeSpec* have) {
+    nlmsghdr* nlh = pipe_.nlh();
+    nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+    nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+    // Forward delay before STP: with STP on the kernel wants 2-30 s.
+    if (want.forward_delay && (!have || want.forward_delay != have->forward_delay)) {
+      mnl_attr_put_u32(nlh, IFLA_BR_FORWARD_DELAY, *want.forward_delay * 100);
+    }
+    if (!have || want.stp != have->stp) mnl_attr_put_u32(nlh, IFLA_BR_STP_STATE, want.stp ? 1 : 0);
+    // Sent only to change it: a kernel without bridge VLAN filtering refuses even a 0.
+    if (have ? want.vlan_filtering != have->vlan_filtering : want.vlan_filtering) {
+      mnl_attr_put_u8(nlh, IFLA_BR_VLAN_FILTERING, want.vlan_filtering ? 1 : 0);
+    }
+    mnl_attr_nest_end(nlh, data);
+    mnl_attr_nest_end(nlh, info);
+    return {};
+  }
+
+  Status put_bond_data(const BondSpec& b, bool with_mode) {
+    int primary = 0;
+    if (!b.primary.empty()) primary = MOAT_TRY(index_of(b.primary));
+    nlmsghdr* nlh = pipe_.nlh();
+    nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bond");
+    nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+    if (with_mode && b.mode) mnl_attr_put_u8(nlh, IFLA_BOND_MODE, static_cast<uint8_t>(*b.mode));
+    if (b.miimon) mnl_attr_put_u32(nlh, IFLA_BOND_MIIMON, *b.miimon);
+    if (b.xmit_hash_policy) {
+      mnl_attr_put_u8(nlh, IFLA_BOND_XMIT_HASH_POLICY, static_cast<uint8_t>(*b.xmit_hash_policy));
+    }
+    if (primary > 0) mnl_attr_put_u32(nlh, IFLA_BOND_PRIMARY, static_cast<uint32_t>(primary));
+    mnl_attr_nest_end(nlh, data);
+    mnl_attr_nest_end(nlh, info);
+    return {};
+  }
+
+  Status create(const LinkSpec& s, size_t i) {
+    // Indexes first: looking one up may send what is queued, and the request is built in
+    // place.
+    int parent = 0;
+    if (s.kind == LinkKind::Vlan) parent = MOAT_TRY(index_of(s.vlan.parent));
+    if (s.kind == LinkKind::Vxlan && !s.vxlan.dev.empty()) parent = MOAT_TRY(index_of(s.vxlan.dev));
+    if (s.kind == LinkKind::Bond && !s.bond.primary.empty()) MOAT_TRY(index_of(s.bond.primary));
+
+    auto* ifi = pipe_.start<ifinfomsg>(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, i);
+    ifi->ifi_family = AF_UNSPEC;
+    nlmsghdr* nlh = pipe_.nlh();
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, s.name.c_str());
+    if (s.mtu) mnl_attr_put_u32(nlh, IFLA_MTU, *s.mtu);
+    if (s.kind == LinkKind::Vlan) mnl_attr_put_u32(nlh, IFLA_LINK, static_cast<uint32_t>(parent));
+    switch (s.kind) {
+      case LinkKind::Bridge:
+        MOAT_RETURN_IF_ERROR(put_bridge_data(s.bridge, nullptr));
+        break;
+      case LinkKind::Bond:
+        MOAT_RETURN_IF_ERROR(put_bond_data(s.bond, true));
+        break;
+      case LinkKind::Veth: {
+        nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+        nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        nlattr* peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+        put_raw(nlh, sizeof(ifinfomsg));
+        mnl_attr_put_strz(nlh, IFLA_IFNAME, s.veth_peer.c_str());
+        if (s.mtu) mnl_attr_put_u32(nlh, IFLA_MTU, *s.mtu);
+        mnl_attr_nest_end(nlh, peer);
+        mnl_attr_nest_end(nlh, data);
+        mnl_attr_nest_end(nlh, info);
+        break;
+      }
+      case LinkKind::Vlan: {
+        nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vlan");
+        nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        mnl_attr_put_u16(nlh, IFLA_VLAN_ID, s.vlan.id);
+        mnl_attr_put_u16(nlh, IFLA_VLAN_PROTOCOL,
+                         htons(s.vlan.protocol == VlanProtocol::Dot1AD ? 0x88a8 : 0x8100));
+        mnl_attr_nest_end(nlh, data);
+        mnl_attr_nest_end(nlh, info);
+        break;
+      }
+      case LinkKind::Vxlan: {
+        nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
+        nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        mnl_attr_put_u32(nlh, IFLA_VXLAN_ID, s.vxlan.id);
+        if (s.vxlan.local) {
+          put_ip(nlh, s.vxlan.local->family == 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6,
+                 *s.vxlan.local);
+        }
+        // Several remotes are FDB entries of their own (plan_links() adds them).
+        if (s.vxlan.remotes.size() == 1) {
+          const IpAddress& r = s.vxlan.remotes.front();
+          put_ip(nlh, r.family == 4 ? IFLA_VXLAN_GROUP : IFLA_VXLAN_GROUP6, r);
+        }
+        mnl_attr_put_u16(nlh, IFLA_VXLAN_PORT, htons(s.vxlan.dstport));
+        if (parent > 0) mnl_attr_put_u32(nlh, IFLA_VXLAN_LINK, static_cast<uint32_t>(parent));
+        mnl_attr_nest_end(nlh, data);
+        mnl_attr_nest_end(nlh, info);
+        break;
+      }
+      case LinkKind::Physical:
+        return fail(ErrorCode::Internal, "cannot create physical link " + s.name);
+    }
+    MOAT_RETURN_IF_ERROR(pipe_.queue());
+    forget(s.name);
+
+    setlink(s.name, i);
+    mnl_attr_put_strz(pipe_.nlh(), IFLA_IFALIAS, std::string(kOwnedAlias).c_str());
+    MOAT_RETURN_IF_ERROR(pipe_.queue());
+    if (s.kind == LinkKind::Veth) {
+      // The peer is not desired state of its own: up with its pair, and marked as ours.
+      forget(s.veth_peer);
+      ifinfomsg* peer = setlink(s.veth_peer, i);
+      peer->ifi_flags = IFF_UP;
+      peer->ifi_change = IFF_UP;
+      mnl_attr_put_strz(pipe_.nlh(), IFLA_IFALIAS, std::string(kOwnedAlias).c_str());
+      MOAT_RETURN_IF_ERROR(pipe_.queue());
+    }
+    return {};
+  }
+
+  Status address(const LinkOp& op, size_t i, bool add) {
+    int index = MOAT_TRY(index_of(op.link));
+    auto* ifa = pipe_.start<ifaddrmsg>(add ? RTM_NEWADDR : RTM_DELADDR,
+                                       add ? NLM_F_CREATE | NLM_F_EXCL : 0, i);
+    const IpAddress& ip = op.address.ip;
+    ifa->ifa_family = ip.family == 4 ? AF_INET : AF_INET6;
+    ifa->ifa_prefixlen = static_cast<uint8_t>(op.address.prefix);
+    ifa->ifa_index = static_cast<uint32_t>(index);
+    put_ip(pipe_.nlh(), IFA_LOCAL, ip);
+    put_ip(pipe_.nlh(), IFA_ADDRESS, ip);
+    return pipe_.queue();
+  }
+
+  Status fdb(const LinkOp& op, size_t i, bool add) {
+    int index = MOAT_TRY(index_of(op.link));
+    auto* ndm = pipe_.start<ndmsg>(add ? RTM_NEWNEIGH : RTM_DELNEIGH,
+                                   add ? NLM_F_CREATE | NLM_F_APPEND : 0, i);
+    ndm->ndm_family = AF_BRIDGE;
+    ndm->ndm_ifindex = index;
+    ndm->ndm_state = NUD_NOARP | NUD_PERMANENT;
+    ndm->ndm_flags = NTF_SELF;
+    static constexpr uint8_t kZero[6] = {};
+    mnl_attr_put(pipe_.nlh(), NDA_LLADDR, sizeof(kZero), kZero);
+    put_ip(pipe_.nlh(), NDA_DST, op.address.ip);
+    return pipe_.queue();
+  }
+
+  Status route(const LinkOp& op, size_t i, bool add) {
+    const ObservedRoute* r = add ? nullptr : &op.route;
+    const std::string& link = add ? op.link : r->link;
+    int oif = link.empty() ? 0 : MOAT_TRY(index_of(link));
+    auto* rtm = pipe_.start<rtmsg>(add ? RTM_NEWROUTE : RTM_DELROUTE,
+                                   add ? NLM_F_CREATE | NLM_F_EXCL : 0, i);
+    std::optional<IpAddress> gateway = add ? std::optional(op.address.ip) : r->gateway;
+    int family = add ? op.address.ip.family : r->dst.ip.family;
+    rtm->rtm_family = family == 4 ? AF_INET : AF_INET6;
+    rtm->rtm_table = RT_TABLE_MAIN;
+    rtm->rtm_protocol = kRouteProtocol;
+    rtm->rtm_scope = add ? RT_SCOPE_UNIVERSE : RT_SCOPE_NOWHERE;
+    rtm->rtm_type = add ? RTN_UNICAST : 0;
+    nlmsghdr* nlh = pipe_.nlh();
+    if (r && r->dst.prefix > 0) {
+      rtm->rtm_dst_len = static_cast<uint8_t>(r->dst.prefix);
+      put_ip(nlh, RTA_DST, r->dst.ip);
+    }
+    if (gateway) put_ip(nlh, RTA_GATEWAY, *gateway);
+    if (oif > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(oif));
+    if (r && r->priority) mnl_attr_put_u32(nlh, RTA_PRIORITY, r->priority);
+    return pipe_.queue();
+  }
+
+  Status queue_op(const LinkOp& op, size_t i) {
+    switch (op.type) {
+      case LinkOp::Type::Delete:
+        return queue_delete(op, i);
+      case LinkOp::Type::Create:
+        return create(op.spec, i);
+      case LinkOp::Type::SetMtu:
+        setlink(op.link, i);
+        mnl_attr_put_u32(pipe_.nlh(), IFLA_MTU, op.mtu);
+        return pipe_.queue();
+      case LinkOp::Type::SetBridge: {
+        // The kernel applies a forward delay before the STP state of the same request, and
+        // with STP on it wants 2-30 s: turning STP off goes first, on its own.
+        BridgeSpec have = op.have_bridge;
+        if (have.stp && !op.spec.bridge.stp) {
+          BridgeSpec off = have;
+          off.stp = false;
+          setlink(op.link, i);
+          MOAT_RETURN_IF_ERROR(put_bridge_data(off, &have));
+          MOAT_RETURN_IF_ERROR(pipe_.queue());
+          have = off;
+        }
+        setlink(op.link, i);
+        MOAT_RETURN_IF_ERROR(put_bridge_data(op.spec.bridge, &have));
+        return pipe_.queue();
+      }
+      case LinkOp::Type::SetBond: {
+        if (!op.spec.bond.primary.empty()) MOAT_TRY(index_of(op.spec.bond.primary));
+        setlink(op.link, i);
+        MOAT_RETURN_IF_ERROR(put_bond_data(op.spec.bond, false));
+        return pipe_.queue();
+      }
+      case LinkOp::Type::SetMaster: {
+        int master = op.master.empty() ? 0 : MOAT_TRY(index_of(op.master));
+        setlink(op.link, i);
+        mnl_attr_put_u32(pipe_.nlh(), IFLA_MASTER, static_cast<uint32_t>(master));
+        return pipe_.queue();
+      }
+      case LinkOp::Type::DelAddress:
+        return address(op, i, false);
+      case LinkOp::Type::AddAddress:
+        return address(op, i, true);
+      case LinkOp::Type::SetUp: {
+        ifinfomsg* ifi = setlink(op.link, i);
+        ifi->ifi_flags = op.up ? IFF_UP : 0;
+        ifi->ifi_change = IFF_UP;
+        return pipe_.queue();
+      }
+      case LinkOp::Type::AddFdb:
+        return fdb(op, i, true);
+      case LinkOp::Type::DelFdb:
+        return fdb(op, i, false);
+      case LinkOp::Type::AddRoute:
+        return route(op, i, true);
+      case LinkOp::Type::DelRoute:
+        return route(op, i, false);
+    }
+    return fail(ErrorCode::Internal, "unknown link operation");
+  }
+
+  NetlinkSocket& sock_;
+  const ApplyRequest& request_;
+  Pipeline pipe_;
+  std::unordered_map<std::string, int> index_;
+  std::optional<size_t> group_op_;  // the first delete of the group not deleted yet
+  uint32_t dump_seq_ = 1u << 30;    // apart from the pipeline's sequence numbers
+};
+
+}  // namespace
+
+Result<Observed> observe(const std::string& netns) {
+  NetlinkSocket sock = MOAT_TRY(open_route_socket(netns));
+  Result<Observed> out = observe_with(sock);
+  if (!out) return fail(with_where(std::move(out).error(), netns));
+  return out;
+}
+
+Result<ApplyReport> apply_links(const ApplyRequest& request) {
+  if (request.plan.empty()) return ApplyReport{};
+  NetlinkSocket sock = MOAT_TRY(open_route_socket(request.netns));
+  return Applier(sock, request).run();
 }
 
 }  // namespace moat::bridges

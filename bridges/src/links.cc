@@ -6,15 +6,28 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace moat::bridges {
 namespace {
 
-// The first option `key` (any spelling) of any stanza of interface `name`.
-const Option* find_option(const InterfacesFile& file, std::string_view name, std::string_view key) {
+// The stanzas of each interface name, in file order: one pass over the file, so that option
+// lookups stay O(log n) on files with thousands of interfaces.
+using StanzaIndex = std::map<std::string_view, std::vector<const Stanza*>>;
+
+StanzaIndex index_stanzas(const InterfacesFile& file) {
+  StanzaIndex out;
   for (const Item& item : file.items()) {
-    const Stanza* s = std::get_if<Stanza>(&item);
-    if (!s || s->name != name) continue;
+    if (const Stanza* s = std::get_if<Stanza>(&item)) out[s->name].push_back(s);
+  }
+  return out;
+}
+
+// The first option `key` (any spelling) of any stanza of interface `name`.
+const Option* find_option(const StanzaIndex& index, std::string_view name, std::string_view key) {
+  auto it = index.find(name);
+  if (it == index.end()) return nullptr;
+  for (const Stanza* s : it->second) {
     if (const Option* o = s->find(key)) return o;
   }
   return nullptr;
@@ -54,7 +67,45 @@ const char* kernel_kind(LinkKind kind) {
   return "";
 }
 
+constexpr std::pair<XmitHashPolicy, std::string_view> kXmitHashPolicies[] = {
+    {XmitHashPolicy::Layer2, "layer2"},    {XmitHashPolicy::Layer34, "layer3+4"},
+    {XmitHashPolicy::Layer23, "layer2+3"}, {XmitHashPolicy::Encap23, "encap2+3"},
+    {XmitHashPolicy::Encap34, "encap3+4"}, {XmitHashPolicy::VlanSrcMac, "vlan+srcmac"},
+};
+
+std::optional<XmitHashPolicy> parse_xmit_hash_policy(std::string_view text) {
+  for (auto [policy, name] : kXmitHashPolicies) {
+    if (name == text) return policy;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+const char* to_string(XmitHashPolicy policy) {
+  for (auto [p, name] : kXmitHashPolicies) {
+    if (p == policy) return name.data();
+  }
+  return "?";
+}
+
+std::string BridgeSpec::to_string() const {
+  std::string out = stp ? "stp on" : "stp off";
+  if (forward_delay) out += " forward-delay " + std::to_string(*forward_delay);
+  if (vlan_filtering) out += " vlan-filtering on";
+  return out;
+}
+
+std::string BondSpec::to_string() const {
+  std::string out;
+  auto add = [&](const std::string& part) { out += (out.empty() ? "" : " ") + part; };
+  if (mode) add(std::string("mode ") + moat::bridges::to_string(*mode));
+  if (miimon) add("miimon " + std::to_string(*miimon));
+  if (xmit_hash_policy)
+    add(std::string("xmit-hash-policy ") + bridges::to_string(*xmit_hash_policy));
+  if (!primary.empty()) add("primary " + primary);
+  return out;
+}
 
 const char* to_string(LinkKind kind) {
   return kind == LinkKind::Physical ? "physical" : kernel_kind(kind);
@@ -81,6 +132,7 @@ const ObservedLink* Observed::find(std::string_view name) const {
 // ---------------------------------------------------------------------------------------------
 
 Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
+  StanzaIndex stanzas = index_stanzas(file);
   std::map<std::string, LinkSpec, std::less<>> specs;
   std::set<std::string, std::less<>> ovs;
   for (const Interface& i : file.interfaces()) {
@@ -114,7 +166,7 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
         break;
       case InterfaceKind::Veth: {
         s.kind = LinkKind::Veth;
-        const Option* peer = find_option(file, i.name, "veth-peer-name");
+        const Option* peer = find_option(stanzas, i.name, "veth-peer-name");
         if (!peer || trim(peer->value).empty()) {
           return config_error(file, i.at, "veth '" + i.name + "' needs veth-peer-name");
         }
@@ -129,7 +181,7 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
         s.vxlan.id = *i.vxlan->id;
         s.vxlan.local = i.vxlan->local_tunnel_ip;
         s.vxlan.remotes = i.vxlan->remote_ips;
-        if (const Option* port = find_option(file, i.name, "vxlan-port")) {
+        if (const Option* port = find_option(stanzas, i.name, "vxlan-port")) {
           std::string v = trim(port->value);
           uint32_t n = 0;
           auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -139,7 +191,7 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
           }
           s.vxlan.dstport = static_cast<uint16_t>(n);
         }
-        if (const Option* dev = find_option(file, i.name, "vxlan-physdev")) {
+        if (const Option* dev = find_option(stanzas, i.name, "vxlan-physdev")) {
           s.vxlan.dev = trim(dev->value);
         }
         break;
@@ -162,7 +214,17 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
         if (i.bond) {
           s.bond.mode = i.bond->mode;
           s.bond.miimon = i.bond->miimon;
+          s.bond.primary = i.bond->primary;
           for (const Word& w : i.bond->slaves) s.bond.slaves.push_back(w.text);
+          if (!i.bond->xmit_hash_policy.empty()) {
+            s.bond.xmit_hash_policy = parse_xmit_hash_policy(i.bond->xmit_hash_policy);
+            if (!s.bond.xmit_hash_policy) {
+              return config_error(file, i.position_of("bond-xmit-hash-policy"),
+                                  "bond-xmit-hash-policy '" + i.bond->xmit_hash_policy +
+                                      "' is not one of layer2, layer2+3, layer3+4, encap2+3, "
+                                      "encap3+4, vlan+srcmac");
+            }
+          }
         }
         break;
     }
@@ -173,6 +235,11 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
     }
     std::sort(s.addresses.begin(), s.addresses.end());
     s.addresses.erase(std::unique(s.addresses.begin(), s.addresses.end()), s.addresses.end());
+    if (i.gateway4 && i.inet_method != Method::Dhcp) s.gateways.push_back(*i.gateway4);
+    if (i.gateway6 && i.inet6_method != Method::Dhcp && i.inet6_method != Method::Auto) {
+      s.gateways.push_back(*i.gateway6);
+    }
+    std::sort(s.gateways.begin(), s.gateways.end());
     specs.emplace(s.name, std::move(s));
   }
 
@@ -273,12 +340,21 @@ bool needs_recreate(const ObservedLink& o, const LinkSpec& spec) {
   if (spec.kind == LinkKind::Vxlan && o.vxlan) {
     const VxlanSpec& want = spec.vxlan;
     const VxlanSpec& have = *o.vxlan;
+    // With several remotes the link has none of its own (they are FDB entries).
     std::optional<IpAddress> want_remote;
-    if (!want.remotes.empty()) want_remote = want.remotes.front();
+    if (want.remotes.size() == 1) want_remote = want.remotes.front();
     std::optional<IpAddress> have_remote;
     if (!have.remotes.empty()) have_remote = have.remotes.front();
     return want.id != have.id || want.local != have.local || want_remote != have_remote ||
            want.dstport != have.dstport;
+  }
+  if (spec.kind == LinkKind::Vlan && o.vlan) {
+    return spec.vlan.id != o.vlan->id || spec.vlan.parent != o.vlan->parent ||
+           spec.vlan.protocol != o.vlan->protocol;
+  }
+  // The kernel changes a bond's mode only while it is down and has no slaves.
+  if (spec.kind == LinkKind::Bond && o.bond && spec.bond.mode) {
+    return spec.bond.mode != o.bond->mode;
   }
   return false;
 }
@@ -292,16 +368,53 @@ LinkOp make_op(LinkOp::Type type, const LinkSpec& spec) {
   return op;
 }
 
+// The bridge options the kernel has differently from `want` (only what `want` manages).
+bool bridge_differs(const BridgeSpec& want, const BridgeSpec& have) {
+  return want.stp != have.stp || want.vlan_filtering != have.vlan_filtering ||
+         (want.forward_delay && want.forward_delay != have.forward_delay);
+}
+
+// The bond options SetBond changes that the kernel has differently, as "miimon 0 ..." text of
+// the kernel's values; empty when none differs.
+std::string bond_drift(const BondSpec& want, const BondSpec& have) {
+  BondSpec drift;
+  if (want.miimon && want.miimon != have.miimon) drift.miimon = have.miimon.value_or(0);
+  if (want.xmit_hash_policy && want.xmit_hash_policy != have.xmit_hash_policy) {
+    drift.xmit_hash_policy = have.xmit_hash_policy.value_or(XmitHashPolicy::Layer2);
+  }
+  if (!want.primary.empty() && want.primary != have.primary) {
+    drift.primary = have.primary.empty() ? "none" : have.primary;
+  }
+  return drift.to_string();
+}
+
+std::string route_text(const std::optional<IpAddress>& gateway, const LinkAddress& dst,
+                       const std::string& link) {
+  std::string out = dst.prefix == 0 ? std::string("default") : dst.to_string();
+  if (gateway) out += " via " + gateway->to_string();
+  if (!link.empty()) out += " dev " + link;
+  return out;
+}
+
+LinkAddress default_dst(const IpAddress& gateway) {
+  LinkAddress dst;
+  dst.ip.family = gateway.family;
+  return dst;
+}
+
 }  // namespace
 
 std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkSpec>& desired) {
   std::map<std::string_view, const LinkSpec*> want;
   for (const LinkSpec& s : desired) want.emplace(s.name, &s);
+  std::map<std::string_view, const ObservedLink*> have;
+  for (const ObservedLink& o : observed.links) have.emplace(o.name, &o);
 
   // A bridge holding guest ports stays: deleting it would detach them.
-  std::set<std::string_view> has_guests;
+  std::set<std::string_view> has_guests, masters;
   for (const ObservedLink& o : observed.links) {
     if (is_guest_port(o.name) && !o.master.empty()) has_guests.insert(o.master);
+    if (!o.master.empty()) masters.insert(o.master);
   }
   // The peer of a desired veth lives and dies with it.
   std::set<std::string_view> peers;
@@ -313,7 +426,7 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
            !peers.contains(o.name);
   };
 
-  std::vector<LinkOp> plan;
+  std::vector<LinkOp> deletes;
   std::set<std::string_view> gone;  // deleted by this plan (to be created again when desired)
   for (const ObservedLink& o : observed.links) {
     auto w = want.find(o.name);
@@ -322,17 +435,47 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     LinkOp op;
     op.type = LinkOp::Type::Delete;
     op.link = o.name;
+    op.has_ports = masters.contains(o.name) && o.up;
     if (w != want.end()) {
       op.spec = *w->second;
       op.line = w->second->line;
     }
-    plan.push_back(std::move(op));
+    deletes.push_back(std::move(op));
     gone.insert(o.name);
   }
 
+  // Moat's routes that are not wanted go first (those on deleted links go with them).
+  std::set<std::tuple<std::string_view, IpAddress>> wanted_routes;  // (link, gateway)
+  for (const LinkSpec& s : desired) {
+    for (const IpAddress& g : s.gateways) wanted_routes.emplace(s.name, g);
+  }
+  std::set<std::tuple<std::string_view, IpAddress>> routes_now;  // default routes that stay
+  std::vector<LinkOp> plan;
+  for (const ObservedRoute& r : observed.routes) {
+    if (gone.contains(r.link)) continue;
+    bool is_default = r.dst.prefix == 0 && r.gateway;
+    if (is_default) routes_now.emplace(r.link, *r.gateway);
+    if (r.protocol != kRouteProtocol) continue;
+    if (is_default && wanted_routes.contains({r.link, *r.gateway})) continue;
+    LinkOp op;
+    op.type = LinkOp::Type::DelRoute;
+    op.link = r.link;
+    op.route = r;
+    if (auto w = want.find(r.link); w != want.end()) {
+      op.spec = *w->second;
+      op.line = w->second->line;
+    }
+    plan.push_back(std::move(op));
+    if (is_default) routes_now.erase({r.link, *r.gateway});
+  }
+  plan.insert(plan.end(), std::make_move_iterator(deletes.begin()),
+              std::make_move_iterator(deletes.end()));
+
   std::vector<const LinkSpec*> order = dependency_order(desired);
   auto current = [&](const LinkSpec& s) -> const ObservedLink* {
-    return gone.contains(s.name) ? nullptr : observed.find(s.name);
+    if (gone.contains(s.name)) return nullptr;
+    auto it = have.find(s.name);
+    return it == have.end() ? nullptr : it->second;
   };
   // A port of a deleted master was released by the kernel.
   auto master_now = [&](const ObservedLink& o) {
@@ -352,7 +495,22 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     if (o && s->mtu && *s->mtu != o->mtu) {
       LinkOp op = make_op(LinkOp::Type::SetMtu, *s);
       op.mtu = *s->mtu;
+      op.observed = std::to_string(o->mtu);
       plan.push_back(std::move(op));
+    }
+
+    if (o && s->kind == LinkKind::Bridge && o->bridge && bridge_differs(s->bridge, *o->bridge)) {
+      LinkOp op = make_op(LinkOp::Type::SetBridge, *s);
+      op.observed = o->bridge->to_string();
+      op.have_bridge = *o->bridge;
+      plan.push_back(std::move(op));
+    }
+    if (o && s->kind == LinkKind::Bond && o->bond) {
+      if (std::string drift = bond_drift(s->bond, *o->bond); !drift.empty()) {
+        LinkOp op = make_op(LinkOp::Type::SetBond, *s);
+        op.observed = std::move(drift);
+        plan.push_back(std::move(op));
+      }
     }
 
     std::string have_master = o ? master_now(*o) : std::string();
@@ -360,20 +518,23 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     if (!pinned && s->master != have_master) {
       LinkOp op = make_op(LinkOp::Type::SetMaster, *s);
       op.master = s->master;
+      if (o) op.observed = have_master.empty() ? "nomaster" : "master " + have_master;
       plan.push_back(std::move(op));
     }
 
     if (s->manage_addresses) {
-      std::vector<LinkAddress> have = o ? o->addresses : std::vector<LinkAddress>{};
-      for (const LinkAddress& a : have) {
+      static const std::vector<LinkAddress> kNone;
+      const std::vector<LinkAddress>& now = o ? o->addresses : kNone;
+      for (const LinkAddress& a : now) {
         if (is_link_local(a.ip)) continue;
         if (std::binary_search(s->addresses.begin(), s->addresses.end(), a)) continue;
         LinkOp op = make_op(LinkOp::Type::DelAddress, *s);
         op.address = a;
         plan.push_back(std::move(op));
       }
+      std::set<LinkAddress> present(now.begin(), now.end());
       for (const LinkAddress& a : s->addresses) {
-        if (std::find(have.begin(), have.end(), a) != have.end()) continue;
+        if (present.contains(a)) continue;
         LinkOp op = make_op(LinkOp::Type::AddAddress, *s);
         op.address = a;
         plan.push_back(std::move(op));
@@ -384,6 +545,41 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     if (s->up && !(o && o->up)) {
       LinkOp op = make_op(LinkOp::Type::SetUp, *s);
       op.up = true;
+      if (o) op.observed = "down";
+      plan.push_back(std::move(op));
+    }
+  }
+
+  // VXLAN remotes beyond the link's own: all-zero-MAC FDB entries, once the link is up.
+  for (const LinkSpec* s : order) {
+    if (s->kind != LinkKind::Vxlan) continue;
+    const ObservedLink* o = current(*s);
+    std::set<IpAddress> want_fdb(s->vxlan.remotes.begin(), s->vxlan.remotes.end());
+    std::set<IpAddress> have_fdb;
+    if (o) have_fdb.insert(o->fdb_remotes.begin(), o->fdb_remotes.end());
+    for (const IpAddress& r : have_fdb) {
+      if (want_fdb.contains(r)) continue;
+      LinkOp op = make_op(LinkOp::Type::DelFdb, *s);
+      op.address = {r, r.family == 4 ? 32 : 128};
+      plan.push_back(std::move(op));
+    }
+    if (want_fdb.size() < 2) continue;  // one remote: the link's own `remote` makes the entry
+    for (const IpAddress& r : want_fdb) {
+      if (have_fdb.contains(r)) continue;
+      LinkOp op = make_op(LinkOp::Type::AddFdb, *s);
+      op.address = {r, r.family == 4 ? 32 : 128};
+      plan.push_back(std::move(op));
+    }
+  }
+
+  // Default routes last: their gateways need the links' addresses.
+  for (const LinkSpec* s : order) {
+    if (s->gateways.empty()) continue;
+    if (!current(*s) && s->kind == LinkKind::Physical) continue;
+    for (const IpAddress& g : s->gateways) {
+      if (routes_now.contains({s->name, g})) continue;
+      LinkOp op = make_op(LinkOp::Type::AddRoute, *s);
+      op.address = {g, g.family == 4 ? 32 : 128};
       plan.push_back(std::move(op));
     }
   }
@@ -394,7 +590,9 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
 // Printing
 // ---------------------------------------------------------------------------------------------
 
-std::string to_string(const LinkOp& op) {
+namespace {
+
+std::string op_text(const LinkOp& op) {
   const LinkSpec& s = op.spec;
   switch (op.type) {
     case LinkOp::Type::Delete:
@@ -403,10 +601,7 @@ std::string to_string(const LinkOp& op) {
       std::string out = std::string("create ") + to_string(s.kind) + " " + op.link;
       switch (s.kind) {
         case LinkKind::Bridge:
-          out += s.bridge.stp ? " stp on" : " stp off";
-          if (s.bridge.forward_delay)
-            out += " forward-delay " + std::to_string(*s.bridge.forward_delay);
-          if (s.bridge.vlan_filtering) out += " vlan-filtering on";
+          out += " " + s.bridge.to_string();
           break;
         case LinkKind::Veth:
           out += " peer " + s.veth_peer;
@@ -423,8 +618,7 @@ std::string to_string(const LinkOp& op) {
           out += s.vlan.protocol == VlanProtocol::Dot1AD ? " protocol 802.1ad" : " protocol 802.1Q";
           break;
         case LinkKind::Bond:
-          if (s.bond.mode) out += std::string(" mode ") + to_string(*s.bond.mode);
-          if (s.bond.miimon) out += " miimon " + std::to_string(*s.bond.miimon);
+          if (std::string o = s.bond.to_string(); !o.empty()) out += " " + o;
           break;
         case LinkKind::Physical:
           break;
@@ -434,6 +628,13 @@ std::string to_string(const LinkOp& op) {
     }
     case LinkOp::Type::SetMtu:
       return "set " + op.link + " mtu " + std::to_string(op.mtu);
+    case LinkOp::Type::SetBridge:
+      return "set " + op.link + " " + s.bridge.to_string();
+    case LinkOp::Type::SetBond: {
+      BondSpec set = s.bond;
+      set.mode.reset();  // a changed mode recreates the bond
+      return "set " + op.link + " " + set.to_string();
+    }
     case LinkOp::Type::SetMaster:
       return op.master.empty() ? "set " + op.link + " nomaster"
                                : "set " + op.link + " master " + op.master;
@@ -443,8 +644,24 @@ std::string to_string(const LinkOp& op) {
       return "add address " + op.address.to_string() + " to " + op.link;
     case LinkOp::Type::SetUp:
       return "set " + op.link + (op.up ? " up" : " down");
+    case LinkOp::Type::AddFdb:
+      return "add fdb 00:00:00:00:00:00 dst " + op.address.ip.to_string() + " to " + op.link;
+    case LinkOp::Type::DelFdb:
+      return "delete fdb 00:00:00:00:00:00 dst " + op.address.ip.to_string() + " from " + op.link;
+    case LinkOp::Type::AddRoute:
+      return "add route " + route_text(op.address.ip, default_dst(op.address.ip), op.link);
+    case LinkOp::Type::DelRoute:
+      return "delete route " + route_text(op.route.gateway, op.route.dst, op.route.link);
   }
   return "?";
+}
+
+}  // namespace
+
+std::string to_string(const LinkOp& op) {
+  std::string out = op_text(op);
+  if (!op.observed.empty()) out += " (kernel has " + op.observed + ")";
+  return out;
 }
 
 std::string to_string(const std::vector<LinkOp>& plan) {

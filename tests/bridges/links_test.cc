@@ -70,7 +70,18 @@ void fake_apply(Observed& o, const std::vector<LinkOp>& plan) {
                        .kind = to_string(op.spec.kind),
                        .mtu = op.spec.mtu.value_or(1500),
                        .alias = std::string(kOwnedAlias)};
-        if (op.spec.kind == LinkKind::Vxlan) l.vxlan = op.spec.vxlan;
+        if (op.spec.kind == LinkKind::Vxlan) {
+          l.vxlan = op.spec.vxlan;
+          // The kernel makes the entry of a single remote itself.
+          if (op.spec.vxlan.remotes.size() == 1) l.fdb_remotes = op.spec.vxlan.remotes;
+          if (op.spec.vxlan.remotes.size() > 1) l.vxlan->remotes.clear();
+        }
+        if (op.spec.kind == LinkKind::Bridge) l.bridge = op.spec.bridge;
+        if (op.spec.kind == LinkKind::Bond) {
+          l.bond = op.spec.bond;
+          l.bond->slaves.clear();
+        }
+        if (op.spec.kind == LinkKind::Vlan) l.vlan = op.spec.vlan;
         o.links.push_back(l);
         if (op.spec.kind == LinkKind::Veth) {
           o.links.push_back({.name = op.spec.veth_peer,
@@ -98,6 +109,38 @@ void fake_apply(Observed& o, const std::vector<LinkOp>& plan) {
       }
       case LinkOp::Type::SetUp:
         get(op.link).up = op.up;
+        break;
+      case LinkOp::Type::SetBridge: {
+        BridgeSpec& b = *get(op.link).bridge;
+        b.stp = op.spec.bridge.stp;
+        b.vlan_filtering = op.spec.bridge.vlan_filtering;
+        if (op.spec.bridge.forward_delay) b.forward_delay = op.spec.bridge.forward_delay;
+        break;
+      }
+      case LinkOp::Type::SetBond: {
+        BondSpec& b = *get(op.link).bond;
+        if (op.spec.bond.miimon) b.miimon = op.spec.bond.miimon;
+        if (op.spec.bond.xmit_hash_policy) b.xmit_hash_policy = op.spec.bond.xmit_hash_policy;
+        if (!op.spec.bond.primary.empty()) b.primary = op.spec.bond.primary;
+        break;
+      }
+      case LinkOp::Type::AddFdb: {
+        auto& f = get(op.link).fdb_remotes;
+        f.push_back(op.address.ip);
+        std::sort(f.begin(), f.end());
+        break;
+      }
+      case LinkOp::Type::DelFdb:
+        std::erase(get(op.link).fdb_remotes, op.address.ip);
+        break;
+      case LinkOp::Type::AddRoute:
+        o.routes.push_back({.dst = {.ip = {.family = op.address.ip.family}, .prefix = 0},
+                            .gateway = op.address.ip,
+                            .link = op.link,
+                            .protocol = kRouteProtocol});
+        break;
+      case LinkOp::Type::DelRoute:
+        std::erase(o.routes, op.route);
         break;
     }
   }
@@ -277,7 +320,7 @@ TEST(PlanLinks, FreshNodeCreatesMastersFirstThenConfigures) {
                              "create vxlan vx100 id 100 local 10.250.0.1 remote 10.250.0.2 "
                              "dstport 4789 dev ul0 mtu 1450",
                              "add address 10.250.0.1/24 to ul0",
-                             "set ul0 up",
+                             "set ul0 up (kernel has down)",
                              "add address 10.0.0.1/24 to vmbr0",
                              "set vmbr0 up",
                              "set vp0 master vmbr0",
@@ -311,10 +354,10 @@ TEST(PlanLinks, DriftIsPlannedBack) {
     if (l.name == "vx100") l.master.clear();
   }
   EXPECT_EQ(lines(plan_links(o, desired)), (std::vector<std::string>{
-                                               "set vmbr0 mtu 1450",
+                                               "set vmbr0 mtu 1450 (kernel has 9000)",
                                                "delete address 192.0.2.9/24 from vmbr0",
                                                "add address 10.0.0.1/24 to vmbr0",
-                                               "set vx100 master vmbr0",
+                                               "set vx100 master vmbr0 (kernel has nomaster)",
                                            }));
 }
 
@@ -325,7 +368,8 @@ TEST(PlanLinks, ChangedMtuPlansOnlyThat) {
   for (LinkSpec& s : desired) {
     if (s.name == "vmbr0") s.mtu = 1400;
   }
-  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{"set vmbr0 mtu 1400"});
+  EXPECT_EQ(lines(plan_links(o, desired)),
+            std::vector<std::string>{"set vmbr0 mtu 1400 (kernel has 1450)"});
 }
 
 TEST(PlanLinks, DeletesOnlyOwnedLinksAndNeverGuestPorts) {
@@ -358,7 +402,9 @@ TEST(PlanLinks, GuestPortsStayEnslavedWhateverTheDesiredStateSays) {
     // vmbr0 still holds guests: deleting it would detach them.
     EXPECT_NE(to_string(op), "delete link vmbr0");
   }
-  EXPECT_EQ(lines(plan), (std::vector<std::string>{"set vp0 nomaster", "set vx100 nomaster"}));
+  EXPECT_EQ(lines(plan),
+            (std::vector<std::string>{"set vp0 nomaster (kernel has master vmbr0)",
+                                      "set vx100 nomaster (kernel has master vmbr0)"}));
 }
 
 TEST(PlanLinks, ChangedVxlanParametersRecreateTheLink) {
@@ -399,13 +445,168 @@ TEST(PlanLinks, BondsAndVlansAreCreatedAfterWhatTheyStandOn) {
                              "set bond0 master vmbr0",
                              "set bond0 up",
                              "set bond0.20 up",
-                             "set eno1 master bond0",
-                             "set eno1 up",
-                             "set eno2 master bond0",
-                             "set eno2 up",
+                             "set eno1 master bond0 (kernel has nomaster)",
+                             "set eno1 up (kernel has down)",
+                             "set eno2 master bond0 (kernel has nomaster)",
+                             "set eno2 up (kernel has down)",
                          }));
   fake_apply(o, plan);
   EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+}
+
+TEST(PlanLinks, BridgeOptionDriftIsSetBackInPlaceAndSaysWhatTheKernelHas) {
+  Observed o = fresh_node();
+  std::vector<LinkSpec> desired = compile(kNode);
+  fake_apply(o, plan_links(o, desired));
+  for (ObservedLink& l : o.links) {
+    if (l.name == "vmbr0") l.bridge = BridgeSpec{.stp = true, .forward_delay = 15};
+  }
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  EXPECT_EQ(lines(plan),
+            std::vector<std::string>{
+                "set vmbr0 stp off forward-delay 0 (kernel has stp on forward-delay 15)"});
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].type, LinkOp::Type::SetBridge);
+  EXPECT_EQ(plan[0].line, 22);
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  // A forward delay the file does not name is left alone.
+  for (LinkSpec& s : desired) s.bridge.forward_delay.reset();
+  for (ObservedLink& l : o.links) {
+    if (l.name == "vmbr0") l.bridge->forward_delay = 15;
+  }
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+}
+
+TEST(PlanLinks, BondOptionsAreCreatedAndRepairedAndAChangedModeRecreates) {
+  std::vector<LinkSpec> desired = compile(
+      "auto bond0\n"
+      "iface bond0 inet manual\n"
+      "\tbond-slaves eno1 eno2\n"
+      "\tbond-mode active-backup\n"
+      "\tbond-miimon 100\n"
+      "\tbond-primary eno1\n"
+      "\tbond-xmit-hash-policy layer3+4\n");
+  const LinkSpec* bond = find(desired, "bond0");
+  ASSERT_NE(bond, nullptr);
+  EXPECT_EQ(bond->bond.xmit_hash_policy, XmitHashPolicy::Layer34);
+  EXPECT_EQ(bond->bond.primary, "eno1");
+  Observed o{.links = {{.name = "eno1", .mtu = 1500}, {.name = "eno2", .mtu = 1500}}};
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  ASSERT_FALSE(plan.empty());
+  EXPECT_EQ(to_string(plan[0]),
+            "create bond bond0 mode active-backup miimon 100 xmit-hash-policy layer3+4 primary "
+            "eno1");
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  for (ObservedLink& l : o.links) {
+    if (l.name == "bond0") l.bond->miimon = 0;
+  }
+  EXPECT_EQ(lines(plan_links(o, desired)),
+            std::vector<std::string>{
+                "set bond0 miimon 100 xmit-hash-policy layer3+4 primary eno1 (kernel has miimon "
+                "0)"});
+
+  for (ObservedLink& l : o.links) {
+    if (l.name == "bond0") l.bond->mode = BondMode::BalanceRr;
+  }
+  plan = plan_links(o, desired);
+  ASSERT_GE(plan.size(), 2u);
+  EXPECT_EQ(to_string(plan[0]), "delete link bond0");
+  EXPECT_EQ(plan[1].type, LinkOp::Type::Create);
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  Error e = compile_error(
+      "iface bond0 inet manual\n"
+      "\tbond-slaves eno1\n"
+      "\tbond-xmit-hash-policy layer9\n");
+  EXPECT_EQ(e.code(), ErrorCode::InvalidConfig);
+  EXPECT_NE(e.to_string().find("interfaces:3:"), std::string::npos) << e.to_string();
+}
+
+TEST(PlanLinks, VlanProtocolOrParentChangeRecreatesTheVlan) {
+  std::vector<LinkSpec> desired = compile(testing::kVlanFile);
+  Observed o{.links = {{.name = "eno1", .mtu = 9000},
+                       {.name = "eno2", .mtu = 1500},
+                       {.name = "eno3", .mtu = 1500}}};
+  fake_apply(o, plan_links(o, desired));
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+  for (ObservedLink& l : o.links) {
+    if (l.name == "vlan200") l.vlan->protocol = VlanProtocol::Dot1Q;
+  }
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  ASSERT_GE(plan.size(), 2u);
+  EXPECT_EQ(to_string(plan[0]), "delete link vlan200");
+  EXPECT_EQ(to_string(plan[1]), "create vlan vlan200 id 200 parent eno1 protocol 802.1ad mtu 1500");
+  EXPECT_EQ(plan[0].line, 17);
+}
+
+TEST(PlanLinks, SeveralVxlanRemotesBecomeFdbEntriesAndFollowTheFile) {
+  std::vector<LinkSpec> desired = compile(testing::kVxlanFile);
+  Observed o;
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  EXPECT_EQ(lines(plan), (std::vector<std::string>{
+                             "create bridge vnet1 stp off forward-delay 0 mtu 1450",
+                             "create vxlan vxlan_vnet1 id 100000 local 192.0.2.1 remote 192.0.2.2 "
+                             "remote 192.0.2.3 dstport 4789 mtu 1450",
+                             "set vnet1 up",
+                             "set vxlan_vnet1 master vnet1",
+                             "set vxlan_vnet1 up",
+                             "add fdb 00:00:00:00:00:00 dst 192.0.2.2 to vxlan_vnet1",
+                             "add fdb 00:00:00:00:00:00 dst 192.0.2.3 to vxlan_vnet1",
+                         }));
+  EXPECT_EQ(plan[5].line, 4);
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  // One remote replaced by another: only the FDB changes, the link stays.
+  for (LinkSpec& s : desired) {
+    if (s.name == "vxlan_vnet1") s.vxlan.remotes = {*parse_ip("192.0.2.2"), *parse_ip("192.0.2.4")};
+  }
+  EXPECT_EQ(lines(plan_links(o, desired)),
+            (std::vector<std::string>{"delete fdb 00:00:00:00:00:00 dst 192.0.2.3 from vxlan_vnet1",
+                                      "add fdb 00:00:00:00:00:00 dst 192.0.2.4 to vxlan_vnet1"}));
+  // An entry added by hand is drift on a link of Moat's.
+  for (ObservedLink& l : o.links) {
+    if (l.name == "vxlan_vnet1") l.fdb_remotes.push_back(*parse_ip("198.51.100.7"));
+  }
+  std::vector<std::string> got = lines(plan_links(o, desired));
+  EXPECT_NE(std::find(got.begin(), got.end(),
+                      "delete fdb 00:00:00:00:00:00 dst 198.51.100.7 from vxlan_vnet1"),
+            got.end());
+}
+
+TEST(PlanLinks, GatewaysBecomeDefaultRoutesAndOnlyMoatsRoutesAreRemoved) {
+  std::vector<LinkSpec> desired = compile(testing::kDefaultFile);
+  const LinkSpec* br = find(desired, "vmbr0");
+  ASSERT_NE(br, nullptr);
+  EXPECT_EQ(br->gateways, std::vector<IpAddress>{*parse_ip("192.168.1.1")});
+  Observed o{.links = {{.name = "eno1", .mtu = 1500}}};
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  ASSERT_FALSE(plan.empty());
+  EXPECT_EQ(to_string(plan.back()), "add route default via 192.168.1.1 dev vmbr0");
+  EXPECT_EQ(plan.back().line, 18);
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  // Someone else's routes stay; a default route to the same gateway of another protocol
+  // already does the job.
+  o.routes.push_back({.dst = {.ip = *parse_ip("::"), .prefix = 0},
+                      .gateway = parse_ip("fe80::1"),
+                      .link = "eno1",
+                      .protocol = 3});
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  // The gateway leaves the file: Moat's route goes, first of all.
+  for (LinkSpec& s : desired) s.gateways.clear();
+  plan = plan_links(o, desired);
+  EXPECT_EQ(lines(plan),
+            std::vector<std::string>{"delete route default via 192.168.1.1 dev vmbr0"});
+  fake_apply(o, plan);
+  EXPECT_EQ(o.routes.size(), 1u);
 }
 
 }  // namespace

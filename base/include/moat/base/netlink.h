@@ -28,6 +28,8 @@ class NetlinkSocket {
   ~NetlinkSocket();
 
   uint32_t port_id() const;
+  // The socket's descriptor, for socket options (NETLINK_GET_STRICT_CHK, SO_RCVBUFFORCE).
+  int fd() const;
   // Raises the send buffer (SO_SNDBUFFORCE, needs CAP_NET_ADMIN) so a batch of `bytes` fits
   // in one sendmsg.
   Status reserve_send_buffer(size_t bytes);
@@ -42,6 +44,13 @@ class NetlinkSocket {
   // caller can map it back to what it sent.
   Status receive_until(uint32_t last_seq, const MessageHandler& on_message = {},
                        const std::function<void(uint32_t seq, int err)>& on_error_seq = {});
+
+  // Reads the acks of pipelined requests (each sent with NLM_F_ACK) until the one for
+  // `last_seq` arrives, calling `on_ack` with each one's sequence number, its errno (0 on
+  // success) and the kernel's extended-ack message; unlike receive_until(), an error does not
+  // stop the reading, so a caller can map every failure of a batch to what it sent.
+  using AckHandler = std::function<void(uint32_t seq, int err, const std::string& extack)>;
+  Status receive_acks(uint32_t last_seq, const AckHandler& on_ack);
 
  private:
   explicit NetlinkSocket(mnl_socket* socket) : socket_(socket) {}
