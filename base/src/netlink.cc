@@ -84,19 +84,23 @@ std::string extack_message(const nlmsghdr* nlh) {
   return {};
 }
 
+// One datagram into `buf` (retried on EINTR); its length.
+Result<int> receive_some(mnl_socket* socket, std::vector<uint8_t>& buf) {
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(socket, buf.data(), buf.size());
+    if (n >= 0) return static_cast<int>(n);
+    if (errno != EINTR) return fail_errno(errno, "netlink receive failed");
+  }
+}
+
 }  // namespace
 
 Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_message,
                                     const std::function<void(uint32_t, int)>& on_error_seq) {
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno(errno, "netlink receive failed");
-    }
+    int len = MOAT_TRY(receive_some(socket_, buf));
     auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
-    int len = static_cast<int>(n);
     while (mnl_nlmsg_ok(nlh, len)) {
       if (nlh->nlmsg_type == NLMSG_ERROR) {
         const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
@@ -120,13 +124,8 @@ Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_
 Status NetlinkSocket::receive_acks(uint32_t last_seq, const AckHandler& on_ack) {
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno(errno, "netlink receive failed");
-    }
+    int len = MOAT_TRY(receive_some(socket_, buf));
     auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
-    int len = static_cast<int>(n);
     bool last = false;
     while (mnl_nlmsg_ok(nlh, len)) {
       if (nlh->nlmsg_type == NLMSG_ERROR) {

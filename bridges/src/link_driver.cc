@@ -97,6 +97,28 @@ void* put_raw(nlmsghdr* nlh, size_t size) {
   return p;
 }
 
+// IFLA_LINKINFO { IFLA_INFO_KIND kind, IFLA_INFO_DATA { ... } }: open for the kind's
+// attributes while it lives.
+class KindData {
+ public:
+  KindData(nlmsghdr* nlh, const char* kind) : nlh_(nlh) {
+    info_ = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, kind);
+    data_ = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  }
+  ~KindData() {
+    mnl_attr_nest_end(nlh_, data_);
+    mnl_attr_nest_end(nlh_, info_);
+  }
+  KindData(const KindData&) = delete;
+  KindData& operator=(const KindData&) = delete;
+
+ private:
+  nlmsghdr* nlh_;
+  nlattr* info_;
+  nlattr* data_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Dumps
 // ---------------------------------------------------------------------------------------------
@@ -461,9 +483,7 @@ class Applier {
 
   Status put_bridge_data(const BridgeSpec& want, const BridgeSpec* have) {
     nlmsghdr* nlh = pipe_.nlh();
-    nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
-    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
-    nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+    KindData kind(nlh, "bridge");
     // Forward delay before STP: with STP on the kernel wants 2-30 s.
     if (want.forward_delay && (!have || want.forward_delay != have->forward_delay)) {
       mnl_attr_put_u32(nlh, IFLA_BR_FORWARD_DELAY, *want.forward_delay * 100);
@@ -473,8 +493,6 @@ class Applier {
     if (have ? want.vlan_filtering != have->vlan_filtering : want.vlan_filtering) {
       mnl_attr_put_u8(nlh, IFLA_BR_VLAN_FILTERING, want.vlan_filtering ? 1 : 0);
     }
-    mnl_attr_nest_end(nlh, data);
-    mnl_attr_nest_end(nlh, info);
     return {};
   }
 
@@ -482,17 +500,13 @@ class Applier {
     int primary = 0;
     if (!b.primary.empty()) primary = MOAT_TRY(index_of(b.primary));
     nlmsghdr* nlh = pipe_.nlh();
-    nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
-    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bond");
-    nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+    KindData kind(nlh, "bond");
     if (with_mode && b.mode) mnl_attr_put_u8(nlh, IFLA_BOND_MODE, static_cast<uint8_t>(*b.mode));
     if (b.miimon) mnl_attr_put_u32(nlh, IFLA_BOND_MIIMON, *b.miimon);
     if (b.xmit_hash_policy) {
       mnl_attr_put_u8(nlh, IFLA_BOND_XMIT_HASH_POLICY, static_cast<uint8_t>(*b.xmit_hash_policy));
     }
     if (primary > 0) mnl_attr_put_u32(nlh, IFLA_BOND_PRIMARY, static_cast<uint32_t>(primary));
-    mnl_attr_nest_end(nlh, data);
-    mnl_attr_nest_end(nlh, info);
     return {};
   }
 
@@ -518,33 +532,23 @@ class Applier {
         MOAT_RETURN_IF_ERROR(put_bond_data(s.bond, true));
         break;
       case LinkKind::Veth: {
-        nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
-        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
-        nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        KindData kind(nlh, "veth");
         nlattr* peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
         put_raw(nlh, sizeof(ifinfomsg));
         mnl_attr_put_strz(nlh, IFLA_IFNAME, s.veth_peer.c_str());
         if (s.mtu) mnl_attr_put_u32(nlh, IFLA_MTU, *s.mtu);
         mnl_attr_nest_end(nlh, peer);
-        mnl_attr_nest_end(nlh, data);
-        mnl_attr_nest_end(nlh, info);
         break;
       }
       case LinkKind::Vlan: {
-        nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
-        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vlan");
-        nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        KindData kind(nlh, "vlan");
         mnl_attr_put_u16(nlh, IFLA_VLAN_ID, s.vlan.id);
         mnl_attr_put_u16(nlh, IFLA_VLAN_PROTOCOL,
                          htons(s.vlan.protocol == VlanProtocol::Dot1AD ? 0x88a8 : 0x8100));
-        mnl_attr_nest_end(nlh, data);
-        mnl_attr_nest_end(nlh, info);
         break;
       }
       case LinkKind::Vxlan: {
-        nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
-        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
-        nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        KindData kind(nlh, "vxlan");
         mnl_attr_put_u32(nlh, IFLA_VXLAN_ID, s.vxlan.id);
         if (s.vxlan.local) {
           put_ip(nlh, s.vxlan.local->family == 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6,
@@ -557,8 +561,6 @@ class Applier {
         }
         mnl_attr_put_u16(nlh, IFLA_VXLAN_PORT, htons(s.vxlan.dstport));
         if (parent > 0) mnl_attr_put_u32(nlh, IFLA_VXLAN_LINK, static_cast<uint32_t>(parent));
-        mnl_attr_nest_end(nlh, data);
-        mnl_attr_nest_end(nlh, info);
         break;
       }
       case LinkKind::Physical:
