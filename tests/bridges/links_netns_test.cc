@@ -402,6 +402,66 @@ TEST_F(LinksNetnsTest, GatewaysBecomeMoatsDefaultRoutesAndLeaveWithTheFile) {
   EXPECT_EQ(to_string(plan_for(n->ns, gateway_file(false)).plan), "(no changes)\n");
 }
 
+TEST_F(LinksNetnsTest, RecreatesAChangedVxlanAndMapsAFailedRequestToItsOpAndLine) {
+  auto n = topo().add_node("node");
+  ASSERT_TRUE(n) << n.error().to_string();
+  auto vxlan_file = [](int id, const std::string& extra) {
+    return "auto vx1\n"               // 1
+           "iface vx1 inet manual\n"  // 2
+           "\tvxlan-id " +
+           std::to_string(id) +
+           "\n"                            // 3
+           "\tvxlan-remoteip 192.0.2.9\n"  // 4
+           "\n"                            // 5
+           "auto br1\n"                    // 6
+           "iface br1 inet manual\n"       // 7
+           "\tbridge-ports vx1\n" +        // 8
+           extra;
+  };
+  {
+    Status st = apply_text(n->ns, vxlan_file(10, ""));
+    ASSERT_TRUE(st) << st.error().to_string();
+  }
+  // A new id: the link is deleted (by group) and made again, and joins its bridge again, in
+  // one apply.
+  Planned changed = plan_for(n->ns, vxlan_file(11, ""));
+  ASSERT_GE(changed.plan.size(), 2u);
+  EXPECT_EQ(to_string(changed.plan[0]), "delete link vx1");
+  {
+    Status st = apply_text(n->ns, vxlan_file(11, ""));
+    ASSERT_TRUE(st) << st.error().to_string();
+  }
+  std::string vx = link(n->ns, "vx1");
+  EXPECT_NE(vx.find("vxlan id 11 "), std::string::npos) << vx;
+  EXPECT_NE(vx.find("master br1"), std::string::npos) << vx;
+  EXPECT_EQ(to_string(plan_for(n->ns, vxlan_file(11, "")).plan), "(no changes)\n");
+
+  // The kernel refuses a gateway it cannot reach: the error names that op and its stanza's
+  // line; the ops before it ran.
+  std::string bad = vxlan_file(11,
+                               "\taddress 192.0.2.1/24\n"
+                               "\tgateway 198.51.100.1\n"
+                               "\tmtu 1400\n");
+  Planned p = plan_for(n->ns, bad);
+  ASSERT_EQ(lines(p.plan), (std::vector<std::string>{
+                               "set br1 mtu 1400 (kernel has 1500)",
+                               "add address 192.0.2.1/24 to br1",
+                               "add route default via 198.51.100.1 dev br1",
+                           }));
+  auto applied = apply_links({.netns = n->ns, .plan = p.plan, .file = "interfaces"});
+  ASSERT_FALSE(applied);
+  const Error& e = applied.error();
+  ASSERT_TRUE(e.where().has_value()) << e.to_string();
+  EXPECT_EQ(e.where()->file, "interfaces");
+  EXPECT_EQ(e.where()->line, 7) << e.to_string();
+  ASSERT_FALSE(e.context().empty());
+  EXPECT_EQ(e.context().front(), "add route default via 198.51.100.1 dev br1") << e.to_string();
+  EXPECT_NE(link(n->ns, "br1").find("mtu 1400"), std::string::npos);
+  auto a = topo().exec(n->ns, {"ip", "-4", "addr", "show", "dev", "br1"});
+  ASSERT_TRUE(a);
+  EXPECT_NE(a->out.find("192.0.2.1/24"), std::string::npos) << a->out;
+}
+
 // Applies `text` to a fresh node; on a kernel without the link kind, checks that the failure
 // names the op and its interfaces-file line, then skips with `reason`.
 class MissingKindTest : public LinksNetnsTest {
