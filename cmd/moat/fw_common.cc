@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "moat/firewall/local_network.h"
 #include "moat/firewall/parser.h"
 
 namespace moat::cli {
@@ -14,13 +15,35 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
   cmd->add_option("--shards", args.shards,
                   "bridge tables guests are spread over (0: one per 500 firewalled guests)")
       ->capture_default_str();
+  cmd->add_option("--local-network", args.local_networks,
+                  "the node's local network (CIDR, repeatable) for the local_network alias; "
+                  "default: detected from the node's addresses and /etc/hosts");
 }
+
+namespace {
+
+// The --local-network values, or the networks detected in the target namespace.
+Result<std::vector<IpRange>> local_networks(const FwArgs& args) {
+  if (args.local_networks.empty()) return firewall::detect_local_networks(args.netns, args.node);
+  std::vector<IpRange> out;
+  for (const auto& text : args.local_networks) {
+    auto range = parse_ip_range(text);
+    if (!range)
+      return fail(ErrorCode::InvalidArgument, "--local-network: " + range.error().message());
+    out.push_back(*range);
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrategy strategy) {
   auto loaded = MOAT_TRY(firewall::load_config(args.config_root, args.node));
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  firewall::CompileOptions options{
-      .strategy = strategy, .shards = args.shards, .now = std::time(nullptr)};
+  firewall::CompileOptions options{.strategy = strategy,
+                                   .shards = args.shards,
+                                   .now = std::time(nullptr),
+                                   .local_networks = MOAT_TRY(local_networks(args))};
   auto compiled = MOAT_TRY(firewall::compile(loaded.config, options));
   for (const auto& w : compiled.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   return CompiledNode{std::move(loaded.config), std::move(compiled)};

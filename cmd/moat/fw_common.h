@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/model.h"
@@ -18,9 +19,12 @@ struct FwArgs {
   std::string strategy = "auto";
   std::string netns;
   std::string state_dir = "/run/moat";
+  // --local-network: the node's local networks; empty: detected in `netns` (local_network.h).
+  std::vector<std::string> local_networks;
 };
 
-// Adds --config-root, --node (required) and --shards to `cmd`, bound to `args`.
+// Adds --config-root, --node (required), --shards and --local-network to `cmd`, bound to
+// `args`.
 void add_config_options(CLI::App* cmd, FwArgs& args);
 
 struct CompiledNode {

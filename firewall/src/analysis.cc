@@ -28,7 +28,7 @@ bool is_user_origin(const std::string& origin) { return origin.find(".fw:") != s
 
 // Whether the rule ends the evaluation of its chain for every packet it matches.
 bool is_terminal(const nft::Rule& r) {
-  if (r.limit || !r.vmap.empty()) return false;
+  if (r.limit || r.update || !r.vmap.empty()) return false;
   switch (r.verdict.code) {
     case VerdictCode::Accept:
     case VerdictCode::Drop:

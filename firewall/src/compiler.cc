@@ -200,16 +200,24 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   for (auto& r : blacklist_rules(b, in.config)) input.rules.push_back(std::move(r));
   ct_rules(input);
   if (host.protection_synflood) {
-    // Per-source SYN rate limit is approximated by a global limit here; see docs/firewall.md.
-    nft::Rule syn =
-        rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)}, {});
-    syn.limit = nft::Limit{host.protection_synflood_rate, "second", host.protection_synflood_burst};
-    syn.verdict = {VerdictCode::Return, {}};
-    nft::Chain& sf = chain(t, "synflood");
-    sf.rules = {syn, rule({}, drop(), "protection_synflood")};
-    input.rules.push_back(
-        rule({l4(6), bits_any(Field::TcpFlags, 0x02), bits_any(Field::CtState, nft::kCtNew)},
-             jump("synflood")));
+    // Per source, as pve-firewall's hashlimit: a source sending new SYNs faster than the rate
+    // (after the burst) is dropped, the others are not. Sources are forgotten after 60 s.
+    for (int family : {4, 6}) {
+      std::string name = family == 4 ? "synflood-v4" : "synflood-v6";
+      Field saddr = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+      nft::Set& set = t.sets[name];
+      set = nft::Set{.name = name, .key = {saddr}, .dynamic = true, .timeout_s = 60, .size = 65535};
+      nft::Rule syn = rule({b.family_match(family), l4(6), bits_any(Field::TcpFlags, 0x02),
+                            bits_any(Field::CtState, nft::kCtNew)},
+                           drop(), "protection_synflood");
+      syn.update = nft::SetUpdate{name,
+                                  {saddr},
+                                  nft::Limit{.rate = host.protection_synflood_rate,
+                                             .unit = "second",
+                                             .burst = host.protection_synflood_burst,
+                                             .over = true}};
+      input.rules.push_back(std::move(syn));
+    }
   }
   if (host.nosmurfs) {
     // Smurf sources: broadcast and multicast addresses never send to us (0.0.0.0 may: DHCP).
@@ -253,11 +261,18 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   b.add_rules(t.chains["cluster-in"], cluster.rules, Direction::In, scope);
   input.rules.push_back(rule({}, jump("host-in")));
   input.rules.push_back(rule({}, jump("cluster-in")));
-  if (management != cluster.ipsets.end()) {
-    std::vector<IpRange> extra;
-    if (auto ln = cluster.aliases.find("local_network"); ln != cluster.aliases.end())
-      extra.push_back(ln->second.cidr);
-    auto sets = b.materialize_ipset(management->second, "dc", scope, extra);
+  // Management: members of the `management` ipset plus local_network (the dc alias, else the
+  // detected networks) reach the GUI, SSH, consoles and migration ports (pve-firewall).
+  std::vector<IpRange> local;
+  if (auto ln = cluster.aliases.find("local_network"); ln != cluster.aliases.end())
+    local.push_back(ln->second.cidr);
+  else
+    local = in.options.local_networks;
+  if (management != cluster.ipsets.end() || !local.empty()) {
+    IpSet implicit{.name = "management", .comment = {}, .entries = {}, .where = {}};
+    const IpSet& set = management != cluster.ipsets.end() ? management->second : implicit;
+    auto sets = b.materialize_ipset(set, "dc", scope, local);
+    std::string origin = set.where.line > 0 ? set.where.to_string() : "local_network";
     for (auto [family, name] : sets) {
       Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
       Match ports{{Field::Dport},
@@ -271,7 +286,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
                   0};
       input.rules.push_back(
           rule({b.family_match(family), Match{{f}, Match::Op::In, {}, name, 0}, l4(6), ports},
-               accept(), management->second.where.to_string()));
+               accept(), origin));
     }
   }
   if (!in.config.cluster_peers.empty()) {

@@ -21,7 +21,8 @@ std::vector<SetElement> minus(const std::vector<SetElement>& a, const std::vecto
 }
 
 bool same_definition(const Set& a, const Set& b) {
-  return a.kind == b.kind && a.key == b.key && a.interval == b.interval;
+  return a.kind == b.kind && a.key == b.key && a.interval == b.interval && a.dynamic == b.dynamic &&
+         a.timeout_s == b.timeout_s && a.size == b.size;
 }
 
 Op op(Op::Kind kind, const Table& t, std::string name = {}) {
@@ -34,13 +35,15 @@ Op op(Op::Kind kind, const Table& t, std::string name = {}) {
 }
 
 Set definition_of(const Set& s) {
-  Set d;
-  d.name = s.name;
-  d.kind = s.kind;
-  d.key = s.key;
-  d.interval = s.interval;
-  d.comment = s.comment;
-  return d;
+  return Set{.name = s.name,
+             .kind = s.kind,
+             .key = s.key,
+             .interval = s.interval,
+             .dynamic = s.dynamic,
+             .timeout_s = s.timeout_s,
+             .size = s.size,
+             .elements = {},
+             .comment = s.comment};
 }
 
 struct Phases {

@@ -59,6 +59,12 @@ json::object verdict_json(const Verdict& v) {
   return o;
 }
 
+json::object limit_json(const Limit& l) {
+  json::object o{{"rate", l.rate}, {"unit", l.unit}, {"burst", l.burst}};
+  if (l.over) o["over"] = true;
+  return o;
+}
+
 json::object rule_json(const Rule& r) {
   json::object o;
   json::array matches;
@@ -72,8 +78,11 @@ json::object rule_json(const Rule& r) {
   }
   if (!matches.empty()) o["matches"] = std::move(matches);
   if (r.counter) o["counter"] = true;
-  if (r.limit)
-    o["limit"] = {{"rate", r.limit->rate}, {"unit", r.limit->unit}, {"burst", r.limit->burst}};
+  if (r.limit) o["limit"] = limit_json(*r.limit);
+  if (r.update)
+    o["update"] = {{"set", r.update->set},
+                   {"key", fields_json(r.update->key)},
+                   {"limit", limit_json(r.update->limit)}};
   if (r.log) o["log"] = {{"prefix", r.log->prefix}, {"group", r.log->group}};
   if (r.mark) o["mark"] = {{"and", r.mark->and_mask}, {"xor", r.mark->xor_value}};
   if (!r.vmap.empty()) o["vmap"] = {{"fields", fields_json(r.vmap_fields)}, {"map", r.vmap}};
@@ -137,6 +146,12 @@ struct Reader {
     if (auto* c = o.if_contains("chain")) v.chain = std::string(c->as_string());
     return v;
   }
+  Limit limit(const json::object& x) {
+    Limit l{x.at("rate").to_number<uint64_t>(), std::string(x.at("unit").as_string()),
+            static_cast<uint32_t>(x.at("burst").to_number<uint64_t>())};
+    if (auto* o = x.if_contains("over")) l.over = o->as_bool();
+    return l;
+  }
   Rule rule(const json::object& o) {
     Rule r;
     if (auto* ms = o.if_contains("matches"))
@@ -154,9 +169,10 @@ struct Reader {
         r.matches.push_back(std::move(m));
       }
     if (auto* x = o.if_contains("counter")) r.counter = x->as_bool();
-    if (auto* x = o.if_contains("limit"))
-      r.limit = Limit{x->at("rate").to_number<uint64_t>(), std::string(x->at("unit").as_string()),
-                      static_cast<uint32_t>(x->at("burst").to_number<uint64_t>())};
+    if (auto* x = o.if_contains("limit")) r.limit = limit(x->as_object());
+    if (auto* x = o.if_contains("update"))
+      r.update = SetUpdate{std::string(x->at("set").as_string()), fields(x->at("key")),
+                           limit(x->at("limit").as_object())};
     if (auto* x = o.if_contains("log"))
       r.log = Log{std::string(x->at("prefix").as_string()),
                   static_cast<uint16_t>(x->at("group").to_number<uint64_t>())};
@@ -192,6 +208,9 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
                       {"interval", s.interval},
                       {"elements", std::move(elements)}};
       if (!s.comment.empty()) so["comment"] = s.comment;
+      if (s.dynamic) so["dynamic"] = true;
+      if (s.timeout_s) so["timeout"] = s.timeout_s;
+      if (s.size) so["size"] = s.size;
       sets[name] = std::move(so);
     }
     for (const auto& [name, c] : t.chains) {
@@ -266,6 +285,11 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
         s.key = rd.fields(so.at("key"));
         s.interval = so.at("interval").as_bool();
         if (auto* c = so.if_contains("comment")) s.comment = std::string(c->as_string());
+        if (auto* d = so.if_contains("dynamic")) s.dynamic = d->as_bool();
+        if (auto* d = so.if_contains("timeout"))
+          s.timeout_s = static_cast<uint32_t>(d->to_number<uint64_t>());
+        if (auto* d = so.if_contains("size"))
+          s.size = static_cast<uint32_t>(d->to_number<uint64_t>());
         for (const auto& ev : so.at("elements").as_array()) {
           const auto& eo = ev.as_object();
           SetElement e;

@@ -808,14 +808,27 @@ Status encode_rule(BatchWriter& w, const Op& op) {
 
   for (const Match& m : rule.matches) MOAT_RETURN_IF_ERROR(encode_match(ctx, b, m));
   if (rule.counter) b.add("counter");
-  if (rule.limit) {
-    uint64_t unit = MOAT_TRY(limit_unit_seconds(rule.limit->unit));
-    nftnl_expr* e = b.add("limit");
-    nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, rule.limit->rate);
+  auto set_limit = [](nftnl_expr* e, const Limit& limit) -> Status {
+    uint64_t unit = MOAT_TRY(limit_unit_seconds(limit.unit));
+    nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, limit.rate);
     nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, unit);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, rule.limit->burst);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, limit.burst);
     nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, limit.over ? NFT_LIMIT_F_INV : 0);
+    return {};
+  };
+  if (rule.limit) MOAT_RETURN_IF_ERROR(set_limit(b.add("limit"), *rule.limit));
+  if (rule.update) {
+    uint32_t reg = MOAT_TRY(b.load_key(rule.update->key));
+    Owned<nftnl_expr> limit(nftnl_expr_alloc("limit"));
+    MOAT_RETURN_IF_ERROR(set_limit(limit.get(), rule.update->limit));
+    nftnl_expr* e = b.add("dynset");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, reg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+    nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, rule.update->set.c_str());
+    if (uint32_t id = w.set_id(op.family, op.table, rule.update->set); id != 0)
+      nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, id);
+    nftnl_expr_set(e, NFTNL_EXPR_DYNSET_EXPR, limit.release(), 0);  // e owns it from here
   }
   if (rule.log) {
     nftnl_expr* e = b.add("log");
@@ -915,8 +928,12 @@ Status encode_op(BatchWriter& w, const Op& op) {
       SetShape shape{op.set.key, op.set.kind, op.set.interval};
       MOAT_RETURN_IF_ERROR(check_shape(shape));
       uint32_t id = w.new_set_id(op.family, op.table, op.name);
+      uint32_t flags = op.set.dynamic ? NFT_SET_EVAL | NFT_SET_TIMEOUT : 0;
       Owned<nftnl_set> s =
-          set_definition(op.family, op.table, op.name, shape, id, 0, op.set.comment);
+          set_definition(op.family, op.table, op.name, shape, id, flags, op.set.comment);
+      if (op.set.timeout_s)
+        nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{op.set.timeout_s} * 1000);
+      if (op.set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, op.set.size);
       nlmsghdr* nlh = w.start(NFT_MSG_NEWSET, op.family, NLM_F_CREATE, 1024);
       nftnl_set_nlmsg_build_payload(nlh, s.get());
       w.finish(nlh);

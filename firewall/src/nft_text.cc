@@ -200,13 +200,32 @@ std::string value_text(Field field, const Interval& value) {
   return one_value(field, value.lo) + "-" + one_value(field, value.hi);
 }
 
+namespace {
+
+// Seconds as nft lists them: "1m", "1h30m", "45s".
+std::string duration_text(uint32_t seconds) {
+  std::string out;
+  for (auto [unit, size] : {std::pair{"d", 86400u}, {"h", 3600u}, {"m", 60u}, {"s", 1u}}) {
+    if (seconds >= size) out += std::to_string(seconds / size) + unit;
+    seconds %= size;
+  }
+  return out.empty() ? "0s" : out;
+}
+
+}  // namespace
+
 std::string rule_text(const Rule& rule) {
   std::vector<std::string> parts;
   for (const auto& m : rule.matches) parts.push_back(match_text(m));
   if (rule.counter) parts.push_back("counter");
-  if (rule.limit)
-    parts.push_back(fmt::format("limit rate {}/{} burst {} packets", rule.limit->rate,
-                                rule.limit->unit, rule.limit->burst));
+  auto limit_text = [](const Limit& l) {
+    return fmt::format("limit rate {}{}/{} burst {} packets", l.over ? "over " : "", l.rate, l.unit,
+                       l.burst);
+  };
+  if (rule.limit) parts.push_back(limit_text(*rule.limit));
+  if (rule.update)
+    parts.push_back(fmt::format("update @{} {{ {} {} }}", rule.update->set,
+                                fields_text(rule.update->key), limit_text(rule.update->limit)));
   if (rule.log)
     parts.push_back(
         fmt::format("log prefix \"{}\" group {}", escape(rule.log->prefix), rule.log->group));
@@ -250,7 +269,10 @@ std::string to_nft_text(const Ruleset& ruleset) {
       if (set.kind == Set::Kind::MarkMap) decl += named ? " : mark" : " : meta mark";
       out += fmt::format("\t{} {} {{\n\t\t{}\n", set.kind == Set::Kind::Set ? "set" : "map", name,
                          decl);
+      if (set.size) out += fmt::format("\t\tsize {}\n", set.size);
       if (set.interval) out += "\t\tflags interval\n";
+      if (set.dynamic) out += "\t\tflags dynamic,timeout\n";
+      if (set.timeout_s) out += "\t\ttimeout " + duration_text(set.timeout_s) + "\n";
       if (!set.comment.empty()) out += "\t\tcomment \"" + escape(set.comment) + "\"\n";
       if (!set.elements.empty())
         out += "\t\telements = { " + elements_text(set, set.elements) + " }\n";

@@ -509,10 +509,13 @@ Result<Flow> Evaluator::eval_chain(const nft::Table& t, const nft::Chain& c,
       ok = MOAT_TRY(matches(t, m));
       if (!ok) break;
     }
+    // A `limit rate over` (plain or per set element) is not exceeded by one packet.
+    if ((rule.limit && rule.limit->over) || (rule.update && rule.update->limit.over)) ok = false;
     if (!ok) continue;
     // A verdict map that misses ends as "no match" in the trace: only hits are shown.
     if (rule.vmap.empty()) record(t, c, nft::rule_text(rule));
-    // Statements: a limit passes (the first packet), a log writes nothing that matters here.
+    // Statements: a limit passes (the first packet), a log writes nothing that matters here,
+    // a set update fills a set no rule here reads.
     if (rule.mark) {
       mark_ = (mark_ & rule.mark->and_mask) ^ rule.mark->xor_value;
       mark_decider_ = resolve(rule, c, frames, false);

@@ -5,8 +5,9 @@
 //   expected.nft       nft::to_nft_text of the compiled ruleset
 //   expected.warnings  load and compile warnings, one per line
 //   expected.error     Error::to_string() when loading or compiling fails (instead of the two)
-// An optional `options` file holds `strategy=br-netfilter|bridge-conntrack`, `shards=N` and
-// `now=<unix time>`, one per line; the defaults are br-netfilter, 2 shards and now=0.
+// An optional `options` file holds `strategy=br-netfilter|bridge-conntrack`, `shards=N`,
+// `now=<unix time>` and `local_network=CIDR[,CIDR...]` (the detected local networks), one per
+// line; the defaults are br-netfilter, 2 shards, now=0 and no detected network.
 // MOAT_UPDATE_GOLDEN=1 rewrites the expected files (and removes the ones that no longer apply).
 #include <gtest/gtest.h>
 
@@ -19,6 +20,7 @@
 
 #include "harness/golden.h"
 #include "moat/base/file.h"
+#include "moat/base/ip.h"
 #include "moat/base/strings.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/nft_text.h"
@@ -68,6 +70,12 @@ void read_case_options(const fs::path& dir, CompileOptions& options) {
       options.shards = static_cast<int>(*parse_uint(value));
     } else if (key == "now" && parse_uint(value)) {
       options.now = static_cast<int64_t>(*parse_uint(value));
+    } else if (key == "local_network") {
+      for (auto cidr : split(value, ',')) {
+        auto range = parse_ip_range(trim(cidr));
+        ASSERT_TRUE(range) << "options:" << number << ": " << range.error().to_string();
+        options.local_networks.push_back(*range);
+      }
     } else {
       FAIL() << "options:" << number << ": unknown option '" << line << "'";
     }

@@ -310,6 +310,10 @@ Ruleset feature_ruleset() {
   add({}, VerdictCode::RejectAdminProhibited);
   add({}, VerdictCode::Jump, "from_tap1");
   add({}, VerdictCode::Goto, "from_tap2");
+  t.sets["flood"] = {
+      .name = "flood", .key = {Field::Ip4Saddr}, .dynamic = true, .timeout_s = 60, .size = 65535};
+  add({ipv4()}, VerdictCode::Drop)->update =
+      SetUpdate{"flood", {Field::Ip4Saddr}, Limit{.rate = 5, .burst = 10, .over = true}};
 
   // The ip and ip6 families implement only ICMP(v6) rejects, not ICMPX.
   for (Family f : {Family::Ip, Family::Ip6}) {
@@ -353,6 +357,12 @@ table bridge moatbr {
 	}
 }
 table inet moat {
+	set flood {
+		type ipv4_addr
+		size 65535
+		flags dynamic,timeout
+		timeout 1m
+	}
 	set guest_nets {
 		type ifname . ipv4_addr
 		flags interval
@@ -436,6 +446,7 @@ table inet moat {
 		reject with icmpx admin-prohibited comment "cluster.fw:33"
 		jump from_tap1 comment "cluster.fw:34"
 		goto from_tap2 comment "cluster.fw:35"
+		update @flood { ip saddr limit rate over 5/second burst 10 packets } drop comment "cluster.fw:36"
 	}
 }
 table ip moat4 {

@@ -214,6 +214,13 @@ TEST_F(SimulatorTest, HostInputPolicyDropsAndHostRuleAccepts) {
   EXPECT_EQ(exporter.chain, "host-in");
 }
 
+TEST_F(SimulatorTest, SynfloodLimitIsNotExceededByOnePacket) {
+  host("[OPTIONS]\nenable: 1\nprotection_synflood: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 9100\n");
+  auto o = run({.from = "outside", .to = "host", .protocol = "tcp", .dport = 9100});
+  EXPECT_EQ(o.verdict, V::Accept);
+  EXPECT_EQ(o.decided_by, "nodes/node1/host.fw:6");
+}
+
 TEST_F(SimulatorTest, ManagementIpsetReachesSshButNotOthers) {
   cluster(R"([OPTIONS]
 enable: 1

@@ -37,6 +37,11 @@ struct CompileOptions {
   int shards = 0;
   // Unix time, for cluster `enable: <timestamp>` (the anti-lockout enable, valid 60 s).
   int64_t now = 0;
+  // The node's local networks (detect_local_networks(), an Observed input), used as the
+  // `local_network` alias when cluster.fw defines none. As in pve-firewall, local_network is
+  // always a member of `management` (which exists even when cluster.fw has no such ipset), so
+  // enabling the firewall never locks the operator out of the GUI and SSH from the local net.
+  std::vector<IpRange> local_networks;
 };
 
 inline constexpr int kGuestsPerShard = 500;

@@ -166,7 +166,17 @@ struct Limit {
   uint64_t rate = 1;
   std::string unit = "second";  // second|minute|hour|day
   uint32_t burst = 5;
+  bool over = false;  // `limit rate over`: matches once the rate is exceeded
   friend bool operator==(const Limit&, const Limit&) = default;
+};
+
+// update @set { <key> limit ... }: adds the packet's key to a dynamic set (refreshing its
+// timeout) with a per-element limit; the rule goes on only while that limit matches.
+struct SetUpdate {
+  std::string set;
+  std::vector<Field> key;
+  Limit limit;
+  friend bool operator==(const SetUpdate&, const SetUpdate&) = default;
 };
 
 // meta mark set (meta mark & and_mask) ^ xor_value
@@ -179,6 +189,7 @@ struct MarkSet {
 struct Rule {
   std::vector<Match> matches;
   std::optional<Limit> limit;
+  std::optional<SetUpdate> update;
   std::optional<Log> log;
   std::optional<MarkSet> mark;
   bool counter = false;
@@ -219,6 +230,11 @@ struct Set {
   Kind kind = Kind::Set;
   std::vector<Field> key;  // concatenation when more than one
   bool interval = false;
+  // Filled by the packet path (update statements), not by Moat: `flags dynamic,timeout`,
+  // elements expire after `timeout_s`, at most `size` of them. Moat never lists elements.
+  bool dynamic = false;
+  uint32_t timeout_s = 0;
+  uint32_t size = 0;
   std::vector<SetElement> elements;  // sorted, non-overlapping
   std::string comment;
   friend bool operator==(const Set&, const Set&) = default;

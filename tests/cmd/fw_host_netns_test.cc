@@ -1,0 +1,117 @@
+// `moat fw apply` protecting a node, seen from clients on the node's bridge:
+// - with no management ipset and no local_network alias, the detected local network may reach
+//   SSH and the GUI through a DROP policy (no lockout), other ports stay dropped, and
+//   --local-network overrides the detection;
+// - protection_synflood limits new SYNs per source: a flooding client is dropped while another
+//   client still connects.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "harness/netns.h"
+#include "moat/base/file.h"
+#include "moat/base/subprocess.h"
+
+namespace moat {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TcpOutcome;
+const std::string kMoat = std::string(MOAT_BUILD_DIR) + "/cmd/moat";
+
+// A node with vmbr0 10.77.0.1/24, two clients on it, and a config root for node1.
+class FwHostTest : public testing::NetnsTest {
+ protected:
+  void SetUp() override {
+    testing::NetnsTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    auto n = topo().add_node("node1");
+    ASSERT_TRUE(n) << n.error().to_string();
+    node_ = *n;
+    auto br = topo().add_bridge({.node = node_, .name = "vmbr0", .ipv4 = "10.77.0.1/24"});
+    ASSERT_TRUE(br) << br.error().to_string();
+    for (auto [name, ip] : {std::pair{"a", "10.77.0.5/24"}, {"b", "10.77.0.6/24"}}) {
+      auto g = topo().add_guest({.bridge = *br,
+                                 .name = std::string("client-") + name,
+                                 .port = std::string("cl-") + name,
+                                 .ipv4 = ip});
+      ASSERT_TRUE(g) << g.error().to_string();
+      clients_.push_back(g->ns);
+    }
+    root_ = fs::temp_directory_path() / (topo().prefix() + "-root");
+    fs::create_directories(root_ / "firewall");
+    fs::create_directories(root_ / "nodes/node1");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!root_.empty()) fs::remove_all(root_, ec);
+    testing::NetnsTest::TearDown();
+  }
+
+  void write(const std::string& path, const std::string& text) {
+    ASSERT_TRUE(write_file_atomic(root_ / path, text));
+  }
+  void apply(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {kMoat,
+                                     "fw",
+                                     "apply",
+                                     "--config-root",
+                                     root_.string(),
+                                     "--node",
+                                     "node1",
+                                     "--netns",
+                                     node_.ns,
+                                     "--state-dir",
+                                     (root_ / "state").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = run({.argv = argv});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->exit_code, 0) << r->err;
+  }
+
+  testing::Node node_;
+  std::vector<std::string> clients_;
+  fs::path root_;
+};
+
+TEST_F(FwHostTest, DetectedLocalNetworkReachesManagementPortsOnly) {
+  write("firewall/cluster.fw", "[OPTIONS]\nenable: 1\n");
+  write("nodes/node1/host.fw", "[OPTIONS]\nenable: 1\n");
+  ASSERT_TRUE(topo().listen_tcp(node_.ns, 22));
+  ASSERT_TRUE(topo().listen_tcp(node_.ns, 23));
+  apply();
+  EXPECT_EQ(topo().tcp_connect(clients_[0], "10.77.0.1", 22), TcpOutcome::Connected);
+  EXPECT_EQ(topo().tcp_connect(clients_[0], "10.77.0.1", 23), TcpOutcome::TimedOut);
+
+  // Another local network given explicitly: the clients' network no longer counts.
+  apply({"--local-network", "192.0.2.0/24"});
+  EXPECT_EQ(topo().tcp_connect(clients_[0], "10.77.0.1", 22), TcpOutcome::TimedOut);
+}
+
+TEST_F(FwHostTest, SynFloodFromOneSourceIsDroppedWhileOthersConnect) {
+  write("firewall/cluster.fw", "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 80\n");
+  write("nodes/node1/host.fw",
+        "[OPTIONS]\nenable: 1\nprotection_synflood: 1\nprotection_synflood_rate: 1\n"
+        "protection_synflood_burst: 3\n");
+  ASSERT_TRUE(topo().listen_tcp(node_.ns, 80));
+  apply();
+  // Client a opens connections back to back: the burst passes, then its SYNs are dropped.
+  int connected = 0, dropped = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto outcome = topo().tcp_connect(clients_[0], "10.77.0.1", 80, std::chrono::milliseconds(300));
+    (outcome == TcpOutcome::Connected ? connected : dropped) += 1;
+    EXPECT_NE(outcome, TcpOutcome::Refused);
+  }
+  EXPECT_GE(connected, 3);
+  EXPECT_GE(dropped, 4) << "a flood of 10 SYNs at rate 1/s, burst 3, must be limited";
+  // Client b has its own budget.
+  EXPECT_EQ(topo().tcp_connect(clients_[1], "10.77.0.1", 80), TcpOutcome::Connected);
+  // The kernel keeps one entry per source in the dynamic set.
+  auto listing = topo().exec(node_.ns, {"nft", "list", "set", "inet", "moat", "synflood-v4"});
+  ASSERT_TRUE(listing);
+  EXPECT_NE(listing->out.find("10.77.0.5"), std::string::npos) << listing->out;
+  EXPECT_NE(listing->out.find("10.77.0.6"), std::string::npos) << listing->out;
+}
+
+}  // namespace
+}  // namespace moat
