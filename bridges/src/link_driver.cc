@@ -253,6 +253,7 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
     o.mtu = attr_u32(a[IFLA_MTU]);
     o.up = (ifi->ifi_flags & IFF_UP) != 0;
     o.alias = attr_str(a[IFLA_IFALIAS]);
+    o.group = attr_u32(a[IFLA_GROUP]);
     if (int m = static_cast<int>(attr_u32(a[IFLA_MASTER])); m > 0) master_of[o.index] = m;
     if (int l = static_cast<int>(attr_u32(a[IFLA_LINK])); l > 0 && l != o.index) {
       link_of[o.index] = l;
@@ -691,6 +692,10 @@ class Applier {
         return route(op, i, true);
       case LinkOp::Type::DelRoute:
         return route(op, i, false);
+      case LinkOp::Type::ClearGroup:
+        setlink(op.link, i, ENODEV);
+        mnl_attr_put_u32(pipe_.nlh(), IFLA_GROUP, 0);
+        return pipe_.queue();
     }
     return fail(ErrorCode::Internal, "unknown link operation");
   }

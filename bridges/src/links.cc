@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -444,13 +445,29 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     gone.insert(o.name);
   }
 
+  // Nothing that stays may be in the group the deletes below are carried out through.
+  std::vector<LinkOp> plan;
+  for (const ObservedLink& o : observed.links) {
+    if (o.group != kDeleteGroup || gone.contains(o.name)) continue;
+    LinkOp op;
+    op.type = LinkOp::Type::ClearGroup;
+    op.link = o.name;
+    char group[16];
+    std::snprintf(group, sizeof(group), "0x%x", kDeleteGroup);
+    op.observed = std::string("group ") + group;
+    if (auto w = want.find(o.name); w != want.end()) {
+      op.spec = *w->second;
+      op.line = w->second->line;
+    }
+    plan.push_back(std::move(op));
+  }
+
   // Moat's routes that are not wanted go first (those on deleted links go with them).
   std::set<std::tuple<std::string_view, IpAddress>> wanted_routes;  // (link, gateway)
   for (const LinkSpec& s : desired) {
     for (const IpAddress& g : s.gateways) wanted_routes.emplace(s.name, g);
   }
   std::set<std::tuple<std::string_view, IpAddress>> routes_now;  // default routes that stay
-  std::vector<LinkOp> plan;
   for (const ObservedRoute& r : observed.routes) {
     if (gone.contains(r.link)) continue;
     bool is_default = r.dst.prefix == 0 && r.gateway;
@@ -652,6 +669,8 @@ std::string op_text(const LinkOp& op) {
       return "add route " + route_text(op.address.ip, default_dst(op.address.ip), op.link);
     case LinkOp::Type::DelRoute:
       return "delete route " + route_text(op.route.gateway, op.route.dst, op.route.link);
+    case LinkOp::Type::ClearGroup:
+      return "set " + op.link + " group default";
   }
   return "?";
 }

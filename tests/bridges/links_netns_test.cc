@@ -460,6 +460,21 @@ TEST_F(LinksNetnsTest, RecreatesAChangedVxlanAndMapsAFailedRequestToItsOpAndLine
   auto a = topo().exec(n->ns, {"ip", "-4", "addr", "show", "dev", "br1"});
   ASSERT_TRUE(a);
   EXPECT_NE(a->out.find("192.0.2.1/24"), std::string::npos) << a->out;
+
+  // A link left in the delete group (as by an apply that failed between moving it there and
+  // deleting the group) is taken out, so that the next delete cannot take it along.
+  auto grouped =
+      topo().exec(n->ns, {"ip", "link", "set", "br1", "group", std::to_string(kDeleteGroup)});
+  ASSERT_TRUE(grouped && grouped->exit_code == 0) << (grouped ? grouped->err : "");
+  Planned regroup = plan_for(n->ns, vxlan_file(11, ""));
+  ASSERT_FALSE(regroup.plan.empty());
+  EXPECT_EQ(to_string(regroup.plan[0]), "set br1 group default (kernel has group 0x6d6f6174)");
+  {
+    Status st = apply_text(n->ns, vxlan_file(11, ""));
+    ASSERT_TRUE(st) << st.error().to_string();
+  }
+  EXPECT_NE(link(n->ns, "br1").find("group default"), std::string::npos) << link(n->ns, "br1");
+  EXPECT_EQ(to_string(plan_for(n->ns, vxlan_file(11, "")).plan), "(no changes)\n");
 }
 
 // Applies `text` to a fresh node; on a kernel without the link kind, checks that the failure

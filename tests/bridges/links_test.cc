@@ -142,6 +142,9 @@ void fake_apply(Observed& o, const std::vector<LinkOp>& plan) {
       case LinkOp::Type::DelRoute:
         std::erase(o.routes, op.route);
         break;
+      case LinkOp::Type::ClearGroup:
+        get(op.link).group = 0;
+        break;
     }
   }
   std::sort(o.links.begin(), o.links.end(),
@@ -607,6 +610,26 @@ TEST(PlanLinks, GatewaysBecomeDefaultRoutesAndOnlyMoatsRoutesAreRemoved) {
             std::vector<std::string>{"delete route default via 192.168.1.1 dev vmbr0"});
   fake_apply(o, plan);
   EXPECT_EQ(o.routes.size(), 1u);
+}
+
+TEST(PlanLinks, LinksLeftInTheDeleteGroupAreTakenOutUnlessThePlanDeletesThem) {
+  Observed o = fresh_node();
+  std::vector<LinkSpec> desired = compile(kNode);
+  fake_apply(o, plan_links(o, desired));
+  o.links.push_back({.name = "old0", .kind = "bridge", .alias = "moat"});
+  std::sort(o.links.begin(), o.links.end(),
+            [](const ObservedLink& a, const ObservedLink& b) { return a.name < b.name; });
+  for (ObservedLink& l : o.links) {
+    if (l.name == "vmbr0" || l.name == "ul0" || l.name == "old0") l.group = kDeleteGroup;
+  }
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  EXPECT_EQ(lines(plan), (std::vector<std::string>{
+                             "set ul0 group default (kernel has group 0x6d6f6174)",
+                             "set vmbr0 group default (kernel has group 0x6d6f6174)",
+                             "delete link old0",
+                         }));
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
 }
 
 }  // namespace

@@ -130,6 +130,7 @@ struct ObservedLink {
   uint32_t mtu = 0;
   bool up = false;                     // IFF_UP
   std::string alias;                   // ifalias; kOwnedAlias when Moat created it
+  uint32_t group = 0;                  // IFLA_GROUP; kDeleteGroup only inside an apply
   std::vector<LinkAddress> addresses;  // sorted
   std::optional<VxlanSpec> vxlan;      // id, local, remote, dstport when kind is "vxlan"
   std::optional<BridgeSpec> bridge;    // when kind is "bridge"
@@ -175,6 +176,9 @@ struct LinkOp {
     DelFdb,      // address.ip
     AddRoute,    // address.ip: a default route via this gateway on `link`, kRouteProtocol
     DelRoute,    // route: a route of Moat's that is no longer wanted
+    // Back to the default link group: a link left in kDeleteGroup (by an apply that failed
+    // between moving it there and deleting the group) that this plan does not delete.
+    ClearGroup,
   };
   Type type = Type::Create;
   std::string link;
@@ -202,7 +206,8 @@ std::string to_string(const LinkOp& op);
 // True for guest ports (tap*, veth*, fwpr*, fwln*): never detached, moved or deleted by a plan.
 bool is_guest_port(std::string_view name);
 
-// The operations that turn `observed` into `desired`, in the order they must run: deletes of
+// The operations that turn `observed` into `desired`, in the order they must run: links this
+// plan keeps are taken out of kDeleteGroup, then deletes of
 // owned links that are not desired (or whose kind or VXLAN parameters changed; ports of a
 // deleted master are released first when they are desired elsewhere), then creates in
 // dependency order (bridges and bonds before their ports, VXLAN underlays and VLAN parents
