@@ -2,16 +2,10 @@
 // userspace datapath inside a private network namespace). Each test starts its own daemons in
 // a fresh temporary directory and TearDown stops them by pid and removes everything, also
 // after a failed assertion.
-#include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -20,7 +14,7 @@
 
 #include <boost/json.hpp>
 
-#include "harness/netns.h"
+#include "bridges/ovs_fixture.h"
 #include "moat/base/subprocess.h"
 #include "moat/bridges/ovsdb.h"
 
@@ -31,28 +25,14 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace ovsdb_ops;
+using testing::eventually;
 
 constexpr std::string_view kDb = "Open_vSwitch";
-constexpr const char* kSchema = "/usr/share/openvswitch/vswitch.ovsschema";
 
-// True once `pid` has exited (a zombie nobody reaps counts as exited).
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return true;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  std::size_t paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z';
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
+// `ovs-vsctl init`: the one Open_vSwitch row everything hangs from.
+void init_root(OvsdbClient& client) {
+  auto r = client.transact(kDb, json::array{insert("Open_vSwitch", {})});
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
 }
 
 // Ops that add bridge `name` (netdev datapath, with its own internal port) and attach it to
@@ -72,90 +52,7 @@ json::array add_bridge_ops(const std::string& name) {
   return ops;
 }
 
-class OvsdbSystemTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    MOAT_REQUIRE_NETNS();
-    for (const char* tool : {"/usr/sbin/ovsdb-server", "/usr/bin/ovsdb-tool", kSchema}) {
-      if (!fs::exists(tool)) {
-        if (testing::netns_required_by_ci()) GTEST_FAIL() << tool << " missing, CI=true";
-        GTEST_SKIP() << tool << " missing (scripts/install-deps installs openvswitch-switch)";
-      }
-    }
-    char tmpl[] = "/tmp/moat-ovsdb-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // The daemons and any ovs-* tool put their run files here, never in /run/openvswitch.
-    ::setenv("OVS_RUNDIR", dir_.c_str(), 1);
-    ::setenv("OVS_LOGDIR", dir_.c_str(), 1);
-    ::setenv("OVS_DBDIR", dir_.c_str(), 1);
-    must_run({"ovsdb-tool", "create", dir_ + "/conf.db", kSchema});
-    start_ovsdb_server();
-  }
-
-  void TearDown() override {
-    if (dir_.empty()) return;
-    stop(dir_ + "/ovs-vswitchd.pid");
-    stop(dir_ + "/ovsdb-server.pid");
-    if (!netns_.empty()) run({.argv = {"ip", "netns", "del", netns_}});
-    if (HasFailure()) {
-      for (const char* log : {"ovsdb-server.log", "ovs-vswitchd.log"}) {
-        std::ifstream in(dir_ + "/" + log);
-        if (in)
-          std::fprintf(stderr, "--- %s ---\n%s\n", log,
-                       std::string(std::istreambuf_iterator<char>(in), {}).c_str());
-      }
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string db_target() const { return "unix:" + dir_ + "/db.sock"; }
-
-  void must_run(std::vector<std::string> argv) {
-    Result<RunResult> r = run({.argv = argv});
-    ASSERT_TRUE(r.has_value()) << r.error().to_string();
-    ASSERT_EQ(r->exit_code, 0) << argv[0] << ": " << r->err;
-  }
-
-  void start_ovsdb_server() {
-    must_run({"ovsdb-server", dir_ + "/conf.db", "--remote=punix:" + dir_ + "/db.sock",
-              "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-              "--pidfile=" + dir_ + "/ovsdb-server.pid", "--unixctl=" + dir_ + "/ovsdb-server.ctl",
-              "--log-file=" + dir_ + "/ovsdb-server.log", "--detach", "--no-chdir"});
-  }
-
-  void start_vswitchd() {
-    netns_ = "mto" + std::to_string(::getpid());
-    must_run({"ip", "netns", "add", netns_});
-    must_run({"ip", "netns", "exec", netns_, "ovs-vswitchd", db_target(),
-              "--pidfile=" + dir_ + "/ovs-vswitchd.pid", "--unixctl=" + dir_ + "/ovs-vswitchd.ctl",
-              "--log-file=" + dir_ + "/ovs-vswitchd.log", "--detach", "--no-chdir"});
-  }
-
-  // SIGTERM, then SIGKILL after 5 s; waits until the process is gone.
-  static void stop(const std::string& pidfile) {
-    std::ifstream in(pidfile);
-    pid_t pid = 0;
-    if (!(in >> pid) || pid <= 1) return;
-    if (::kill(pid, SIGTERM) != 0) return;
-    if (!eventually([&] { return process_gone(pid); }, 5s)) {
-      ::kill(pid, SIGKILL);
-      eventually([&] { return process_gone(pid); }, 5s);
-    }
-    std::error_code ec;
-    fs::remove(pidfile, ec);
-  }
-
-  // `ovs-vsctl init`: the one Open_vSwitch row everything hangs from.
-  void init_root(OvsdbClient& client) {
-    auto r = client.transact(kDb, json::array{insert("Open_vSwitch", {})});
-    ASSERT_TRUE(r.has_value()) << r.error().to_string();
-  }
-
-  std::string dir_;
-  std::string netns_;
-};
+class OvsdbSystemTest : public testing::OvsDaemonTest {};
 
 TEST_F(OvsdbSystemTest, TransactInsertsBridgePortInterfaceAndSelectReadsThemBack) {
   OvsdbClient client;
