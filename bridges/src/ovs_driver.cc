@@ -339,7 +339,30 @@ Result<OvsApplyReport> apply_ovs(const OvsApplyRequest& request) {
   auto committed = Clock::now();
   if (!results) {
     Error e = std::move(results).error();
+    if (e.message().find("for index on column") != std::string::npos) {
+      // A name clash with a row Moat does not own (ovsdb-server calls it a constraint
+      // violation).
+      Error clash(ErrorCode::AlreadyExists, e.message());
+      for (const std::string& c : e.context()) clash.add_context(c);
+      e = std::move(clash);
+    }
     std::optional<size_t> failed = failed_operation(e);
+    if (!failed || *failed >= plan_index.size()) {
+      // A commit failure (e.g. a name already taken by a row Moat does not own) quotes the
+      // offending value: the first plan operation about that name is the one to blame.
+      for (size_t i = 0; i < request.plan.size() && !failed; ++i) {
+        const OvsOp& op = request.plan[i];
+        std::vector<std::string> names = {op.name};
+        for (const auto& member : op.port_spec.interfaces) names.push_back(member.name);
+        for (const std::string& n : names) {
+          if (!n.empty() && (e.message().find("\"" + n + "\"") != std::string::npos ||
+                             e.message().find("(" + n + ")") != std::string::npos)) {
+            failed = std::find(plan_index.begin(), plan_index.end(), i) - plan_index.begin();
+            break;
+          }
+        }
+      }
+    }
     if (failed && *failed < plan_index.size()) {
       const OvsOp& op = request.plan[plan_index[*failed]];
       e.add_context("plan operation " + std::to_string(plan_index[*failed] + 1) + " (" +

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -215,6 +216,32 @@ TEST_F(OvsSystemTest, PortMovesOffABridgeThatIsDeletedInTheSameTransaction) {
       "1. delete bridge brB\n2. update port pb: bridge brB -> brA\n");
   EXPECT_EQ(replan(), "(no changes)\n");
   EXPECT_TRUE(talks(ga, "10.5.0.2"));
+}
+
+TEST_F(OvsSystemTest, AConflictFailsTheWholeTransactionAtTheStanzasLine) {
+  apply(bridge("vmbr0", "p1") + port("p1", "vmbr0", "tag=10"));
+  // Someone else's bond already has an interface named eth7.
+  auto other = vsctl({"add-br", "other", "--", "set", "Bridge", "other", "datapath_type=netdev",
+                      "--", "add-bond", "other", "x", "eth7", "eth8"});
+  ASSERT_TRUE(other && other->exit_code == 0) << (other ? other->err : "");
+
+  auto file = parse_interfaces(
+      bridge("vmbr0", "p1 eth7") + port("p1", "vmbr0", "tag=20") + port("eth7", "vmbr0", ""),
+      "interfaces");
+  ASSERT_TRUE(file) << file.error().to_string();
+  auto desired = compile_ovs({.file = &*file, .datapath = OvsDatapath::Netdev});
+  ASSERT_TRUE(desired) << desired.error().to_string();
+  std::vector<OvsOp> plan = plan_now(*desired);
+  ASSERT_EQ(to_string(plan), "1. create port eth7 on vmbr0\n2. update port p1: tag 10 -> 20\n");
+  auto r = apply_ovs({.client = &*client_, .plan = plan, .file = "interfaces"});
+  ASSERT_FALSE(r);
+  std::printf("apply error: %s\n", r.error().to_string().c_str());
+  EXPECT_EQ(r.error().code(), ErrorCode::AlreadyExists);
+  ASSERT_TRUE(r.error().where());
+  EXPECT_EQ(r.error().where()->to_string(), "interfaces:13");
+  EXPECT_NE(r.error().to_string().find("create port eth7 on vmbr0"), std::string::npos);
+  // All or nothing: p1 kept its tag.
+  EXPECT_EQ(to_string(plan_now(*desired)), to_string(plan));
 }
 
 }  // namespace
