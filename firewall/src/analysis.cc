@@ -69,7 +69,9 @@ std::string verdict_name(const nft::Verdict& v) {
 
 // Whether byte-wise order of the field's values is its numeric order, so that ranges and
 // containment mean what they say. Mark and ct state are host-order integers.
-bool ordered(Field f) { return f != Field::Mark && f != Field::CtState; }
+bool ordered(Field f) {
+  return f != Field::Mark && f != Field::CtState && f != Field::FibSaddrType;
+}
 
 // Sorts and merges overlapping or adjacent intervals.
 Values normalize(Values v) {

@@ -220,18 +220,26 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     }
   }
   if (host.nosmurfs) {
-    // Smurf sources: broadcast and multicast addresses never send to us (0.0.0.0 may: DHCP).
-    // Subnet-directed broadcast sources need the routing table (fib), not done here.
-    std::vector<nft::Interval> smurfs = {detail::to_interval(*parse_ip_range("224.0.0.0/4")),
-                                         detail::to_interval(*parse_ip_range("255.255.255.255"))};
-    std::vector<Match> m = {b.family_match(4),
-                            Match{{Field::Ip4Saddr}, Match::Op::In, smurfs, {}, 0}};
-    if (host.smurf_log_level != LogLevel::Nolog) {
-      nft::Rule log = b.log_rule(0, host.smurf_log_level, "smurfs", "DROP");
-      log.matches = m;
-      input.rules.push_back(log);
+    // Smurf sources (pve-firewall's PVEFW-smurfs): whatever the routing table calls a broadcast
+    // address (255.255.255.255 and the node's subnet broadcasts; 0.0.0.0 may send: DHCP), and
+    // multicast sources.
+    Match not_zero{{Field::Ip4Saddr}, Match::Op::Neq, {nft::single(nft::Bytes(4, 0))}, {}, 0};
+    Match multicast{{Field::Ip4Saddr},
+                    Match::Op::Eq,
+                    {detail::to_interval(*parse_ip_range("224.0.0.0/4"))},
+                    {},
+                    0};
+    for (auto& m :
+         std::vector<std::vector<Match>>{{b.family_match(4), not_zero,
+                                          eq(Field::FibSaddrType, nft::host32(nft::kRtnBroadcast))},
+                                         {b.family_match(4), multicast}}) {
+      if (host.smurf_log_level != LogLevel::Nolog) {
+        nft::Rule log = b.log_rule(0, host.smurf_log_level, "smurfs", "DROP");
+        log.matches = m;
+        input.rules.push_back(log);
+      }
+      input.rules.push_back(rule(m, drop(), "nosmurfs"));
     }
-    input.rules.push_back(rule(m, drop(), "nosmurfs"));
   }
   if (host.tcpflags) {
     // Flag combinations no TCP stack sends (as pve-firewall's PVEFW-tcpflags): xmas, null,

@@ -57,6 +57,7 @@ size_t field_size(Field f) {
       return 2;
     case Field::Mark:
     case Field::CtState:
+    case Field::FibSaddrType:
     case Field::Ip4Saddr:
     case Field::Ip4Daddr:
     case Field::ArpSip:
@@ -120,6 +121,8 @@ const char* field_expr(Field f) {
       return "arp daddr ip";
     case Field::TcpFlags:
       return "tcp flags";
+    case Field::FibSaddrType:
+      return "fib saddr type";
   }
   return "?";
 }

@@ -69,6 +69,7 @@ enum NftType : uint32_t {
   kTypeIcmpCode = 32,
   kTypeIcmpv6Code = 33,
   kTypeIfname = 41,
+  kTypeFibAddrtype = 38,
 };
 constexpr uint32_t kTypeBits = 6;  // nft's TYPE_BITS, for concatenated key types
 
@@ -78,9 +79,9 @@ constexpr uint32_t kByteorderHost = 1;
 constexpr uint32_t kByteorderBig = 2;
 
 struct FieldInfo {
-  enum class Source { Meta, Ct, Payload };
+  enum class Source { Meta, Ct, Payload, Fib };
   Source source = Source::Meta;
-  uint32_t key = 0;  // NFT_META_*, NFT_CT_* or NFT_PAYLOAD_*_HEADER
+  uint32_t key = 0;  // NFT_META_*, NFT_CT_*, NFT_PAYLOAD_*_HEADER or NFTA_FIB_F_* flags
   uint32_t offset = 0;
   uint32_t type = 0;
   uint32_t byteorder = kByteorderInvalid;
@@ -138,6 +139,8 @@ FieldInfo info(Field f) {
       return {S::Payload, NFT_PAYLOAD_NETWORK_HEADER, 24, kTypeIpaddr, kByteorderBig};
     case Field::TcpFlags:
       return {S::Payload, NFT_PAYLOAD_TRANSPORT_HEADER, 13, kTypeTcpFlag, kByteorderBig};
+    case Field::FibSaddrType:
+      return {S::Fib, NFTA_FIB_F_SADDR, 0, kTypeFibAddrtype, kByteorderHost, true};
   }
   return {};
 }
@@ -251,6 +254,12 @@ class RuleBuilder {
         nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, fi.offset);
         nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, static_cast<uint32_t>(field_size(f)));
         nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg);
+        break;
+      case FieldInfo::Source::Fib:
+        e = add("fib");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, fi.key);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, reg);
         break;
     }
   }

@@ -88,6 +88,13 @@ std::string one_value(Field field, const Bytes& v) {
       return hex_bytes(v, ':');
     case Field::TcpFlags:
       return fmt::format("0x{:02x}", v[0]);
+    case Field::FibSaddrType: {
+      static constexpr const char* kTypes[] = {"unspec",   "unicast",   "local",     "broadcast",
+                                               "anycast",  "multicast", "blackhole", "unreachable",
+                                               "prohibit", "throw",     "nat",       "xresolve"};
+      uint32_t type = read_host32(v);
+      return type < std::size(kTypes) ? kTypes[type] : std::to_string(type);
+    }
     default:
       return std::to_string(read_be(v));
   }

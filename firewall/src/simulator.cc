@@ -306,6 +306,20 @@ Result<std::map<Field, Bytes>> build_headers(const Packet& p, const Endpoint& fr
     return fail(ErrorCode::InvalidArgument, "an icmp type needs protocol icmp or icmpv6");
   }
   if (*proto == 6) h[Field::TcpFlags] = nft::u8(0x02);  // the first packet: SYN
+  // The source's address type as the node's routing table would say: the simulator knows the
+  // limited broadcast and multicast, not the node's subnet broadcasts.
+  uint32_t type = nft::kRtnUnicast;
+  if (family == 4) {
+    bool all_zero =
+        src.bytes[0] == 0 && src.bytes[1] == 0 && src.bytes[2] == 0 && src.bytes[3] == 0;
+    bool all_one =
+        src.bytes[0] == 255 && src.bytes[1] == 255 && src.bytes[2] == 255 && src.bytes[3] == 255;
+    if (all_zero || all_one) type = nft::kRtnBroadcast;
+    if ((src.bytes[0] & 0xf0) == 0xe0) type = nft::kRtnMulticast;
+  } else if (src.bytes[0] == 0xff) {
+    type = nft::kRtnMulticast;
+  }
+  h[Field::FibSaddrType] = nft::host32(type);
   return h;
 }
 
@@ -313,8 +327,8 @@ Result<std::map<Field, Bytes>> build_headers(const Packet& p, const Endpoint& fr
 
 // Values are compared as big-endian numbers; meta mark and ct state are host order in the IR.
 Bytes ordered(Field f, Bytes b) {
-  if ((f == Field::Mark || f == Field::CtState) && std::endian::native == std::endian::little)
-    std::reverse(b.begin(), b.end());
+  bool host_order = f == Field::Mark || f == Field::CtState || f == Field::FibSaddrType;
+  if (host_order && std::endian::native == std::endian::little) std::reverse(b.begin(), b.end());
   return b;
 }
 

@@ -310,6 +310,7 @@ Ruleset feature_ruleset() {
   add({}, VerdictCode::RejectAdminProhibited);
   add({}, VerdictCode::Jump, "from_tap1");
   add({}, VerdictCode::Goto, "from_tap2");
+  add({ipv4(), eq(Field::FibSaddrType, host32(kRtnBroadcast))}, VerdictCode::Drop);
   t.sets["flood"] = {
       .name = "flood", .key = {Field::Ip4Saddr}, .dynamic = true, .timeout_s = 60, .size = 65535};
   add({ipv4()}, VerdictCode::Drop)->update =
@@ -446,7 +447,8 @@ table inet moat {
 		reject with icmpx admin-prohibited comment "cluster.fw:33"
 		jump from_tap1 comment "cluster.fw:34"
 		goto from_tap2 comment "cluster.fw:35"
-		update @flood { ip saddr limit rate over 5/second burst 10 packets } drop comment "cluster.fw:36"
+		meta nfproto ipv4 fib saddr type broadcast drop comment "cluster.fw:36"
+		update @flood { ip saddr limit rate over 5/second burst 10 packets } drop comment "cluster.fw:37"
 	}
 }
 table ip moat4 {

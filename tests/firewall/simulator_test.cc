@@ -221,6 +221,21 @@ TEST_F(SimulatorTest, SynfloodLimitIsNotExceededByOnePacket) {
   EXPECT_EQ(o.decided_by, "nodes/node1/host.fw:6");
 }
 
+TEST_F(SimulatorTest, SmurfSourcesAreDroppedButDhcpClientsPass) {
+  host("[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p udp -dport 67\n");
+  Packet p{.from = "outside", .to = "host", .protocol = "udp", .dport = 67};
+  p.source = ip("255.255.255.255");
+  auto bcast = run(p);
+  EXPECT_EQ(bcast.verdict, V::Drop);
+  EXPECT_EQ(bcast.decided_by, "nosmurfs");
+  p.source = ip("239.1.2.3");
+  EXPECT_EQ(run(p).decided_by, "nosmurfs");
+  p.source = ip("0.0.0.0");
+  EXPECT_EQ(run(p).verdict, V::Accept);
+  p.source = ip("192.0.2.9");
+  EXPECT_EQ(run(p).verdict, V::Accept);
+}
+
 TEST_F(SimulatorTest, ManagementIpsetReachesSshButNotOthers) {
   cluster(R"([OPTIONS]
 enable: 1

@@ -31,30 +31,37 @@ const char* to_string(Hook h);    // "prerouting", ...
 // The packet fields rules match on. Values are byte strings: network byte order for header
 // fields, host order for meta mark and ct state, NUL-padded names for interfaces.
 enum class Field : uint8_t {
-  Iifname,     // meta iifname (16 bytes)
-  Oifname,     // meta oifname (16 bytes)
-  L4proto,     // meta l4proto (1)
-  Nfproto,     // meta nfproto (1): 2 = ipv4, 10 = ipv6
-  Protocol,    // meta protocol, the ethertype (2)
-  Mark,        // meta mark (4, host order)
-  CtState,     // ct state bitmask (4, host order)
-  Ip4Saddr,    // ip saddr (4)
-  Ip4Daddr,    // ip daddr (4)
-  Ip6Saddr,    // ip6 saddr (16)
-  Ip6Daddr,    // ip6 daddr (16)
-  Sport,       // th sport (2)
-  Dport,       // th dport (2)
-  IcmpType,    // icmp type (1)
-  IcmpCode,    // icmp code (1)
-  Icmp6Type,   // icmpv6 type (1)
-  Icmp6Code,   // icmpv6 code (1)
-  EtherSaddr,  // ether saddr (6)
-  ArpOp,       // arp operation (2)
-  ArpSha,      // arp saddr ether (6)
-  ArpSip,      // arp saddr ip (4)
-  ArpTip,      // arp daddr ip (4)
-  TcpFlags,    // tcp flags (1)
+  Iifname,       // meta iifname (16 bytes)
+  Oifname,       // meta oifname (16 bytes)
+  L4proto,       // meta l4proto (1)
+  Nfproto,       // meta nfproto (1): 2 = ipv4, 10 = ipv6
+  Protocol,      // meta protocol, the ethertype (2)
+  Mark,          // meta mark (4, host order)
+  CtState,       // ct state bitmask (4, host order)
+  Ip4Saddr,      // ip saddr (4)
+  Ip4Daddr,      // ip daddr (4)
+  Ip6Saddr,      // ip6 saddr (16)
+  Ip6Daddr,      // ip6 daddr (16)
+  Sport,         // th sport (2)
+  Dport,         // th dport (2)
+  IcmpType,      // icmp type (1)
+  IcmpCode,      // icmp code (1)
+  Icmp6Type,     // icmpv6 type (1)
+  Icmp6Code,     // icmpv6 code (1)
+  EtherSaddr,    // ether saddr (6)
+  ArpOp,         // arp operation (2)
+  ArpSha,        // arp saddr ether (6)
+  ArpSip,        // arp saddr ip (4)
+  ArpTip,        // arp daddr ip (4)
+  TcpFlags,      // tcp flags (1)
+  FibSaddrType,  // fib saddr type (4, host order): the routing table's type of the source
+                 // address (RTN_UNICAST 1, RTN_LOCAL 2, RTN_BROADCAST 3, RTN_MULTICAST 5, ...)
 };
+
+// fib ... type values (the kernel's RTN_*).
+inline constexpr uint32_t kRtnUnicast = 1;
+inline constexpr uint32_t kRtnBroadcast = 3;
+inline constexpr uint32_t kRtnMulticast = 5;
 
 size_t field_size(Field f);
 // The nft expression text of the field ("meta iifname", "ip saddr", "th dport", ...).
