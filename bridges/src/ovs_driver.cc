@@ -1,8 +1,12 @@
-// observe_ovs() and apply_ovs(): the OVSDB side of ovs.h, through OvsdbClient. The transaction
-// builder ovs_transaction() is pure.
+// observe_ovs(), OvsMonitor and apply_ovs(): the OVSDB side of ovs.h, through OvsdbClient. The
+// transaction builder ovs_transaction() is pure.
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include <boost/json.hpp>
 
@@ -245,49 +249,59 @@ std::optional<size_t> failed_operation(const Error& e) {
 
 }  // namespace
 
-Result<OvsObserved> observe_ovs(OvsdbClient& client) {
-  json::array ops{
-      select("Open_vSwitch", {}, {"_uuid", "next_cfg", "cur_cfg"}),
-      select("Bridge", {}, {"_uuid", "name", "datapath_type", "ports", "external_ids"}),
-      select("Port", {},
-             {"_uuid", "name", "interfaces", "tag", "trunks", "vlan_mode", "bond_mode", "lacp",
-              "bond_updelay", "bond_downdelay", "other_config", "external_ids"}),
-      select("Interface", {},
-             {"_uuid", "name", "type", "mtu_request", "external_ids", "error", "ofport"})};
-  json::array results = MOAT_TRY(client.transact(names::kOvsDatabase, ops));
+namespace {
+
+// The tables and columns plan_ovs() needs, in the order decode() takes them.
+struct TableColumns {
+  const char* table;
+  std::vector<std::string> columns;
+};
+const std::array<TableColumns, 4>& observed_tables() {
+  static const std::array<TableColumns, 4> tables{{
+      {"Open_vSwitch", {"next_cfg", "cur_cfg"}},
+      {"Bridge", {"name", "datapath_type", "ports", "external_ids"}},
+      {"Port",
+       {"name", "interfaces", "tag", "trunks", "vlan_mode", "bond_mode", "lacp", "bond_updelay",
+        "bond_downdelay", "other_config", "external_ids"}},
+      {"Interface", {"name", "type", "mtu_request", "external_ids", "error", "ofport"}},
+  }};
+  return tables;
+}
+
+// Rows of each table of observed_tables(), each with its "_uuid".
+using TableRows = std::array<std::vector<const json::object*>, 4>;
+
+OvsObserved decode(const TableRows& tables) {
   OvsObserved out;
-  for (const json::value& v : rows_of(results, 0)) {
-    const json::object& row = v.as_object();
-    out.root_uuid = uuid_of(row.at("_uuid"));
-    out.next_cfg = int_of(row, "next_cfg").value_or(0);
-    out.cur_cfg = int_of(row, "cur_cfg").value_or(0);
+  for (const json::object* row : tables[0]) {
+    out.root_uuid = uuid_of(row->at("_uuid"));
+    out.next_cfg = int_of(*row, "next_cfg").value_or(0);
+    out.cur_cfg = int_of(*row, "cur_cfg").value_or(0);
   }
   std::map<std::string, std::string> bridge_of_port;
-  for (const json::value& v : rows_of(results, 1)) {
-    const json::object& row = v.as_object();
-    ObservedOvsBridge b{.uuid = uuid_of(row.at("_uuid")),
-                        .name = string_of(row, "name"),
-                        .datapath_type = string_of(row, "datapath_type"),
-                        .ports = uuids_of(row, "ports"),
-                        .owned = owned(row)};
+  for (const json::object* row : tables[1]) {
+    ObservedOvsBridge b{.uuid = uuid_of(row->at("_uuid")),
+                        .name = string_of(*row, "name"),
+                        .datapath_type = string_of(*row, "datapath_type"),
+                        .ports = uuids_of(*row, "ports"),
+                        .owned = owned(*row)};
     for (const std::string& p : b.ports) bridge_of_port[p] = b.name;
     out.bridges.push_back(std::move(b));
   }
-  for (const json::value& v : rows_of(results, 2)) {
-    const json::object& row = v.as_object();
-    ObservedOvsPort p{.uuid = uuid_of(row.at("_uuid")),
-                      .name = string_of(row, "name"),
-                      .interfaces = uuids_of(row, "interfaces"),
-                      .tag = uint_of(row, "tag"),
-                      .vlan_mode = string_of(row, "vlan_mode"),
-                      .bond_mode = string_of(row, "bond_mode"),
-                      .lacp = string_of(row, "lacp"),
-                      .bond_updelay = uint_of(row, "bond_updelay"),
-                      .bond_downdelay = uint_of(row, "bond_downdelay"),
-                      .other_config = map_of(row, "other_config"),
-                      .owned = owned(row)};
+  for (const json::object* row : tables[2]) {
+    ObservedOvsPort p{.uuid = uuid_of(row->at("_uuid")),
+                      .name = string_of(*row, "name"),
+                      .interfaces = uuids_of(*row, "interfaces"),
+                      .tag = uint_of(*row, "tag"),
+                      .vlan_mode = string_of(*row, "vlan_mode"),
+                      .bond_mode = string_of(*row, "bond_mode"),
+                      .lacp = string_of(*row, "lacp"),
+                      .bond_updelay = uint_of(*row, "bond_updelay"),
+                      .bond_downdelay = uint_of(*row, "bond_downdelay"),
+                      .other_config = map_of(*row, "other_config"),
+                      .owned = owned(*row)};
     if (auto it = bridge_of_port.find(p.uuid); it != bridge_of_port.end()) p.bridge = it->second;
-    for (const json::value* t : elements(row.if_contains("trunks"))) {
+    for (const json::value* t : elements(row->if_contains("trunks"))) {
       if (t->is_int64()) p.trunks.push_back(static_cast<uint32_t>(t->as_int64()));
     }
     std::sort(p.trunks.begin(), p.trunks.end());
@@ -295,21 +309,87 @@ Result<OvsObserved> observe_ovs(OvsdbClient& client) {
     if (p.bond_downdelay == 0u) p.bond_downdelay.reset();
     out.ports.push_back(std::move(p));
   }
-  for (const json::value& v : rows_of(results, 3)) {
-    const json::object& row = v.as_object();
-    out.interfaces.push_back({.uuid = uuid_of(row.at("_uuid")),
-                              .name = string_of(row, "name"),
-                              .type = string_of(row, "type"),
-                              .mtu_request = uint_of(row, "mtu_request"),
-                              .owned = owned(row),
-                              .error = string_of(row, "error"),
-                              .ofport = int_of(row, "ofport")});
+  for (const json::object* row : tables[3]) {
+    out.interfaces.push_back({.uuid = uuid_of(row->at("_uuid")),
+                              .name = string_of(*row, "name"),
+                              .type = string_of(*row, "type"),
+                              .mtu_request = uint_of(*row, "mtu_request"),
+                              .owned = owned(*row),
+                              .error = string_of(*row, "error"),
+                              .ofport = int_of(*row, "ofport")});
   }
   auto by_name = [](const auto& a, const auto& b) { return a.name < b.name; };
   std::sort(out.bridges.begin(), out.bridges.end(), by_name);
   std::sort(out.ports.begin(), out.ports.end(), by_name);
   std::sort(out.interfaces.begin(), out.interfaces.end(), by_name);
   return out;
+}
+
+}  // namespace
+
+Result<OvsObserved> observe_ovs(OvsdbClient& client) {
+  json::array ops;
+  for (const TableColumns& t : observed_tables()) {
+    std::vector<std::string> columns = t.columns;
+    columns.push_back("_uuid");
+    ops.push_back(select(t.table, {}, std::move(columns)));
+  }
+  json::array results = MOAT_TRY(client.transact(names::kOvsDatabase, ops));
+  TableRows tables;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    for (const json::value& v : rows_of(results, t)) tables[t].push_back(&v.as_object());
+  }
+  return decode(tables);
+}
+
+// The monitor's copy: table index -> uuid -> row (with "_uuid" added).
+struct OvsMonitor::State {
+  mutable std::mutex mu;
+  std::array<std::map<std::string, json::object>, 4> rows;
+
+  void apply(const json::object& updates, bool initial) {
+    std::lock_guard lock(mu);
+    if (initial) {
+      for (auto& table : rows) table.clear();
+    }
+    for (size_t t = 0; t < rows.size(); ++t) {
+      const json::value* table = updates.if_contains(observed_tables()[t].table);
+      if (!table) continue;
+      for (const auto& [uuid, change] : table->as_object()) {
+        const json::value* next = change.as_object().if_contains("new");
+        if (!next) {
+          rows[t].erase(std::string(uuid));
+          continue;
+        }
+        json::object row = next->as_object();
+        row["_uuid"] = ovsdb_ops::uuid(uuid);
+        rows[t][std::string(uuid)] = std::move(row);
+      }
+    }
+  }
+};
+
+Result<std::unique_ptr<OvsMonitor>> OvsMonitor::start(OvsdbClient& client) {
+  auto state = std::make_shared<State>();
+  MonitorRequest request{.db = std::string(names::kOvsDatabase)};
+  for (const TableColumns& t : observed_tables()) request.tables[t.table] = t.columns;
+  request.on_update = [state](const json::object& updates, bool initial) {
+    state->apply(updates, initial);
+  };
+  MOAT_RETURN_IF_ERROR(client.monitor(std::move(request)));
+  return std::unique_ptr<OvsMonitor>(new OvsMonitor(std::move(state)));
+}
+
+OvsMonitor::OvsMonitor(std::shared_ptr<State> state) : state_(std::move(state)) {}
+OvsMonitor::~OvsMonitor() = default;
+
+OvsObserved OvsMonitor::snapshot() const {
+  std::lock_guard lock(state_->mu);
+  TableRows tables;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    for (const auto& [uuid, row] : state_->rows[t]) tables[t].push_back(&row);
+  }
+  return decode(tables);
 }
 
 json::array ovs_transaction(const std::vector<OvsOp>& plan) {

@@ -244,5 +244,43 @@ TEST_F(OvsSystemTest, AConflictFailsTheWholeTransactionAtTheStanzasLine) {
   EXPECT_EQ(to_string(plan_now(*desired)), to_string(plan));
 }
 
+TEST_F(OvsSystemTest, MonitorSnapshotFollowsApplyAndDriftWithoutARoundTrip) {
+  auto monitor = OvsMonitor::start(*client_);
+  ASSERT_TRUE(monitor) << monitor.error().to_string();
+  const std::string file = bridge("vmbr0", "p1 p2") + port("p1", "vmbr0", "tag=10") +
+                           port("p2", "vmbr0", "trunks=10,20");
+  apply(file);
+  // Right after an apply that waited for ovs-vswitchd, the monitor has the commit.
+  EXPECT_EQ(to_string(plan_ovs((*monitor)->snapshot(), desired_)), "(no changes)\n");
+  auto observed = observe_ovs(*client_);
+  ASSERT_TRUE(observed) << observed.error().to_string();
+  const OvsObserved& selected = *observed;
+  OvsObserved monitored = (*monitor)->snapshot();
+  ASSERT_EQ(monitored.ports.size(), selected.ports.size());
+  for (size_t i = 0; i < selected.ports.size(); ++i) {
+    EXPECT_EQ(monitored.ports[i].name, selected.ports[i].name);
+    EXPECT_EQ(monitored.ports[i].uuid, selected.ports[i].uuid);
+    EXPECT_EQ(monitored.ports[i].tag, selected.ports[i].tag);
+    EXPECT_EQ(monitored.ports[i].trunks, selected.ports[i].trunks);
+    EXPECT_EQ(monitored.ports[i].bridge, selected.ports[i].bridge);
+  }
+  EXPECT_EQ(monitored.root_uuid, selected.root_uuid);
+
+  auto drift = vsctl({"set", "Port", "p1", "tag=20"});
+  ASSERT_TRUE(drift && drift->exit_code == 0);
+  EXPECT_TRUE(testing::eventually(
+      [&] {
+        return to_string(plan_ovs((*monitor)->snapshot(), desired_)) ==
+               "1. update port p1: tag 20 -> 10\n";
+      },
+      5s));
+  auto removed = vsctl({"del-port", "vmbr0", "p2"});
+  ASSERT_TRUE(removed && removed->exit_code == 0);
+  EXPECT_TRUE(testing::eventually(
+      [&] { return plan_ovs((*monitor)->snapshot(), desired_).size() == 2; }, 5s));
+  apply(file);
+  EXPECT_EQ(to_string(plan_ovs((*monitor)->snapshot(), desired_)), "(no changes)\n");
+}
+
 }  // namespace
 }  // namespace moat::bridges

@@ -2,7 +2,7 @@
 // the ordered operations between them (OvsOp). compile_ovs() maps the OVS stanzas of a parsed
 // interfaces file (OVSBridge, OVSPort, OVSIntPort, OVSBond) to bridges, ports and interfaces;
 // plan_ovs() diffs an OVSDB snapshot against them. Both are pure and deterministic. The driver
-// side (observe_ovs, apply_ovs) talks to ovsdb-server through an OvsdbClient.
+// side (observe_ovs, OvsMonitor, apply_ovs) talks to ovsdb-server through an OvsdbClient.
 // Ownership: every row Moat creates or adopts carries external_ids names::kOvsOwnedKey, and
 // only such rows are ever deleted. Value types; not synchronized (the driver calls are
 // thread-safe as far as OvsdbClient is).
@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -199,6 +200,28 @@ std::vector<OvsOp> plan_ovs(const OvsObserved& observed, const OvsDesired& desir
 
 // One transaction of selects on Open_vSwitch, Bridge, Port and Interface.
 Result<OvsObserved> observe_ovs(OvsdbClient& client);
+
+// A live copy of the rows observe_ovs() reads, kept by one OVSDB monitor on the client's
+// session (renewed with a fresh initial state after a reconnect), so that snapshot() costs no
+// round trip: what a daemon plans against. The monitor's updates for a commit arrive on the
+// same session before ovs-vswitchd's cur_cfg for it, so after an apply_ovs() that waited, the
+// next snapshot includes the commit. Thread-safe; `client` must stay alive while it is used.
+class OvsMonitor {
+ public:
+  // Registers the monitor and returns once its initial rows arrived.
+  static Result<std::unique_ptr<OvsMonitor>> start(OvsdbClient& client);
+  ~OvsMonitor();
+  OvsMonitor(const OvsMonitor&) = delete;
+  OvsMonitor& operator=(const OvsMonitor&) = delete;
+
+  // The rows as of the last update received, in observe_ovs()'s form.
+  OvsObserved snapshot() const;
+
+ private:
+  struct State;
+  explicit OvsMonitor(std::shared_ptr<State> state);
+  std::shared_ptr<State> state_;
+};
 
 // The transaction apply_ovs() sends for `plan`, without the next_cfg bump. Pure.
 boost::json::array ovs_transaction(const std::vector<OvsOp>& plan);
