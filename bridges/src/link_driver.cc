@@ -415,10 +415,22 @@ class Applier {
       const LinkOp& op = plan[i];
       // The group of deletes goes before the first op that is not one.
       Status s = op.type == LinkOp::Type::Delete ? queue_delete(op, i) : delete_group();
-      if (s && op.type != LinkOp::Type::Delete) s = queue_op(op, i);
+      bool with_up = joins_and_comes_up(i);
+      if (s && with_up) {
+        s = set_master(op, i, true);
+      } else if (s && op.type != LinkOp::Type::Delete) {
+        s = queue_op(op, i);
+      }
       if (!s) return fail(pipe_.failed() ? s.error() : pipe_.with_op(s.error(), i));
+      if (with_up) ++i;  // the SetUp went with it
     }
     if (Status s = delete_group(); !s) return fail(s.error());
+    for (const auto& [peer, i] : peers_up_) {
+      ifinfomsg* ifi = setlink(peer, i);
+      ifi->ifi_flags = IFF_UP;
+      ifi->ifi_change = IFF_UP;
+      if (Status s = pipe_.queue(); !s) return fail(s.error());
+    }
     if (Status s = pipe_.flush(); !s) return fail(s.error());
     pipe_.report().applied = plan.size();
     return pipe_.report();
@@ -574,13 +586,14 @@ class Applier {
     mnl_attr_put_strz(pipe_.nlh(), IFLA_IFALIAS, std::string(kOwnedAlias).c_str());
     MOAT_RETURN_IF_ERROR(pipe_.queue());
     if (s.kind == LinkKind::Veth) {
-      // The peer is not desired state of its own: up with its pair, and marked as ours.
+      // The peer is not desired state of its own: marked as ours, and up at the end of the
+      // apply (links that come up early send IPv6 DAD and router solicitations whose handling
+      // slows every later request down).
       forget(s.veth_peer);
-      ifinfomsg* peer = setlink(s.veth_peer, i);
-      peer->ifi_flags = IFF_UP;
-      peer->ifi_change = IFF_UP;
+      setlink(s.veth_peer, i);
       mnl_attr_put_strz(pipe_.nlh(), IFLA_IFALIAS, std::string(kOwnedAlias).c_str());
       MOAT_RETURN_IF_ERROR(pipe_.queue());
+      peers_up_.emplace_back(s.veth_peer, i);
     }
     return {};
   }
@@ -636,6 +649,26 @@ class Applier {
     return pipe_.queue();
   }
 
+  // Op i sets a master and op i+1 brings the same link up: one request does both, as
+  // `ip link set X master Y up` does (the kernel sets the master before the flags).
+  bool joins_and_comes_up(size_t i) const {
+    const std::vector<LinkOp>& plan = request_.plan;
+    return i + 1 < plan.size() && plan[i].type == LinkOp::Type::SetMaster &&
+           plan[i + 1].type == LinkOp::Type::SetUp && plan[i + 1].up &&
+           plan[i + 1].link == plan[i].link;
+  }
+
+  Status set_master(const LinkOp& op, size_t i, bool up) {
+    int master = op.master.empty() ? 0 : MOAT_TRY(index_of(op.master));
+    ifinfomsg* ifi = setlink(op.link, i);
+    if (up) {
+      ifi->ifi_flags = IFF_UP;
+      ifi->ifi_change = IFF_UP;
+    }
+    mnl_attr_put_u32(pipe_.nlh(), IFLA_MASTER, static_cast<uint32_t>(master));
+    return pipe_.queue();
+  }
+
   Status queue_op(const LinkOp& op, size_t i) {
     switch (op.type) {
       case LinkOp::Type::Delete:
@@ -668,12 +701,8 @@ class Applier {
         MOAT_RETURN_IF_ERROR(put_bond_data(op.spec.bond, false));
         return pipe_.queue();
       }
-      case LinkOp::Type::SetMaster: {
-        int master = op.master.empty() ? 0 : MOAT_TRY(index_of(op.master));
-        setlink(op.link, i);
-        mnl_attr_put_u32(pipe_.nlh(), IFLA_MASTER, static_cast<uint32_t>(master));
-        return pipe_.queue();
-      }
+      case LinkOp::Type::SetMaster:
+        return set_master(op, i, false);
       case LinkOp::Type::DelAddress:
         return address(op, i, false);
       case LinkOp::Type::AddAddress:
@@ -705,7 +734,8 @@ class Applier {
   Pipeline pipe_;
   std::unordered_map<std::string, int> index_;
   std::optional<size_t> group_op_;  // the first delete of the group not deleted yet
-  uint32_t dump_seq_ = 1u << 30;    // apart from the pipeline's sequence numbers
+  std::vector<std::pair<std::string, size_t>> peers_up_;  // veth peers made, and their op
+  uint32_t dump_seq_ = 1u << 30;  // apart from the pipeline's sequence numbers
 };
 
 }  // namespace

@@ -36,8 +36,10 @@ struct ApplyRequest {
 // ifindex (a master, an underlay, a VLAN parent, an address, a route, an FDB entry) and the
 // link was made in this apply, what is queued is sent first and the indexes are read back with
 // one RTM_GETLINK dump, so a plan takes as many round trips as it has such dependency waves
-// (typically: deletes and creates, then everything else). Deletes move the links into
-// kDeleteGroup and then delete the group with one RTM_DELLINK. A link already gone counts as
+// (typically: deletes and creates, then everything else). A SetMaster directly followed by
+// the SetUp of the same link is one request (`ip link set X master Y up`), both ops named in an
+// error by the first. Deletes move the links into kDeleteGroup (a master with ports is taken
+// down first) and then delete the group with one RTM_DELLINK. A link already gone counts as
 // deleted (the other end of a deleted veth).
 //
 // Stops at the first failure and returns its Error with the operation in the context and,

@@ -110,7 +110,8 @@ struct LinkSpec {
 
 // Maps the Linux interfaces of `file` to specs, sorted by name: bridges, bonds, VLANs, VXLANs,
 // veths, and every other named interface (and every bridge port or bond slave without a
-// stanza) as Physical. OVS types, `lo`, aliases (`eth0:1`) and dummies are skipped without an
+// stanza) as Physical, OVSBridge and OVSIntPort stanzas too (OVS creates them, their addresses
+// are Linux's). OVSPort/OVSBond, `lo`, aliases (`eth0:1`) and dummies are skipped without an
 // error. `up` is the interface's `auto`/`allow-*` mark; `master` comes from the bridge-ports /
 // bond-slaves that name it. InvalidConfig (at the file line) for a veth without
 // `veth-peer-name`, a VXLAN without an id, a VLAN without id or parent, a port claimed by two
@@ -206,17 +207,18 @@ std::string to_string(const LinkOp& op);
 // True for guest ports (tap*, veth*, fwpr*, fwln*): never detached, moved or deleted by a plan.
 bool is_guest_port(std::string_view name);
 
-// The operations that turn `observed` into `desired`, in the order they must run: links this
-// plan keeps are taken out of kDeleteGroup, then deletes of
-// owned links that are not desired (or whose kind or VXLAN parameters changed; ports of a
-// deleted master are released first when they are desired elsewhere), then creates in
-// dependency order (bridges and bonds before their ports, VXLAN underlays and VLAN parents
-// before their children), then per link in the same order mtu, master, address removals and
-// additions, and up/down. Bridge and bond options the kernel has differently are set in place
-// (a bond's mode, a VLAN's id, parent or protocol, and a VXLAN's id, local, remote or port
-// recreate the link). VXLAN FDB remotes are added and removed after that, then Moat's default
-// routes: routes of Moat's (kRouteProtocol) that are not wanted are deleted first of all, a
-// wanted default route is added when the main table has no route to that gateway on that link.
+// The operations that turn `observed` into `desired`, in the order they must run:
+//  1. links this plan keeps are taken out of kDeleteGroup;
+//  2. Moat's routes (kRouteProtocol) that are not wanted are deleted;
+//  3. owned links that are not desired, or cannot become their spec in place (another kind, a
+//     bond's mode, a VLAN's id/parent/protocol, a VXLAN's id/local/remote/port), are deleted;
+//  4. missing links are created in dependency order (bridges and bonds before their ports,
+//     VXLAN underlays and VLAN parents before their children);
+//  5. per link in that order: mtu, bridge options, bond options, master, address removals and
+//     additions, up (Moat brings links up, it never takes one down);
+//  6. VXLAN FDB remotes are removed and added;
+//  7. wanted default routes are added where the main table has no route to that gateway on
+//     that link (of any protocol).
 // Never deletes a link without kOwnedAlias, and never touches the master of a guest port that
 // has one. Physical links that do not exist are skipped (nothing can create them). Applying the
 // plan and planning again against a fresh snapshot gives {}. O(n log n) in links and routes.
