@@ -9,6 +9,8 @@
 #include <set>
 #include <tuple>
 
+#include "moat/bridges/names.h"
+
 namespace moat::bridges {
 namespace {
 
@@ -147,12 +149,17 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
       case InterfaceKind::Alias:
       case InterfaceKind::Dummy:
         continue;
-      case InterfaceKind::OvsBridge:
       case InterfaceKind::OvsBond:
-      case InterfaceKind::OvsIntPort:
       case InterfaceKind::OvsPort:
         ovs.insert(i.name);
         continue;
+      case InterfaceKind::OvsBridge:
+      case InterfaceKind::OvsIntPort:
+        // Open vSwitch creates these internal interfaces (ovs.h); once it has, their addresses,
+        // gateways, mtu and up are managed here like a NIC's.
+        ovs.insert(i.name);
+        s.kind = LinkKind::Physical;
+        break;
       case InterfaceKind::Physical:
       case InterfaceKind::Other:
         s.kind = LinkKind::Physical;
@@ -531,7 +538,9 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     }
 
     std::string have_master = o ? master_now(*o) : std::string();
-    bool pinned = is_guest_port(s->name) && !have_master.empty();
+    // OVS's kernel datapath enslaves its ports to ovs-system: that master is OVS's business.
+    bool pinned =
+        (is_guest_port(s->name) || have_master == names::kOvsKernelMaster) && !have_master.empty();
     if (!pinned && s->master != have_master) {
       LinkOp op = make_op(LinkOp::Type::SetMaster, *s);
       op.master = s->master;

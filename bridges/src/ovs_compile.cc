@@ -1,4 +1,4 @@
-// compile_ovs() and ovs_internal_links(): the OVS stanzas of an interfaces file as OVSDB rows.
+// compile_ovs(): the OVS stanzas of an interfaces file as OVSDB rows.
 // Pure (ovs_kernel_datapath_available() is the one host probe, kept apart for the caller).
 #include <algorithm>
 #include <filesystem>
@@ -6,7 +6,6 @@
 #include <set>
 
 #include "moat/base/strings.h"
-#include "moat/bridges/names.h"
 #include "moat/bridges/ovs.h"
 
 namespace moat::bridges {
@@ -216,27 +215,6 @@ Result<OvsDesired> compile_ovs(const CompileOvsRequest& request) {
             [](const auto& a, const auto& b) { return a.name < b.name; });
   std::sort(out.ports.begin(), out.ports.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
-  return out;
-}
-
-std::vector<LinkSpec> ovs_internal_links(const InterfacesFile& file, const Observed& observed) {
-  std::vector<LinkSpec> out;
-  for (const Interface& i : file.interfaces()) {
-    if (i.kind != InterfaceKind::OvsBridge && i.kind != InterfaceKind::OvsIntPort) continue;
-    LinkSpec s{.name = i.name, .kind = LinkKind::Physical, .mtu = i.mtu, .up = i.autostart};
-    s.line = i.at.line;
-    if (const ObservedLink* o = observed.find(i.name); o && o->master == names::kOvsKernelMaster)
-      s.master = o->master;
-    s.manage_addresses = i.inet_method != Method::Dhcp && i.inet6_method != Method::Dhcp &&
-                         i.inet6_method != Method::Auto;
-    for (const Address& a : i.addresses) {
-      s.addresses.push_back({a.ip, a.prefix.value_or(a.ip.family == 4 ? 32 : 128)});
-    }
-    std::sort(s.addresses.begin(), s.addresses.end());
-    s.addresses.erase(std::unique(s.addresses.begin(), s.addresses.end()), s.addresses.end());
-    out.push_back(std::move(s));
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "moat/bridges/links.h"
 #include "moat/bridges/ovs.h"
 
 namespace moat::bridges {

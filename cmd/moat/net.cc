@@ -40,28 +40,6 @@ Result<bridges::InterfacesFile> read_interfaces(const NetArgs& args) {
   return file;
 }
 
-// The Linux links of the file, plus the Linux side (addresses, mtu, up) of its OVS bridges and
-// internal ports, which exist as links once OVS made them.
-Result<std::vector<bridges::LinkSpec>> desired_links(const bridges::InterfacesFile& file,
-                                                     const bridges::Observed& observed) {
-  auto specs = MOAT_TRY(bridges::compile_links(file));
-  for (bridges::LinkSpec& ovs : bridges::ovs_internal_links(file, observed)) {
-    auto same = std::find_if(specs.begin(), specs.end(),
-                             [&](const bridges::LinkSpec& s) { return s.name == ovs.name; });
-    if (same == specs.end()) {
-      specs.push_back(std::move(ovs));
-      continue;
-    }
-    same->addresses = ovs.addresses;  // a Linux bridge's port keeps its master
-    same->manage_addresses = ovs.manage_addresses;
-    same->mtu = ovs.mtu ? ovs.mtu : same->mtu;
-    same->up = same->up || ovs.up;
-  }
-  std::sort(specs.begin(), specs.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
-  return specs;
-}
-
 // The OVS side: one session, one snapshot, the plan against the file.
 struct OvsState {
   std::unique_ptr<bridges::OvsdbClient> client;
@@ -152,7 +130,8 @@ Status run_net(const std::string& verb, const NetArgs& a) {
   std::optional<OvsState> ovs;
   if (!a.ovsdb.empty()) ovs = MOAT_TRY(open_ovs(a, &file));
   auto observed = MOAT_TRY(bridges::observe(a.netns));
-  auto desired = MOAT_TRY(desired_links(file, observed));
+  // OVS bridges and internal ports are among them: OVS creates them, their addresses are Linux's.
+  auto desired = MOAT_TRY(bridges::compile_links(file));
 
   if (verb == "plan") {
     if (ovs) add_links_ovs_creates(ovs->plan, observed);
@@ -176,7 +155,6 @@ Status run_net(const std::string& verb, const NetArgs& a) {
     std::printf("ovsdb: committed %zu operations in %.1f ms, realized by ovs-vswitchd in %.1f ms\n",
                 report.applied, report.commit_ms, report.realized_ms);
     auto again = MOAT_TRY(bridges::observe(a.netns));
-    desired = MOAT_TRY(desired_links(file, again));
     links += MOAT_TRY(bridges::apply_links({.netns = a.netns,
                                             .plan = bridges::plan_links(again, desired),
                                             .file = a.interfaces}))

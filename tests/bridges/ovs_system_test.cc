@@ -58,7 +58,10 @@ class OvsSystemTest : public testing::OvsDaemonTest {
     auto links = observe(node_);
     EXPECT_TRUE(links) << links.error().to_string();
     if (!links) return plan;
-    auto link_plan = plan_links(*links, ovs_internal_links(*file, *links));
+    auto specs = compile_links(*file);
+    EXPECT_TRUE(specs) << specs.error().to_string();
+    if (!specs) return plan;
+    auto link_plan = plan_links(*links, *specs);
     auto applied = apply_links({.netns = node_, .plan = link_plan, .file = "interfaces"});
     EXPECT_TRUE(applied) << applied.error().to_string();
     desired_ = *desired;

@@ -6,6 +6,8 @@
 
 #include <boost/json.hpp>
 
+#include "moat/bridges/links.h"
+
 #include <string>
 #include <vector>
 
@@ -245,25 +247,31 @@ TEST(CompileOvs, RejectsBadFilesAtTheirLine) {
 
 TEST(CompileOvs, InternalPortsAndBridgesAreLinuxLinksForTheirAddresses) {
   InterfacesFile file = parse(kFile);
-  std::vector<LinkSpec> links = ovs_internal_links(file, Observed{});
-  ASSERT_EQ(links.size(), 2u);
+  Result<std::vector<LinkSpec>> compiled = compile_links(file);
+  ASSERT_TRUE(compiled) << compiled.error().to_string();
+  std::vector<LinkSpec>& links = *compiled;
+  ASSERT_EQ(links.size(), 2u);  // OVSPorts and OVSBonds are OVS's alone
   EXPECT_EQ(links[0].name, "int0");
   EXPECT_EQ(links[0].kind, LinkKind::Physical);
   EXPECT_EQ(links[0].mtu, 1400u);
   EXPECT_TRUE(links[0].up);
+  EXPECT_EQ(links[0].master, "");
   ASSERT_EQ(links[0].addresses.size(), 1u);
   EXPECT_EQ(links[0].addresses[0].to_string(), "10.0.0.1/24");
   EXPECT_EQ(links[1].name, "vmbr0");
   EXPECT_TRUE(links[1].addresses.empty());
-  EXPECT_EQ(links[0].master, "");
 
-  // On the kernel datapath they are enslaved to ovs-system, and the link plan leaves that be.
-  Observed kernel{.links = {{.name = "int0", .master = "ovs-system", .up = true},
-                            {.name = "vmbr0", .master = "ovs-system", .up = true}}};
+  // Until OVS made them there is nothing to do; then their address and up.
+  EXPECT_TRUE(plan_links(Observed{}, links).empty());
+  Observed made{.links = {{.name = "int0", .mtu = 1400}, {.name = "vmbr0", .mtu = 1500}}};
+  std::string plan = to_string(plan_links(made, links));
+  EXPECT_NE(plan.find("add address 10.0.0.1/24 to int0"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("set int0 up"), std::string::npos) << plan;
+
+  // On the kernel datapath OVS enslaves them to ovs-system; the link plan leaves that be.
+  Observed kernel{.links = {{.name = "int0", .master = "ovs-system", .mtu = 1400, .up = true},
+                            {.name = "vmbr0", .master = "ovs-system", .mtu = 1500, .up = true}}};
   kernel.links[0].addresses = links[0].addresses;
-  kernel.links[0].mtu = 1400;
-  links = ovs_internal_links(file, kernel);
-  EXPECT_EQ(links[0].master, "ovs-system");
   EXPECT_TRUE(plan_links(kernel, links).empty()) << to_string(plan_links(kernel, links));
 }
 

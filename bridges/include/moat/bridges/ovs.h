@@ -21,7 +21,6 @@
 
 #include "moat/base/result.h"
 #include "moat/bridges/interfaces.h"
-#include "moat/bridges/links.h"
 
 namespace moat::bridges {
 
@@ -88,13 +87,6 @@ struct CompileOvsRequest {
 // interface that is a member of two ports, and ovs_extra (not supported: its ovs-vsctl commands
 // cannot be planned).
 Result<OvsDesired> compile_ovs(const CompileOvsRequest& request);
-
-// Linux-side specs for the OVS interfaces that are kernel links once OVS made them: every
-// OVSBridge (its local port) and OVSIntPort, as LinkKind::Physical with the stanza's addresses,
-// mtu and auto mark. Their master stays what `observed` shows when it is the kernel datapath's
-// names::kOvsKernelMaster (so that plan_links() never releases them from it). Feed them to
-// plan_links() with compile_links()'s specs, after apply_ovs().
-std::vector<LinkSpec> ovs_internal_links(const InterfacesFile& file, const Observed& observed);
 
 // True when the kernel has the openvswitch module (/sys/module/openvswitch exists).
 bool ovs_kernel_datapath_available();
