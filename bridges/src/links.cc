@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "moat/bridges/names.h"
+#include "plan_text.h"
 
 namespace moat::bridges {
 namespace {
@@ -692,13 +693,6 @@ std::string to_string(const LinkOp& op) {
   return out;
 }
 
-std::string to_string(const std::vector<LinkOp>& plan) {
-  if (plan.empty()) return "(no changes)\n";
-  std::string out;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    out += std::to_string(i + 1) + ". " + to_string(plan[i]) + "\n";
-  }
-  return out;
-}
+std::string to_string(const std::vector<LinkOp>& plan) { return numbered_plan(plan); }
 
 }  // namespace moat::bridges

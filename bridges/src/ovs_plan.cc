@@ -5,6 +5,7 @@
 
 #include "moat/bridges/links.h"
 #include "moat/bridges/ovs.h"
+#include "plan_text.h"
 
 namespace moat::bridges {
 namespace {
@@ -68,6 +69,12 @@ std::string describe(const OvsPortSpec& p) {
   if (!p.interfaces.empty() && p.interfaces[0].mtu_request)
     out += " mtu " + std::to_string(*p.interfaces[0].mtu_request);
   return out;
+}
+
+// An op about `name` (the port or one of its interfaces) on the port's bridge, at its stanza.
+OvsOp port_op(OvsOp::Type type, const std::string& name, const OvsPortSpec& port,
+              const std::string& uuid = {}) {
+  return {.type = type, .name = name, .bridge = port.bridge, .uuid = uuid, .line = port.line};
 }
 
 }  // namespace
@@ -160,19 +167,12 @@ std::vector<OvsOp> plan_ovs(const OvsObserved& observed, const OvsDesired& desir
     if (!have) {
       // A new bridge brings its own port.
       if (want.name == want.bridge && created_bridges.contains(want.bridge)) continue;
-      plan.push_back({.type = OvsOp::Type::CreatePort,
-                      .name = want.name,
-                      .bridge = want.bridge,
-                      .port_spec = want,
-                      .line = want.line});
+      plan.push_back(port_op(OvsOp::Type::CreatePort, want.name, want));
+      plan.back().port_spec = want;
       continue;
     }
-    OvsOp op{.type = OvsOp::Type::UpdatePort,
-             .name = want.name,
-             .bridge = want.bridge,
-             .uuid = have->uuid,
-             .port_spec = want,
-             .line = want.line};
+    OvsOp op = port_op(OvsOp::Type::UpdatePort, want.name, want, have->uuid);
+    op.port_spec = want;
     if (have->bridge != want.bridge) {
       op.changes.push_back("bridge " + show(have->bridge) + " -> " + want.bridge);
       if (const ObservedOvsBridge* b = observed.find_bridge(have->bridge)) op.bridge_uuid = b->uuid;
@@ -205,12 +205,8 @@ std::vector<OvsOp> plan_ovs(const OvsObserved& observed, const OvsDesired& desir
       auto kept = op.kept_interfaces.find(wi.name);
       if (kept == op.kept_interfaces.end()) continue;
       const ObservedOvsInterface* hi = observed.interface_by_uuid(kept->second);
-      OvsOp iop{.type = OvsOp::Type::UpdateInterface,
-                .name = wi.name,
-                .bridge = want.bridge,
-                .uuid = hi->uuid,
-                .interface_spec = wi,
-                .line = want.line};
+      OvsOp iop = port_op(OvsOp::Type::UpdateInterface, wi.name, want, hi->uuid);
+      iop.interface_spec = wi;
       diff(iop.changes, "type", hi->type, wi.type);
       diff(iop.changes, "mtu_request", hi->mtu_request, wi.mtu_request);
       if (!hi->owned) iop.changes.push_back("adopt");
@@ -254,13 +250,6 @@ std::string to_string(const OvsOp& op) {
   return "?";
 }
 
-std::string to_string(const std::vector<OvsOp>& plan) {
-  if (plan.empty()) return "(no changes)\n";
-  std::string out;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    out += std::to_string(i + 1) + ". " + to_string(plan[i]) + "\n";
-  }
-  return out;
-}
+std::string to_string(const std::vector<OvsOp>& plan) { return numbered_plan(plan); }
 
 }  // namespace moat::bridges
