@@ -39,32 +39,22 @@ constexpr int kReceiveBuffer = 4 << 20;
 // The attributes of a message after its fixed header, by type (the last one of a type wins).
 using Attrs = std::array<const nlattr*, 64>;
 
+int store_attr(const nlattr* a, void* data) {
+  auto* attrs = static_cast<Attrs*>(data);
+  uint16_t type = mnl_attr_get_type(a);
+  if (type < attrs->size()) (*attrs)[type] = a;
+  return MNL_CB_OK;
+}
+
 Attrs parse_attrs(const nlmsghdr* nlh, size_t header) {
   Attrs out{};
-  mnl_attr_parse(
-      nlh, static_cast<unsigned>(header),
-      [](const nlattr* a, void* data) {
-        auto* attrs = static_cast<Attrs*>(data);
-        uint16_t type = mnl_attr_get_type(a);
-        if (type < attrs->size()) (*attrs)[type] = a;
-        return MNL_CB_OK;
-      },
-      &out);
+  mnl_attr_parse(nlh, static_cast<unsigned>(header), store_attr, &out);
   return out;
 }
 
 Attrs parse_nested(const nlattr* nest) {
   Attrs out{};
-  if (!nest) return out;
-  mnl_attr_parse_nested(
-      nest,
-      [](const nlattr* a, void* data) {
-        auto* attrs = static_cast<Attrs*>(data);
-        uint16_t type = mnl_attr_get_type(a);
-        if (type < attrs->size()) (*attrs)[type] = a;
-        return MNL_CB_OK;
-      },
-      &out);
+  if (nest) mnl_attr_parse_nested(nest, store_attr, &out);
   return out;
 }
 

@@ -188,6 +188,17 @@ Observed fresh_node() {
           {.index = 2, .name = "ul0", .kind = "veth", .mtu = 1500}}};
 }
 
+// A fresh node with kNode applied, and kNode's specs.
+struct Applied {
+  Observed o;
+  std::vector<LinkSpec> desired;
+};
+Applied applied_node() {
+  Applied a{fresh_node(), compile(kNode)};
+  fake_apply(a.o, plan_links(a.o, a.desired));
+  return a;
+}
+
 TEST(CompileLinks, MapsKindsMastersAndOptions) {
   std::vector<LinkSpec> specs = compile(kNode);
   std::vector<std::string> names;
@@ -458,9 +469,7 @@ TEST(PlanLinks, BondsAndVlansAreCreatedAfterWhatTheyStandOn) {
 }
 
 TEST(PlanLinks, BridgeOptionDriftIsSetBackInPlaceAndSaysWhatTheKernelHas) {
-  Observed o = fresh_node();
-  std::vector<LinkSpec> desired = compile(kNode);
-  fake_apply(o, plan_links(o, desired));
+  auto [o, desired] = applied_node();
   for (ObservedLink& l : o.links) {
     if (l.name == "vmbr0") l.bridge = BridgeSpec{.stp = true, .forward_delay = 15};
   }
@@ -613,9 +622,7 @@ TEST(PlanLinks, GatewaysBecomeDefaultRoutesAndOnlyMoatsRoutesAreRemoved) {
 }
 
 TEST(PlanLinks, LinksLeftInTheDeleteGroupAreTakenOutUnlessThePlanDeletesThem) {
-  Observed o = fresh_node();
-  std::vector<LinkSpec> desired = compile(kNode);
-  fake_apply(o, plan_links(o, desired));
+  auto [o, desired] = applied_node();
   o.links.push_back({.name = "old0", .kind = "bridge", .alias = "moat"});
   std::sort(o.links.begin(), o.links.end(),
             [](const ObservedLink& a, const ObservedLink& b) { return a.name < b.name; });
