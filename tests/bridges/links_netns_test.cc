@@ -520,8 +520,12 @@ TEST_F(MissingKindTest, Bond) {
   apply_or_skip(
       "auto bond0\n"
       "iface bond0 inet manual\n"
-      "\tbond-slaves eno1\n",
-      2, "this kernel has no bonding", "bond_slave");
+      "\tbond-slaves eno1\n"
+      "\tbond-mode active-backup\n"
+      "\tbond-miimon 100\n"
+      "\tbond-primary eno1\n"
+      "\tbond-xmit-hash-policy layer2+3\n",
+      2, "this kernel has no bonding", "bond mode active-backup");
 }
 
 TEST_F(MissingKindTest, VlanAwareBridge) {
