@@ -54,7 +54,8 @@ class OvsDaemonTest : public ::testing::Test {
   void SetUp() override {
     MOAT_REQUIRE_NETNS();
     for (const char* tool :
-         {"/usr/sbin/ovsdb-server", "/usr/sbin/ovs-vswitchd", "/usr/bin/ovsdb-tool", kOvsSchema}) {
+         {"/usr/sbin/ovsdb-server", "/usr/sbin/ovs-vswitchd", "/usr/bin/ovsdb-tool",
+          "/usr/bin/ovs-vsctl", "/usr/bin/ovs-appctl", kOvsSchema}) {
       if (!std::filesystem::exists(tool)) {
         if (moat::testing::netns_required_by_ci()) GTEST_FAIL() << tool << " missing, CI=true";
         GTEST_SKIP() << tool << " missing (scripts/install-deps installs openvswitch-switch)";
