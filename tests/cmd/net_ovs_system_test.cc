@@ -4,6 +4,7 @@
 // rows, hand drift shows in the plan, and a bad ovs_options word is an error at file:line.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 
 #include "bridges/ovs_fixture.h"
@@ -46,6 +47,7 @@ TEST_F(NetOvsCliTest, PlanApplyShowWithOvsdb) {
 
   auto plan = moat("plan");
   EXPECT_EQ(plan.exit_code, 0) << plan.err;
+  std::printf("moat net plan:\n%s", plan.out.c_str());
   // The link plan already shows what the internal port gets once OVS made it.
   EXPECT_NE(plan.out.find("add address 10.6.0.254/24 to int0"), std::string::npos) << plan.out;
   EXPECT_NE(plan.out.find("ovsdb " + db_target() +
@@ -58,6 +60,7 @@ TEST_F(NetOvsCliTest, PlanApplyShowWithOvsdb) {
 
   auto apply = moat("apply");
   EXPECT_EQ(apply.exit_code, 0) << apply.err;
+  std::printf("moat net apply:\n%s%s", apply.out.c_str(), apply.err.c_str());
   EXPECT_NE(apply.out.find("realized by ovs-vswitchd"), std::string::npos) << apply.out;
   EXPECT_EQ(moat("plan").out, "(no changes)\novsdb " + db_target() + ":\n(no changes)\n");
   EXPECT_NE(moat("apply").out.find("nothing to do"), std::string::npos);
@@ -65,6 +68,7 @@ TEST_F(NetOvsCliTest, PlanApplyShowWithOvsdb) {
 
   auto show = run({.argv = {kMoat, "net", "show", "--netns", node->ns, "--ovsdb", db_target()}});
   ASSERT_TRUE(show);
+  std::printf("moat net show:\n%s", show->out.c_str());
   EXPECT_NE(show->out.find("ovs bridge vmbr0 datapath"), std::string::npos) << show->out;
   EXPECT_NE(show->out.find("port p1"), std::string::npos) << show->out;
   EXPECT_NE(show->out.find("tag 10 interfaces p1 (moat)"), std::string::npos) << show->out;
