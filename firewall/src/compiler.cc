@@ -110,6 +110,41 @@ void add_inet_reject_chain(nft::Table& t) {
              rule({}, {VerdictCode::RejectPortUnreach, {}})};
 }
 
+// nf_conntrack_helpers: kernels since 6.1 attach no helper by port on their own (Proxmox bug
+// #4550), so new connections to each helper's well-known port get it attached here, in
+// prerouting (after conntrack), for the host and for bridged guests alike (as pve-firewall's
+// raw PREROUTING `CT --helper`). Ports and families are pve-firewall's.
+void add_ct_helpers(TableBuilder& b, const std::vector<std::string>& wanted) {
+  struct Known {
+    const char* name;
+    uint8_t protocol;
+    uint16_t port;
+    bool ipv6;
+  };
+  static constexpr Known kKnown[] = {
+      {"amanda", 17, 10080, true},    {"ftp", 6, 21, true},     {"irc", 6, 6667, false},
+      {"netbios-ns", 17, 137, false}, {"pptp", 6, 1723, false}, {"sane", 6, 6566, true},
+      {"sip", 17, 5060, true},        {"snmp", 17, 161, false}, {"tftp", 17, 69, true}};
+  if (wanted.empty()) return;
+  nft::Table& t = b.table();
+  nft::Chain& c =
+      chain(t, "ct-helpers", nft::BaseChain{nft::Hook::Prerouting, names::kHelperPriority, false});
+  for (const auto& k : kKnown) {
+    if (std::find(wanted.begin(), wanted.end(), k.name) == wanted.end()) continue;
+    for (int family : {4, 6}) {
+      if (family == 6 && !k.ipv6) continue;
+      std::string name = std::string(k.name) + (family == 4 ? "-v4" : "-v6");
+      t.helpers[name] = nft::CtHelper{name, k.name, k.protocol, family};
+      nft::Rule r =
+          rule({b.family_match(family), l4(k.protocol), eq(Field::Dport, nft::be16(k.port)),
+                bits_any(Field::CtState, nft::kCtNew)},
+               {}, "nf_conntrack_helpers");
+      r.ct_helper = name;
+      c.rules.push_back(std::move(r));
+    }
+  }
+}
+
 void build_host(TableBuilder& b, const HostInputs& in) {
   nft::Table& t = b.table();
   const auto& cluster = *in.config.cluster;
@@ -119,6 +154,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   Scope scope{};
   bool brnf = in.options.strategy == GuestStrategy::BrNetfilter;
   add_inet_reject_chain(t);
+  add_ct_helpers(b, host.nf_conntrack_helpers);
   nft::Match deferred_reject = bits_any(Field::Mark, names::kMarkReject);
 
   if (in.guests_present && brnf) {
@@ -655,9 +691,6 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     if (h.nf_conntrack_tcp_timeout_syn_recv)
       result.sysctls["net/netfilter/nf_conntrack_tcp_timeout_syn_recv"] =
           std::to_string(*h.nf_conntrack_tcp_timeout_syn_recv);
-    if (!h.nf_conntrack_helpers.empty())
-      result.warnings.push_back(config.host->file +
-                                ": nf_conntrack_helpers is not applied yet (no ct helper objects)");
     if (h.log_nf_conntrack)
       result.warnings.push_back(config.host->file +
                                 ": log_nf_conntrack is not applied (conntrack event logging)");

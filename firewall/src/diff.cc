@@ -84,6 +84,11 @@ struct Phases {
   }
   void add_table(const Table& t) {
     adds_tables.push_back(op(Op::Kind::AddTable, t));
+    for (const auto& [name, h] : t.helpers) {
+      Op o = op(Op::Kind::AddHelper, t, name);
+      o.helper = h;
+      adds_objects.push_back(std::move(o));
+    }
     for (const auto& [_, s] : t.sets) add_set(t, s);
     for (const auto& [_, c] : t.chains) add_chain(t, c);
   }
@@ -128,9 +133,10 @@ const typename Map::mapped_type* find(const Map& m, const std::string& key) {
   return it == m.end() ? nullptr : &it->second;
 }
 
-// Whether a table can be changed in place: no set changed its definition and no base chain
-// its hook or priority (those need the table replaced).
+// Whether a table can be changed in place: no set changed its definition, no base chain its
+// hook or priority, and the conntrack helpers are the same (else the table is replaced).
 bool same_shape(const Table& a, const Table& b, const std::vector<const ObjectRef*>* only) {
+  if (a.helpers != b.helpers) return false;
   auto check_set = [&](const std::string& name) {
     const Set* x = find(a.sets, name);
     const Set* y = find(b.sets, name);
@@ -240,6 +246,9 @@ std::string to_string(const Plan& plan) {
     switch (o.kind) {
       case Op::Kind::AddTable:
         out += "add table " + where;
+        break;
+      case Op::Kind::AddHelper:
+        out += "add ct helper " + where + " " + o.name + " type " + o.helper.type;
         break;
       case Op::Kind::DeleteTable:
         out += "delete table " + where;

@@ -87,6 +87,7 @@ json::object rule_json(const Rule& r) {
   if (r.mark) o["mark"] = {{"and", r.mark->and_mask}, {"xor", r.mark->xor_value}};
   if (!r.vmap.empty()) o["vmap"] = {{"fields", fields_json(r.vmap_fields)}, {"map", r.vmap}};
   if (r.verdict.code != VerdictCode::None) o["verdict"] = verdict_json(r.verdict);
+  if (!r.ct_helper.empty()) o["ct_helper"] = r.ct_helper;
   if (!r.origin.empty()) o["origin"] = r.origin;
   return o;
 }
@@ -184,6 +185,7 @@ struct Reader {
       r.vmap = std::string(x->at("map").as_string());
     }
     if (auto* x = o.if_contains("verdict")) r.verdict = verdict(x->as_object());
+    if (auto* x = o.if_contains("ct_helper")) r.ct_helper = std::string(x->as_string());
     if (auto* x = o.if_contains("origin")) r.origin = std::string(x->as_string());
     return r;
   }
@@ -223,10 +225,17 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
                       {"policy", c.base->policy_drop ? "drop" : "accept"}};
       chains[name] = std::move(co);
     }
-    tables.emplace_back(json::object{{"family", to_string(t.family)},
-                                     {"name", t.name},
-                                     {"sets", std::move(sets)},
-                                     {"chains", std::move(chains)}});
+    json::object table{{"family", to_string(t.family)},
+                       {"name", t.name},
+                       {"sets", std::move(sets)},
+                       {"chains", std::move(chains)}};
+    if (!t.helpers.empty()) {
+      json::object helpers;
+      for (const auto& [name, h] : t.helpers)
+        helpers[name] = {{"type", h.type}, {"protocol", h.protocol}, {"family", h.family}};
+      table["helpers"] = std::move(helpers);
+    }
+    tables.emplace_back(std::move(table));
   }
   json::object root{{"tables", std::move(tables)}};
   if (!pretty) return json::serialize(root);
@@ -236,7 +245,9 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
   for (size_t i = 0; i < arr.size(); ++i) {
     const auto& t = arr[i].as_object();
     out += "  {\"family\": " + json::serialize(t.at("family")) +
-           ", \"name\": " + json::serialize(t.at("name")) + ",\n   \"sets\": {";
+           ", \"name\": " + json::serialize(t.at("name")) + ",\n";
+    if (auto* h = t.if_contains("helpers")) out += "   \"helpers\": " + json::serialize(*h) + ",\n";
+    out += "   \"sets\": {";
     bool first = true;
     for (const auto& [k, v] : t.at("sets").as_object()) {
       out += std::string(first ? "\n" : ",\n") + "    " + json::serialize(json::value(k)) + ": " +
@@ -277,6 +288,12 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
                       : fam == "ip6"    ? Family::Ip6
                                         : Family::Netdev;
       Table& t = rs.table(family, std::string(to.at("name").as_string()));
+      if (auto* hs = to.if_contains("helpers"))
+        for (const auto& [name, hv] : hs->as_object())
+          t.helpers[std::string(name)] =
+              CtHelper{std::string(name), std::string(hv.at("type").as_string()),
+                       static_cast<uint8_t>(hv.at("protocol").to_number<uint64_t>()),
+                       static_cast<int>(hv.at("family").to_number<int64_t>())};
       for (const auto& [name, sv] : to.at("sets").as_object()) {
         const auto& so = sv.as_object();
         Set s;

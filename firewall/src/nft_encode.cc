@@ -16,6 +16,7 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -43,6 +44,7 @@ struct NftnlDeleter {
   void operator()(nftnl_rule* p) const { nftnl_rule_free(p); }
   void operator()(nftnl_expr* p) const { nftnl_expr_free(p); }
   void operator()(nftnl_set* p) const { nftnl_set_free(p); }
+  void operator()(nftnl_obj* p) const { nftnl_obj_free(p); }
   void operator()(nftnl_set_elem* p) const { nftnl_set_elem_free(p); }
   void operator()(nftnl_udata_buf* p) const { nftnl_udata_buf_free(p); }
 };
@@ -177,6 +179,8 @@ const char* kind_name(Op::Kind kind) {
       return "AddElements";
     case Op::Kind::DeleteElements:
       return "DeleteElements";
+    case Op::Kind::AddHelper:
+      return "AddHelper";
   }
   return "?";
 }
@@ -839,6 +843,11 @@ Status encode_rule(BatchWriter& w, const Op& op) {
       nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, id);
     nftnl_expr_set(e, NFTNL_EXPR_DYNSET_EXPR, limit.release(), 0);  // e owns it from here
   }
+  if (!rule.ct_helper.empty()) {
+    nftnl_expr* e = b.add("objref");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_CT_HELPER);
+    nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, rule.ct_helper.c_str());
+  }
   if (rule.log) {
     nftnl_expr* e = b.add("log");
     nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, rule.log->group);
@@ -888,6 +897,23 @@ Status encode_rule(BatchWriter& w, const Op& op) {
 
 Status encode_op(BatchWriter& w, const Op& op) {
   switch (op.kind) {
+    case Op::Kind::AddHelper: {
+      if (op.helper.type.empty() || op.helper.type.size() >= 16)
+        return invalid("ct helper '" + op.name + "' needs a type of 1 to 15 characters");
+      Owned<nftnl_obj> o(nftnl_obj_alloc());
+      nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, op.table.c_str());
+      nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, op.name.c_str());
+      nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_CT_HELPER);
+      nftnl_obj_set_u32(o.get(), NFTNL_OBJ_FAMILY, static_cast<uint32_t>(op.family));
+      nftnl_obj_set_str(o.get(), NFTNL_OBJ_CT_HELPER_NAME, op.helper.type.c_str());
+      nftnl_obj_set_u16(o.get(), NFTNL_OBJ_CT_HELPER_L3PROTO,
+                        op.helper.family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+      nftnl_obj_set_u8(o.get(), NFTNL_OBJ_CT_HELPER_L4PROTO, op.helper.protocol);
+      nlmsghdr* nlh = w.start(NFT_MSG_NEWOBJ, op.family, NLM_F_CREATE, 1024);
+      nftnl_obj_nlmsg_build_payload(nlh, o.get());
+      w.finish(nlh);
+      return {};
+    }
     case Op::Kind::AddTable:
     case Op::Kind::DeleteTable: {
       Owned<nftnl_table> t(nftnl_table_alloc());

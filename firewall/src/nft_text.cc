@@ -239,6 +239,7 @@ std::string rule_text(const Rule& rule) {
   if (rule.mark)
     parts.push_back(fmt::format("meta mark set meta mark & 0x{:08x} ^ 0x{:08x}",
                                 rule.mark->and_mask, rule.mark->xor_value));
+  if (!rule.ct_helper.empty()) parts.push_back("ct helper set \"" + rule.ct_helper + "\"");
   if (!rule.vmap.empty()) parts.push_back(fields_text(rule.vmap_fields) + " vmap @" + rule.vmap);
   if (auto v = verdict_text(rule.verdict); !v.empty()) parts.push_back(v);
   if (!rule.origin.empty()) parts.push_back("comment \"" + escape(rule.origin) + "\"");
@@ -264,6 +265,10 @@ std::string to_nft_text(const Ruleset& ruleset) {
   std::string out;
   for (const auto& [_, table] : ruleset.tables) {
     out += fmt::format("table {} {} {{\n", to_string(table.family), table.name);
+    for (const auto& [name, h] : table.helpers)
+      out +=
+          fmt::format("\tct helper {} {{\n\t\ttype \"{}\" protocol {}\n\t\tl3proto {}\n\t}}\n",
+                      name, h.type, h.protocol == 17 ? "udp" : "tcp", h.family == 6 ? "ip6" : "ip");
     for (const auto& [name, set] : table.sets) {
       std::string types;
       bool named = true;

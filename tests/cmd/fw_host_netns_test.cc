@@ -3,10 +3,14 @@
 //   SSH and the GUI through a DROP policy (no lockout), other ports stay dropped, and
 //   --local-network overrides the detection;
 // - protection_synflood limits new SYNs per source: a flooding client is dropped while another
-//   client still connects.
+//   client still connects;
+// - nf_conntrack_helpers: ftp lets a passive-mode data connection in through a DROP policy as
+//   RELATED, which it is not without the helper.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "harness/netns.h"
 #include "moat/base/file.h"
@@ -111,6 +115,33 @@ TEST_F(FwHostTest, SynFloodFromOneSourceIsDroppedWhileOthersConnect) {
   ASSERT_TRUE(listing);
   EXPECT_NE(listing->out.find("10.77.0.5"), std::string::npos) << listing->out;
   EXPECT_NE(listing->out.find("10.77.0.6"), std::string::npos) << listing->out;
+}
+
+TEST_F(FwHostTest, FtpHelperMakesThePassiveDataConnectionRelated) {
+  write("firewall/cluster.fw", "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 21\n");
+  write("nodes/node1/host.fw", "[OPTIONS]\nenable: 1\nnf_conntrack_helpers: ftp\n");
+  apply({"--local-network", "192.0.2.0/24"});
+  // The "FTP server" on the node greets, then announces a passive data port, 39 * 256 + 16 =
+  // 10000, on which the node listens; no rule opens it. (The helper parses a direction's data
+  // only after its first line, as in a real session.)
+  ASSERT_TRUE(topo().listen_tcp(node_.ns, 10000));
+  EXPECT_EQ(topo().tcp_connect(clients_[0], "10.77.0.1", 10000), TcpOutcome::TimedOut)
+      << "the data port must be closed before the control connection announces it";
+  // The lines must reach the client as two segments (started right before the client).
+  auto server = topo().exec(
+      node_.ns, {"bash", "-c",
+                 "{ (printf '220 moat\\r\\n'; sleep 0.5; "
+                 "printf '227 Entering Passive Mode (10,77,0,1,39,16).\\r\\n'; sleep 4) "
+                 "| timeout 5 nc -l 21; } >/dev/null 2>&1 &"});
+  ASSERT_TRUE(server);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The client keeps its side open (nc shuts down its write side at stdin EOF, and the
+  // server's nc then quits) until the announcement has arrived.
+  auto control = topo().exec(clients_[0], {"bash", "-c", "sleep 1.5 | timeout 3 nc 10.77.0.1 21"});
+  ASSERT_TRUE(control);
+  EXPECT_NE(control->out.find("227 Entering Passive Mode"), std::string::npos) << control->out;
+  EXPECT_EQ(topo().tcp_connect(clients_[0], "10.77.0.1", 10000), TcpOutcome::Connected)
+      << "the ftp helper's expectation makes the data connection RELATED";
 }
 
 }  // namespace

@@ -94,6 +94,12 @@ Plan creation_plan(const Ruleset& rs) {
   Plan plan;
   for (const auto& [key, t] : rs.tables) {
     plan.push_back({.kind = Op::Kind::AddTable, .family = t.family, .table = t.name});
+    for (const auto& [name, h] : t.helpers)
+      plan.push_back({.kind = Op::Kind::AddHelper,
+                      .family = t.family,
+                      .table = t.name,
+                      .name = name,
+                      .helper = h});
     for (const auto& [name, s] : t.sets) {
       Set definition = s;
       definition.elements.clear();
@@ -311,6 +317,8 @@ Ruleset feature_ruleset() {
   add({}, VerdictCode::Jump, "from_tap1");
   add({}, VerdictCode::Goto, "from_tap2");
   add({ipv4(), eq(Field::FibSaddrType, host32(kRtnBroadcast))}, VerdictCode::Drop);
+  t.helpers["ftp"] = CtHelper{"ftp", "ftp", 6, 4};
+  add({tcp(), eq(Field::Dport, be16(21))}, VerdictCode::None)->ct_helper = "ftp";
   t.sets["flood"] = {
       .name = "flood", .key = {Field::Ip4Saddr}, .dynamic = true, .timeout_s = 60, .size = 65535};
   add({ipv4()}, VerdictCode::Drop)->update =
@@ -358,6 +366,10 @@ table bridge moatbr {
 	}
 }
 table inet moat {
+	ct helper ftp {
+		type "ftp" protocol tcp
+		l3proto ip
+	}
 	set flood {
 		type ipv4_addr
 		size 65535
@@ -448,7 +460,8 @@ table inet moat {
 		jump from_tap1 comment "cluster.fw:34"
 		goto from_tap2 comment "cluster.fw:35"
 		meta nfproto ipv4 fib saddr type broadcast drop comment "cluster.fw:36"
-		update @flood { ip saddr limit rate over 5/second burst 10 packets } drop comment "cluster.fw:37"
+		tcp dport 21 ct helper set "ftp" comment "cluster.fw:37"
+		update @flood { ip saddr limit rate over 5/second burst 10 packets } drop comment "cluster.fw:38"
 	}
 }
 table ip moat4 {

@@ -23,6 +23,7 @@ struct Op {
     DeleteSet,
     AddElements,
     DeleteElements,
+    AddHelper,  // helper (a table's helpers change only with the whole table)
   };
   Kind kind = Kind::AddTable;
   Family family = Family::Inet;
@@ -32,6 +33,7 @@ struct Op {
   Rule rule;                      // AddRule
   Set set;  // AddSet (definition; elements empty), Add/DeleteElements (key/kind)
   std::vector<SetElement> elements;  // Add/DeleteElements
+  CtHelper helper;                   // AddHelper
 };
 
 using Plan = std::vector<Op>;

@@ -204,6 +204,8 @@ struct Rule {
   std::vector<Field> vmap_fields;
   std::string vmap;
   Verdict verdict;
+  // ct helper set "<name>": a CtHelper of the rule's table is attached to the connection.
+  std::string ct_helper;
   // Where the rule came from ("cluster.fw:12"); shown as a comment, used to map errors back.
   std::string origin;
   friend bool operator==(const Rule&, const Rule&) = default;
@@ -247,9 +249,21 @@ struct Set {
   friend bool operator==(const Set&, const Set&) = default;
 };
 
+// ct helper NAME { type "TYPE" protocol tcp|udp; l3proto ip|ip6; }: a conntrack helper (ftp,
+// sip, ...) that rules attach to connections so that their related flows are recognized.
+// One per IP family: an `l3proto inet` helper was never attached to IPv4 connections here.
+struct CtHelper {
+  std::string name;
+  std::string type;      // the kernel helper: "ftp", "tftp", "netbios-ns", ...
+  uint8_t protocol = 6;  // IPPROTO_TCP or IPPROTO_UDP
+  int family = 4;        // 4 or 6
+  friend bool operator==(const CtHelper&, const CtHelper&) = default;
+};
+
 struct Table {
   Family family = Family::Inet;
   std::string name;
+  std::map<std::string, CtHelper> helpers;
   std::map<std::string, Set> sets;
   std::map<std::string, Chain> chains;
   friend bool operator==(const Table&, const Table&) = default;

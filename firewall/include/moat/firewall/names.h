@@ -44,6 +44,7 @@ inline constexpr uint32_t kMarkMask = 0x70000000;
 // conntrack; guest IN rules at bridge forward before br_netfilter's forward (-1), so a REJECT
 // they decide is answered by the inet forward chain.
 inline constexpr int kStashPriority = -150;     // inet prerouting/output, after conntrack
+inline constexpr int kHelperPriority = 0;       // inet prerouting: ct helpers for new connections
 inline constexpr int kGuestOutPriority = 10;    // bridge prerouting
 inline constexpr int kGuestInPriority = -10;    // bridge forward
 inline constexpr int kGuestLocalPriority = 10;  // bridge output (host -> guest)
