@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <set>
 
 #include "compile_internal.h"
 #include "moat/firewall/names.h"
@@ -734,6 +735,60 @@ std::vector<nft::ObjectRef> all_objects(const nft::Ruleset& rs) {
 
 }  // namespace
 
+namespace {
+
+// The chains and sets a chain's rules name (jump/goto targets, looked-up sets, verdict maps,
+// updated sets), added to `chains` and `sets`.
+void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std::string>& sets) {
+  for (const auto& r : c.rules) {
+    for (const auto& m : r.matches)
+      if (!m.set.empty()) sets.insert(m.set);
+    if (!r.vmap.empty()) sets.insert(r.vmap);
+    if (r.update) sets.insert(r.update->set);
+    if (!r.verdict.chain.empty()) chains.insert(r.verdict.chain);
+  }
+}
+
+// Removes from `t` the shared chains and sets among `chains`/`sets` (what a recompiled guest
+// used before and no longer does: security groups, cluster ipsets, constant sets) that no
+// other chain or verdict map of the table names any more, and what only those used, marking
+// each touched. Scans the table only when a guest dropped a reference, which is rare.
+void drop_unused(nft::Table& t, const std::string& key, std::set<std::string> chains,
+                 std::set<std::string> sets, std::vector<nft::ObjectRef>& touched) {
+  for (;;) {
+    // do-reject is part of every shard, as compile() makes it, used or not.
+    std::erase_if(chains, [&](const std::string& name) {
+      auto it = t.chains.find(name);
+      return it == t.chains.end() || it->second.base || name == names::kDoReject;
+    });
+    std::erase_if(sets, [&](const std::string& name) { return !t.sets.contains(name); });
+    if (chains.empty() && sets.empty()) return;
+    std::set<std::string> used_chains, used_sets;
+    for (const auto& [name, c] : t.chains)
+      if (!chains.contains(name)) references(c, used_chains, used_sets);
+    for (const auto& [name, set] : t.sets)
+      if (set.kind == nft::Set::Kind::Vmap && !sets.contains(name))
+        for (const auto& e : set.elements) used_chains.insert(e.verdict.chain);
+    std::set<std::string> next_chains, next_sets;
+    for (const auto& name : chains) {
+      if (used_chains.contains(name)) continue;
+      auto it = t.chains.find(name);
+      references(it->second, next_chains, next_sets);
+      t.chains.erase(it);
+      touched.push_back({key, false, name});
+    }
+    for (const auto& name : sets) {
+      if (used_sets.contains(name)) continue;
+      t.sets.erase(name);
+      touched.push_back({key, true, name});
+    }
+    chains = std::move(next_chains);
+    sets = std::move(next_sets);
+  }
+}
+
+}  // namespace
+
 Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
                                                     const FirewallConfig& config, uint32_t vmid,
                                                     const CompileOptions& options,
@@ -763,8 +818,12 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
   std::vector<nft::ObjectRef> touched;
   std::string out_chain = names::guest_chain(vmid, Direction::Out);
   std::string in_chain = names::guest_chain(vmid, Direction::In);
+  std::set<std::string> old_chains, old_sets;  // what the guest's chains named before
   if (auto it = ruleset.tables.find(key); it != ruleset.tables.end()) {
     nft::Table& t = it->second;
+    for (const auto& name : {out_chain, in_chain})
+      if (auto c = t.chains.find(name); c != t.chains.end())
+        references(c->second, old_chains, old_sets);
     t.chains.erase(out_chain);
     t.chains.erase(in_chain);
     touched.push_back({key, false, out_chain});
@@ -858,6 +917,16 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
   }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  // Shared objects only this guest used before go too, as a full compile would not make them.
+  if (auto it = ruleset.tables.find(key); it != ruleset.tables.end()) {
+    std::set<std::string> new_chains, new_sets;
+    for (const auto& name : {out_chain, in_chain})
+      if (auto c = it->second.chains.find(name); c != it->second.chains.end())
+        references(c->second, new_chains, new_sets);
+    std::erase_if(old_chains, [&](const std::string& n) { return new_chains.contains(n); });
+    std::erase_if(old_sets, [&](const std::string& n) { return new_sets.contains(n); });
+    drop_unused(it->second, key, std::move(old_chains), std::move(old_sets), touched);
+  }
   return touched;
 }
 

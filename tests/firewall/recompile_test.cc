@@ -1,5 +1,6 @@
 // The incremental path: recompiling one guest into an earlier compile() result gives the same
-// ruleset as a full compile, and the plan restricted to the touched objects is the full plan.
+// ruleset as a full compile (including the security groups, cluster sets and constant sets a
+// guest stops using), and the plan restricted to the touched objects is the full plan.
 #include <gtest/gtest.h>
 
 #include "config_fixture.h"
@@ -66,6 +67,37 @@ TEST_F(RecompileTest, LastGuestOfAShardTakesItsTableAlong) {
   expect_same_as_full(101);
   config_.guests.erase(101);
   expect_same_as_full(101);
+}
+
+TEST_F(RecompileTest, GroupAndClusterSetsAGuestStopsUsingLeaveItsShard) {
+  cluster(R"([OPTIONS]
+enable: 1
+
+[IPSET admins]
+192.0.2.0/28
+
+[group web]
+IN ACCEPT -p tcp -dport 443 -source +admins
+IN ACCEPT -p udp -dport 8000:8010
+)");
+  vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nGROUP web\nIN ACCEPT -p tcp -dport 22\n");
+  applied_ = compile(config_, options_)->ruleset;
+  ASSERT_NE(nft::to_nft_text(applied_).find("admins"), std::string::npos);
+  vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 22\n");
+  expect_same_as_full(100);
+  EXPECT_EQ(nft::to_nft_text(applied_).find("admins"), std::string::npos);
+}
+
+TEST_F(RecompileTest, GroupStillUsedByAnotherGuestOfTheShardStays) {
+  cluster("[OPTIONS]\nenable: 1\n\n[group web]\nIN ACCEPT -p tcp -dport 443\n");
+  vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nGROUP web\n");
+  vm(102, "[OPTIONS]\nenable: 1\n[RULES]\nGROUP web\n");  // shard 0 as well
+  applied_ = compile(config_, options_)->ruleset;
+  vm(100, "[OPTIONS]\nenable: 1\npolicy_in: REJECT\n[RULES]\nIN ACCEPT -p tcp -dport 22\n");
+  expect_same_as_full(100);
+  EXPECT_NE(nft::to_nft_text(applied_).find("web"), std::string::npos);
+  vm(100, "[OPTIONS]\nenable: 1\npolicy_in: DROP\n");  // the only REJECT goes
+  expect_same_as_full(100);
 }
 
 TEST_F(RecompileTest, NeedsTheShardCountOfTheFullCompile) {
