@@ -126,10 +126,15 @@ json::object adopt(std::string_view table, const std::string& row_uuid) {
   return mutate(table, where_uuid(row_uuid), "external_ids", "insert", owned_ids());
 }
 
-json::object interface_row(const OvsInterfaceSpec& i, bool with_ids) {
-  json::object row{
-      {"name", i.name}, {"type", i.type}, {"mtu_request", optional_value(i.mtu_request)}};
-  if (with_ids) row["external_ids"] = owned_ids();
+// An Interface row for an insert (`for_insert`: with its name and Moat's external_ids), or the
+// columns an update sets: "name" is immutable in the schema, and ovsdb-server refuses an
+// update that names it even with the row's own value.
+json::object interface_row(const OvsInterfaceSpec& i, bool for_insert) {
+  json::object row{{"type", i.type}, {"mtu_request", optional_value(i.mtu_request)}};
+  if (for_insert) {
+    row["name"] = i.name;
+    row["external_ids"] = owned_ids();
+  }
   return row;
 }
 

@@ -243,6 +243,20 @@ TEST_F(OvsSystemTest, PortMovesOffABridgeThatIsDeletedInTheSameTransaction) {
   EXPECT_TRUE(talks(ga, "10.5.0.2"));
 }
 
+TEST_F(OvsSystemTest, AnInterfaceMtuDriftIsRepairedInPlace) {
+  const std::string file = bridge("vmbr0", "int0") +
+                           "auto int0\niface int0 inet manual\n"
+                           "\tovs_type OVSIntPort\n\tovs_bridge vmbr0\n\tovs_mtu 1400\n";
+  apply(file);
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(replan(), "(no changes)\n");
+  auto drift = vsctl({"set", "Interface", "int0", "mtu_request=1500"});
+  ASSERT_TRUE(drift && drift->exit_code == 0) << (drift ? drift->err : "");
+  // ovsdb-server refused this update while it named the (immutable) Interface name.
+  EXPECT_EQ(to_string(apply(file)), "1. update interface int0: mtu_request 1500 -> 1400\n");
+  EXPECT_EQ(replan(), "(no changes)\n");
+}
+
 TEST_F(OvsSystemTest, AConflictFailsTheWholeTransactionAtTheStanzasLine) {
   apply(bridge("vmbr0", "p1") + port("p1", "vmbr0", "tag=10"));
   // Someone else's bond already has an interface named eth7.

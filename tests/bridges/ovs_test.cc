@@ -314,6 +314,30 @@ TEST(PlanOvs, HandDriftIsRepaired) {
                                    }));
 }
 
+TEST(PlanOvs, InterfaceUpdateLeavesTheImmutableNameOut) {
+  // vswitch.ovsschema makes Interface "name" immutable: ovsdb-server refuses an update that
+  // names it, even with the row's own value, so an mtu repair failed the whole transaction.
+  OvsDesired d = compile(kFile);
+  OvsObserved o = observed_from(d);
+  for (auto& i : o.interfaces) {
+    if (i.name == "int0") i.mtu_request = 1500;
+  }
+  std::vector<OvsOp> plan = plan_ovs(o, d);
+  ASSERT_EQ(plan.size(), 1u);
+  boost::json::array tx = ovs_transaction(plan);
+  int updates = 0;
+  for (const boost::json::value& v : tx) {
+    const boost::json::object& op = v.as_object();
+    if (op.at("op") != "update") continue;
+    ++updates;
+    EXPECT_EQ(op.at("table"), "Interface");
+    const boost::json::object& row = op.at("row").as_object();
+    EXPECT_FALSE(row.contains("name")) << boost::json::serialize(op);
+    EXPECT_EQ(row.at("mtu_request"), 1400) << boost::json::serialize(op);
+  }
+  EXPECT_EQ(updates, 1) << boost::json::serialize(tx);
+}
+
 TEST(PlanOvs, NeverTouchesPortsMoatDoesNotOwn) {
   OvsDesired d = compile(kFile);
   OvsObserved o = observed_from(d);
