@@ -121,6 +121,38 @@ Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_
   }
 }
 
+Status NetlinkSocket::receive_dump(uint32_t seq, const MessageHandler& on_message) {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+  bool interrupted = false;
+  for (;;) {
+    int len = MOAT_TRY(receive_some(socket_, buf));
+    auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
+    while (mnl_nlmsg_ok(nlh, len)) {
+      if (nlh->nlmsg_seq == seq) {
+        // The kernel flags only the reply where it noticed the change, not the DONE after it.
+        if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (nlh->nlmsg_type == NLMSG_ERROR) {
+          const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+          if (err->error != 0) {
+            std::string detail = extack_message(nlh);
+            return fail_errno(-err->error, detail.empty()
+                                               ? "kernel rejected the request"
+                                               : "kernel rejected the request: " + detail);
+          }
+        } else if (nlh->nlmsg_type == NLMSG_DONE) {
+          if (interrupted) {
+            return fail(ErrorCode::Conflict, "netlink dump was interrupted by a concurrent change");
+          }
+          return {};
+        } else if (on_message) {
+          MOAT_RETURN_IF_ERROR(on_message(nlh));
+        }
+      }
+      nlh = mnl_nlmsg_next(nlh, &len);
+    }
+  }
+}
+
 Status NetlinkSocket::receive_acks(uint32_t last_seq, const AckHandler& on_ack) {
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   for (;;) {

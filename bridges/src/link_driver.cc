@@ -132,11 +132,15 @@ Status dump(NetlinkSocket& sock, Request& req, uint32_t seq,
             const std::function<void(const nlmsghdr*)>& on_message) {
   req.nlh->nlmsg_seq = seq;
   MOAT_RETURN_IF_ERROR(sock.send(req.bytes()));
-  return sock.receive_until(seq, [&](const nlmsghdr* nlh) -> Status {
+  return sock.receive_dump(seq, [&](const nlmsghdr* nlh) -> Status {
     on_message(nlh);
     return {};
   });
 }
+
+// Dumps interrupted by a concurrent change (Conflict from receive_dump) are redone from
+// scratch this many times before the Conflict is returned.
+constexpr int kDumpAttempts = 5;
 
 Result<NetlinkSocket> open_route_socket(const std::string& netns) {
   NetlinkSocket sock = MOAT_TRY(NetlinkSocket::open(NETLINK_ROUTE, netns));
@@ -432,15 +436,23 @@ class Applier {
   Result<int> index_of(const std::string& name) {
     if (auto it = index_.find(name); it != index_.end()) return it->second;
     MOAT_RETURN_IF_ERROR(pipe_.flush());
-    index_.clear();
-    Request req;
-    link_dump_request(req);
-    MOAT_RETURN_IF_ERROR(dump(sock_, req, dump_seq_++, [&](const nlmsghdr* nlh) {
-      if (nlh->nlmsg_type != RTM_NEWLINK) return;
-      const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-      Attrs a = parse_attrs(nlh, sizeof(ifinfomsg));
-      if (a[IFLA_IFNAME]) index_.emplace(mnl_attr_get_str(a[IFLA_IFNAME]), ifi->ifi_index);
-    }));
+    Status dumped;
+    for (int attempt = 0; attempt < kDumpAttempts; ++attempt) {
+      index_.clear();
+      Request req;
+      link_dump_request(req);
+      dumped = dump(sock_, req, dump_seq_++, [&](const nlmsghdr* nlh) {
+        if (nlh->nlmsg_type != RTM_NEWLINK) return;
+        const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+        Attrs a = parse_attrs(nlh, sizeof(ifinfomsg));
+        if (a[IFLA_IFNAME]) index_.emplace(mnl_attr_get_str(a[IFLA_IFNAME]), ifi->ifi_index);
+      });
+      if (dumped || dumped.error().code() != ErrorCode::Conflict) break;
+    }
+    if (!dumped) {
+      index_.clear();
+      return fail(std::move(dumped).error());
+    }
     if (auto it = index_.find(name); it != index_.end()) return it->second;
     return fail(ErrorCode::NotFound, "no link named " + name);
   }
@@ -733,6 +745,10 @@ class Applier {
 Result<Observed> observe(const std::string& netns) {
   NetlinkSocket sock = MOAT_TRY(open_route_socket(netns));
   Result<Observed> out = observe_with(sock);
+  for (int attempt = 1;
+       !out && out.error().code() == ErrorCode::Conflict && attempt < kDumpAttempts; ++attempt) {
+    out = observe_with(sock);
+  }
   if (!out) return fail(with_where(std::move(out).error(), netns));
   return out;
 }

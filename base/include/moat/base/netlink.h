@@ -45,6 +45,13 @@ class NetlinkSocket {
   Status receive_until(uint32_t last_seq, const MessageHandler& on_message = {},
                        const std::function<void(uint32_t seq, int err)>& on_error_seq = {});
 
+  // Reads the replies of the dump sent with sequence `seq` up to its NLMSG_DONE, handing each
+  // to `on_message`. Replies of other sequences (left over from an earlier request) are
+  // skipped, so a stale DONE or error does not end or fail this dump. An NLMSG_ERROR for `seq`
+  // becomes its Error. Conflict when the kernel flagged any reply NLM_F_DUMP_INTR (the table
+  // changed during the dump, so what was handed over may be inconsistent): dump again.
+  Status receive_dump(uint32_t seq, const MessageHandler& on_message);
+
   // Reads the acks of pipelined requests (each sent with NLM_F_ACK) until the one for
   // `last_seq` arrives, calling `on_ack` with each one's sequence number, its errno (0 on
   // success) and the kernel's extended-ack message; unlike receive_until(), an error does not
