@@ -49,6 +49,19 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
+// The longest name the kernel takes for a link (IFNAMSIZ less the NUL).
+constexpr size_t kMaxLinkName = 15;
+
+// InvalidConfig unless `name` can be a kernel link name: the driver copies these names into
+// fixed-size netlink requests, so an over-long one must not get that far.
+Status check_link_name(const InterfacesFile& file, Position at, std::string_view what,
+                       std::string_view name) {
+  if (name.size() <= kMaxLinkName) return {};
+  return config_error(file, at,
+                      std::string(what) + " '" + std::string(name) + "' is longer than " +
+                          std::to_string(kMaxLinkName) + " characters (the kernel's limit)");
+}
+
 bool is_link_local(const IpAddress& ip) {
   return ip.family == 6 && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80;
 }
@@ -145,6 +158,10 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
     s.line = i.at.line;
     s.mtu = i.mtu;
     s.up = i.autostart;
+    bool linux_link = i.kind != InterfaceKind::Loopback && i.kind != InterfaceKind::Alias &&
+                      i.kind != InterfaceKind::Dummy && i.kind != InterfaceKind::OvsBond &&
+                      i.kind != InterfaceKind::OvsPort;
+    if (linux_link) MOAT_RETURN_IF_ERROR(check_link_name(file, i.at, "interface name", i.name));
     switch (i.kind) {
       case InterfaceKind::Loopback:
       case InterfaceKind::Alias:
@@ -180,6 +197,8 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
           return config_error(file, i.at, "veth '" + i.name + "' needs veth-peer-name");
         }
         s.veth_peer = trim(peer->value);
+        MOAT_RETURN_IF_ERROR(check_link_name(file, {peer->line, peer->value_column()},
+                                             "veth-peer-name", s.veth_peer));
         break;
       }
       case InterfaceKind::Vxlan: {
@@ -283,6 +302,7 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
       }
       auto port = specs.find(w.text);
       if (port == specs.end()) {
+        MOAT_RETURN_IF_ERROR(check_link_name(file, w.at, "port", w.text));
         LinkSpec p;
         p.name = w.text;
         p.kind = LinkKind::Physical;

@@ -326,6 +326,32 @@ TEST(CompileLinks, RejectsVethWithoutPeerAndPortOfTwoMasters) {
   EXPECT_NE(e.to_string().find("interfaces:3:"), std::string::npos) << e.to_string();
 }
 
+TEST(CompileLinks, RejectsLinkNamesLongerThanTheKernelTakes) {
+  // The driver copies names into 1 KiB netlink requests: a long one overflowed the request.
+  std::string long_name(2000, 'b');
+  Error e = compile_error("iface " + long_name + " inet manual\n\tbridge-ports eno1\n");
+  EXPECT_EQ(e.code(), ErrorCode::InvalidConfig);
+  EXPECT_NE(e.to_string().find("interfaces:1:"), std::string::npos) << e.to_string();
+  EXPECT_NE(e.message().find("longer than 15"), std::string::npos) << e.message();
+
+  e = compile_error("iface br0 inet manual\n\tbridge-ports eno1 " + long_name + "\n");
+  EXPECT_EQ(e.code(), ErrorCode::InvalidConfig);
+  EXPECT_NE(e.to_string().find("interfaces:2:"), std::string::npos) << e.to_string();
+
+  e = compile_error(
+      "iface vp0 inet manual\n"
+      "\tlink-type veth\n"
+      "\tveth-peer-name " +
+      long_name + "\n");
+  EXPECT_EQ(e.code(), ErrorCode::InvalidConfig);
+  EXPECT_NE(e.to_string().find("interfaces:3:"), std::string::npos) << e.to_string();
+
+  // 15 characters is the longest name the kernel takes, and it passes.
+  EXPECT_NE(
+      find(compile("iface abcdefghijklmno inet manual\n\tbridge-ports eno1\n"), "abcdefghijklmno"),
+      nullptr);
+}
+
 TEST(PlanLinks, FreshNodeCreatesMastersFirstThenConfigures) {
   std::vector<LinkOp> plan = plan_links(fresh_node(), compile(kNode));
   EXPECT_EQ(lines(plan), (std::vector<std::string>{

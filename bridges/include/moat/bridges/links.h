@@ -115,8 +115,8 @@ struct LinkSpec {
 // error. `up` is the interface's `auto`/`allow-*` mark; `master` comes from the bridge-ports /
 // bond-slaves that name it. InvalidConfig (at the file line) for a veth without
 // `veth-peer-name`, a VXLAN without an id, a VLAN without id or parent, a port claimed by two
-// masters, a bad `vxlan-port` or `bond-xmit-hash-policy`, and a port or slave that is itself
-// an OVS interface.
+// masters, a bad `vxlan-port` or `bond-xmit-hash-policy`, a port or slave that is itself
+// an OVS interface, and a link, port or veth peer name longer than the kernel's 15 characters.
 Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file);
 
 // ---------------------------------------------------------------------------------------------
