@@ -527,20 +527,32 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     return gone.contains(o.master) ? std::string() : o.master;
   };
 
+  // The peer of a veth this plan creates comes with it, with the veth's mtu: a stanza or a
+  // bridge port of that name is configured like any link the plan makes, and is not made twice.
+  std::map<std::string_view, std::optional<uint32_t>> made_as_peer;
   for (const LinkSpec* s : order) {
-    if (s->kind == LinkKind::Physical || current(*s)) continue;
+    if (s->kind == LinkKind::Physical || current(*s) || made_as_peer.contains(s->name)) continue;
     plan.push_back(make_op(LinkOp::Type::Create, *s));
+    if (s->kind == LinkKind::Veth) made_as_peer.emplace(s->veth_peer, s->mtu);
   }
+  auto will_exist = [&](const LinkSpec& s) {
+    return current(s) || s.kind != LinkKind::Physical || made_as_peer.contains(s.name);
+  };
 
   for (const LinkSpec* s : order) {
     const ObservedLink* o = current(*s);
-    bool created = !o && s->kind != LinkKind::Physical;
+    bool created = !o && will_exist(*s);
     if (!o && !created) continue;  // a missing NIC: nothing can make it
 
     if (o && s->mtu && *s->mtu != o->mtu) {
       LinkOp op = make_op(LinkOp::Type::SetMtu, *s);
       op.mtu = *s->mtu;
       op.observed = std::to_string(o->mtu);
+      plan.push_back(std::move(op));
+    } else if (auto peer = made_as_peer.find(s->name);
+               !o && s->mtu && peer != made_as_peer.end() && peer->second != s->mtu) {
+      LinkOp op = make_op(LinkOp::Type::SetMtu, *s);
+      op.mtu = *s->mtu;
       plan.push_back(std::move(op));
     }
 
@@ -622,7 +634,7 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
   // Default routes last: their gateways need the links' addresses.
   for (const LinkSpec* s : order) {
     if (s->gateways.empty()) continue;
-    if (!current(*s) && s->kind == LinkKind::Physical) continue;
+    if (!will_exist(*s)) continue;
     for (const IpAddress& g : s->gateways) {
       if (routes_now.contains({s->name, g})) continue;
       LinkOp op = make_op(LinkOp::Type::AddRoute, *s);

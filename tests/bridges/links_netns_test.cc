@@ -402,6 +402,24 @@ TEST_F(LinksNetnsTest, GatewaysBecomeMoatsDefaultRoutesAndLeaveWithTheFile) {
   EXPECT_EQ(to_string(plan_for(n->ns, gateway_file(false)).plan), "(no changes)\n");
 }
 
+TEST_F(LinksNetnsTest, AVethPairJoiningTwoBridgesIsCompleteAfterOneApply) {
+  auto n = topo().add_node("node");
+  ASSERT_TRUE(n) << n.error().to_string();
+  // Both ends declared (ifupdown2 style), each end a port of its own bridge.
+  const std::string file =
+      "auto lk1\niface lk1 inet manual\n\tlink-type veth\n\tveth-peer-name lk2\n\n"
+      "auto lk2\niface lk2 inet manual\n\tlink-type veth\n\tveth-peer-name lk1\n\n"
+      "auto brx\niface brx inet static\n\taddress 10.8.0.1/24\n\tbridge-ports lk1\n\n"
+      "auto bry\niface bry inet manual\n\tbridge-ports lk2\n";
+  Planned first = plan_for(n->ns, file);
+  ASSERT_EQ(first.error, "");
+  auto applied = apply_links({.netns = n->ns, .plan = first.plan, .file = "interfaces"});
+  ASSERT_TRUE(applied) << applied.error().to_string() << "\n" << to_string(first.plan);
+  EXPECT_NE(link(n->ns, "lk1").find("master brx"), std::string::npos) << link(n->ns, "lk1");
+  EXPECT_NE(link(n->ns, "lk2").find("master bry"), std::string::npos) << link(n->ns, "lk2");
+  EXPECT_EQ(to_string(plan_for(n->ns, file).plan), "(no changes)\n");
+}
+
 TEST_F(LinksNetnsTest, RecreatesAChangedVxlanAndMapsAFailedRequestToItsOpAndLine) {
   auto n = topo().add_node("node");
   ASSERT_TRUE(n) << n.error().to_string();

@@ -401,6 +401,56 @@ TEST(PlanLinks, DriftIsPlannedBack) {
                                            }));
 }
 
+TEST(PlanLinks, AVethPeerNamedInTheFileIsConfiguredInTheApplyThatMakesIt) {
+  // The peer exists only once its veth is made: it was skipped as a missing NIC, so the plan
+  // after the apply still enslaved it (not idempotent); a pair declared from both ends was
+  // created twice (EEXIST).
+  std::vector<LinkSpec> desired = compile(
+      "auto vl0\n"
+      "iface vl0 inet manual\n"
+      "\tlink-type veth\n"
+      "\tveth-peer-name vl0p\n"
+      "\n"
+      "auto vl0p\n"
+      "iface vl0p inet static\n"
+      "\taddress 10.7.0.1/24\n"
+      "\tgateway 10.7.0.254\n"
+      "\tmtu 1400\n"
+      "\n"
+      "auto ab\n"
+      "iface ab inet manual\n"
+      "\tlink-type veth\n"
+      "\tveth-peer-name ba\n"
+      "\n"
+      "auto ba\n"
+      "iface ba inet manual\n"
+      "\tlink-type veth\n"
+      "\tveth-peer-name ab\n"
+      "\n"
+      "auto br1\n"
+      "iface br1 inet manual\n"
+      "\tbridge-ports vl0 ba\n"
+      "\n"
+      "auto br2\n"
+      "iface br2 inet manual\n"
+      "\tbridge-ports ab\n");
+  Observed o = fresh_node();
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  std::vector<std::string> text = lines(plan);
+  EXPECT_EQ(std::count_if(text.begin(), text.end(),
+                          [](const std::string& l) { return l.starts_with("create veth"); }),
+            2)
+      << to_string(plan);
+  for (std::string_view want :
+       {"set vl0p mtu 1400", "add address 10.7.0.1/24 to vl0p", "set vl0p up", "set ba master br1",
+        "set ab master br2", "add route default via 10.7.0.254 dev vl0p"}) {
+    EXPECT_NE(std::find(text.begin(), text.end(), want), text.end()) << want << "\n"
+                                                                     << to_string(plan);
+  }
+  fake_apply(o, plan);
+  EXPECT_EQ(to_string(plan_links(o, desired)), "(no changes)\n");
+}
+
 TEST(PlanLinks, ChangedMtuPlansOnlyThat) {
   Observed o = fresh_node();
   std::vector<LinkSpec> desired = compile(kNode);

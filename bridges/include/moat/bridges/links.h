@@ -213,7 +213,8 @@ bool is_guest_port(std::string_view name);
 //  3. owned links that are not desired, or cannot become their spec in place (another kind, a
 //     bond's mode, a VLAN's id/parent/protocol, a VXLAN's id/local/remote/port), are deleted;
 //  4. missing links are created in dependency order (bridges and bonds before their ports,
-//     VXLAN underlays and VLAN parents before their children);
+//     VXLAN underlays and VLAN parents before their children); a veth's peer comes with the
+//     veth (a stanza or port of that name is not created again, and is configured below);
 //  5. per link in that order: mtu, bridge options, bond options, master, address removals and
 //     additions, up (Moat brings links up, it never takes one down);
 //  6. VXLAN FDB remotes are removed and added;
