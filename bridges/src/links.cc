@@ -472,6 +472,14 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     deletes.push_back(std::move(op));
     gone.insert(o.name);
   }
+  // The kernel deletes a VLAN with its parent: such a VLAN is gone too (and made again when
+  // desired), also when it is not Moat's to delete. To a fixpoint, for VLANs on VLANs.
+  for (bool more = !gone.empty(); more;) {
+    more = false;
+    for (const ObservedLink& o : observed.links) {
+      if (o.vlan && gone.contains(o.vlan->parent) && gone.insert(o.name).second) more = true;
+    }
+  }
 
   // Nothing that stays may be in the group the deletes below are carried out through.
   std::vector<LinkOp> plan;

@@ -60,7 +60,10 @@ void fake_apply(Observed& o, const std::vector<LinkOp>& plan) {
   for (const LinkOp& op : plan) {
     switch (op.type) {
       case LinkOp::Type::Delete:
-        std::erase_if(o.links, [&](const ObservedLink& l) { return l.name == op.link; });
+        // VLANs go with their parent.
+        std::erase_if(o.links, [&](const ObservedLink& l) {
+          return l.name == op.link || (l.vlan && l.vlan->parent == op.link);
+        });
         for (ObservedLink& l : o.links) {
           if (l.master == op.link) l.master.clear();
         }
@@ -613,6 +616,50 @@ TEST(PlanLinks, BondOptionsAreCreatedAndRepairedAndAChangedModeRecreates) {
       "\tbond-xmit-hash-policy layer9\n");
   EXPECT_EQ(e.code(), ErrorCode::InvalidConfig);
   EXPECT_NE(e.to_string().find("interfaces:3:"), std::string::npos) << e.to_string();
+}
+
+TEST(PlanLinks, AVlanOnARecreatedBondIsMadeAgainInTheSamePlan) {
+  // The kernel deletes bond0.100 with bond0: the plan recreated bond0 but went on as if
+  // bond0.100 were still there, so the VLAN and its bridge port were missing until the next
+  // apply, and its own ops (mtu, up) would fail with ENODEV.
+  std::string file =
+      "auto bond0\n"
+      "iface bond0 inet manual\n"
+      "\tbond-slaves eno1 eno2\n"
+      "\tbond-mode active-backup\n"
+      "\n"
+      "auto bond0.100\n"
+      "iface bond0.100 inet manual\n"
+      "\n"
+      "auto vmbr0v100\n"
+      "iface vmbr0v100 inet manual\n"
+      "\tbridge-ports bond0.100\n";
+  std::vector<LinkSpec> desired = compile(file);
+  Observed o{.links = {{.name = "eno1", .mtu = 1500}, {.name = "eno2", .mtu = 1500}}};
+  fake_apply(o, plan_links(o, desired));
+  ASSERT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+  ASSERT_NE(o.find("bond0.100"), nullptr);
+
+  std::string changed = file;
+  changed.replace(changed.find("active-backup"), 13, "802.3ad");
+  desired = compile(changed);
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  std::vector<std::string> text = lines(plan);
+  for (std::string_view want : {"delete link bond0", "set bond0.100 master vmbr0v100"}) {
+    EXPECT_NE(std::find(text.begin(), text.end(), want), text.end()) << want << "\n"
+                                                                     << to_string(plan);
+  }
+  // Not deleted by the plan itself (the kernel does it), and made after its parent.
+  EXPECT_EQ(std::find(text.begin(), text.end(), "delete link bond0.100"), text.end());
+  auto at = [&](std::string_view prefix) {
+    return std::find_if(text.begin(), text.end(),
+                        [&](const std::string& l) { return l.starts_with(prefix); }) -
+           text.begin();
+  };
+  EXPECT_LT(at("create bond bond0"), at("create vlan bond0.100"));
+  EXPECT_LT(at("create vlan bond0.100"), std::ssize(text)) << to_string(plan);
+  fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
 }
 
 TEST(PlanLinks, VlanProtocolOrParentChangeRecreatesTheVlan) {
