@@ -275,6 +275,11 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
     auto it = by_index.find(static_cast<int>(ifa->ifa_index));
     if (it == by_index.end()) return;
     Attrs a = parse_attrs(nlh, sizeof(ifaddrmsg));
+    // Addresses with a lifetime (SLAAC from router advertisements, a DHCP lease) are the
+    // kernel's or a daemon's, not configuration: planning against them would delete them on
+    // every pass while they keep coming back.
+    uint32_t flags = a[IFA_FLAGS] ? attr_u32(a[IFA_FLAGS]) : ifa->ifa_flags;
+    if (!(flags & IFA_F_PERMANENT)) return;
     std::optional<IpAddress> ip = attr_ip(a[IFA_LOCAL]);
     if (!ip) ip = attr_ip(a[IFA_ADDRESS]);
     if (ip) it->second.addresses.push_back({*ip, ifa->ifa_prefixlen});

@@ -420,6 +420,32 @@ TEST_F(LinksNetnsTest, AVethPairJoiningTwoBridgesIsCompleteAfterOneApply) {
   EXPECT_EQ(to_string(plan_for(n->ns, file).plan), "(no changes)\n");
 }
 
+TEST_F(LinksNetnsTest, AddressesWithALifetimeAreLeftToWhoeverAddedThem) {
+  auto n = topo().add_node("node");
+  ASSERT_TRUE(n) << n.error().to_string();
+  const std::string file =
+      "auto br5\niface br5 inet static\n\taddress 10.6.0.1/24\n\tbridge-ports none\n";
+  {
+    Status st = apply_text(n->ns, file);
+    ASSERT_TRUE(st) << st.error().to_string();
+  }
+  // What SLAAC or a DHCP client adds has a lifetime; they would add it back after a delete.
+  for (std::vector<std::string> add :
+       {std::vector<std::string>{"ip", "addr", "add", "10.6.0.77/24", "dev", "br5", "valid_lft",
+                                 "300", "preferred_lft", "300"},
+        std::vector<std::string>{"ip", "-6", "addr", "add", "2001:db8:6::77/64", "dev", "br5",
+                                 "valid_lft", "300", "preferred_lft", "300"}}) {
+    auto r = topo().exec(n->ns, add);
+    ASSERT_TRUE(r && r->exit_code == 0) << (r ? r->err : "");
+  }
+  EXPECT_EQ(to_string(plan_for(n->ns, file).plan), "(no changes)\n");
+  // A permanent address the file does not have is still removed.
+  auto r = topo().exec(n->ns, {"ip", "addr", "add", "10.6.0.88/24", "dev", "br5"});
+  ASSERT_TRUE(r && r->exit_code == 0) << (r ? r->err : "");
+  EXPECT_EQ(lines(plan_for(n->ns, file).plan),
+            std::vector<std::string>{"delete address 10.6.0.88/24 from br5"});
+}
+
 TEST_F(LinksNetnsTest, RecreatesAChangedVxlanAndMapsAFailedRequestToItsOpAndLine) {
   auto n = topo().add_node("node");
   ASSERT_TRUE(n) << n.error().to_string();

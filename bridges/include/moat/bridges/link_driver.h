@@ -15,7 +15,8 @@ namespace moat::bridges {
 // One RTM_GETLINK dump, one RTM_GETADDR dump and one RTM_GETROUTE dump (main table) of
 // namespace `netns` (empty: the caller's), plus one bridge FDB dump per VXLAN link: every link
 // with its kind, master, mtu, IFF_UP, ifalias, bridge/bond/VLAN/VXLAN parameters, VXLAN
-// remotes and addresses, and the main table's default routes and Moat's routes. A dump the
+// remotes and permanent addresses (not those with a lifetime: SLAAC, DHCP leases), and the
+// main table's default routes and Moat's routes. A dump the
 // kernel flags interrupted (NLM_F_DUMP_INTR: links changed meanwhile) is redone, a few times,
 // then Conflict. NotFound when the namespace does not exist; Kernel for netlink failures.
 Result<Observed> observe(const std::string& netns);
