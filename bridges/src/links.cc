@@ -450,9 +450,21 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
   for (const LinkSpec& s : desired) {
     if (s.kind == LinkKind::Veth) peers.insert(s.veth_peer);
   }
+  // The kernel deletes a link's VLANs with it: a link under a VLAN that Moat may not delete
+  // (someone else's, or one holding guest ports) stays, and so do the links under it.
+  std::set<std::string_view> under_kept_vlan;
+  for (bool more = true; more;) {
+    more = false;
+    for (const ObservedLink& o : observed.links) {
+      if (!o.vlan || o.vlan->parent.empty()) continue;
+      bool kept = o.alias != kOwnedAlias || is_guest_port(o.name) || has_guests.contains(o.name) ||
+                  under_kept_vlan.contains(o.name);
+      if (kept && under_kept_vlan.insert(o.vlan->parent).second) more = true;
+    }
+  }
   auto deletable = [&](const ObservedLink& o) {
     return o.alias == kOwnedAlias && !is_guest_port(o.name) && !has_guests.contains(o.name) &&
-           !peers.contains(o.name);
+           !peers.contains(o.name) && !under_kept_vlan.contains(o.name);
   };
 
   std::vector<LinkOp> deletes;

@@ -662,6 +662,50 @@ TEST(PlanLinks, AVlanOnARecreatedBondIsMadeAgainInTheSamePlan) {
   EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
 }
 
+TEST(PlanLinks, ALinkUnderAVlanMoatDoesNotOwnIsNeverDeleted) {
+  // Deleting bond0 makes the kernel delete the VLANs on it: here Proxmox's bond0.100, the
+  // uplink of a guest bridge that is not in the file.
+  std::vector<LinkSpec> desired = compile(
+      "auto bond0\n"
+      "iface bond0 inet manual\n"
+      "\tbond-slaves eno1 eno2\n"
+      "\tbond-mode 802.3ad\n");
+  auto bond = [](std::string name, std::string alias) {
+    return ObservedLink{.name = std::move(name),
+                        .kind = "bond",
+                        .mtu = 1500,
+                        .alias = std::move(alias),
+                        .bond = BondSpec{.mode = BondMode::ActiveBackup}};
+  };
+  auto vlan = [](std::string name, std::string parent, std::string alias) {
+    return ObservedLink{.name = std::move(name),
+                        .kind = "vlan",
+                        .mtu = 1500,
+                        .alias = std::move(alias),
+                        .vlan = VlanSpec{.id = 100, .parent = std::move(parent)}};
+  };
+  Observed o{.links = {{.name = "eno1", .master = "bond0", .mtu = 1500},
+                       {.name = "eno2", .master = "bond0", .mtu = 1500},
+                       bond("bond0", "moat"),
+                       vlan("bond0.100", "bond0", "")}};
+  std::vector<std::string> text = lines(plan_links(o, desired));
+  EXPECT_EQ(std::find(text.begin(), text.end(), "delete link bond0"), text.end())
+      << ::testing::PrintToString(text);
+
+  // Also through a VLAN of Moat's on which someone else stacked one (QinQ).
+  o.links[3] = vlan("bond0.100", "bond0", "moat");
+  o.links.push_back(vlan("bond0.100.5", "bond0.100", ""));
+  text = lines(plan_links(o, desired));
+  EXPECT_EQ(std::find(text.begin(), text.end(), "delete link bond0"), text.end())
+      << ::testing::PrintToString(text);
+
+  // With only Moat's VLANs on it, the bond is recreated (and so are they, when desired).
+  o.links.pop_back();
+  text = lines(plan_links(o, desired));
+  EXPECT_NE(std::find(text.begin(), text.end(), "delete link bond0"), text.end())
+      << ::testing::PrintToString(text);
+}
+
 TEST(PlanLinks, VlanProtocolOrParentChangeRecreatesTheVlan) {
   std::vector<LinkSpec> desired = compile(testing::kVlanFile);
   Observed o{.links = {{.name = "eno1", .mtu = 9000},

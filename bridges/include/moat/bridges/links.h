@@ -221,10 +221,11 @@ bool is_guest_port(std::string_view name);
 //  6. VXLAN FDB remotes are removed and added;
 //  7. wanted default routes are added where the main table has no route to that gateway on
 //     that link (of any protocol).
-// Never deletes a link without kOwnedAlias, never touches the master of a guest port that has
-// one, and never releases a port from ovs-system (Open vSwitch's, see ovs.h). Physical links
-// that do not exist are skipped (nothing can create them). Applying the plan and planning again
-// against a fresh snapshot gives {}. O(n log n) in links and routes.
+// Never deletes a link without kOwnedAlias, nor one with a VLAN on it (at any depth) that it
+// may not delete (the kernel would delete that VLAN too), never touches the master of a guest port
+// that has one, and never releases a port from ovs-system (Open vSwitch's, see ovs.h). Physical
+// links that do not exist are skipped (nothing can create them). Applying the plan and planning
+// again against a fresh snapshot gives {}. O(n log n) in links and routes.
 std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkSpec>& desired);
 
 // One operation per line, numbered from 1; "(no changes)\n" for an empty plan.
