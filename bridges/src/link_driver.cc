@@ -230,7 +230,7 @@ Error with_where(Error e, const std::string& netns) {
 Result<Observed> observe_with(NetlinkSocket& sock) {
   uint32_t seq = 1;
   std::unordered_map<int, ObservedLink> by_index;
-  std::unordered_map<int, int> master_of, link_of;
+  std::unordered_map<int, int> master_of, link_of, vxlan_dev_of;
   std::vector<std::pair<ObservedLink*, int>> primaries;
   by_index.reserve(1024);
 
@@ -255,6 +255,12 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
     Attrs info = parse_nested(a[IFLA_LINKINFO]);
     o.kind = attr_str(info[IFLA_INFO_KIND]);
     if (info[IFLA_INFO_DATA]) parse_kind_data(o.kind, info[IFLA_INFO_DATA], o, primaries);
+    if (o.vxlan) {
+      // The underlay: the kernel deletes the VXLAN with it.
+      Attrs data = parse_nested(info[IFLA_INFO_DATA]);
+      if (int l = static_cast<int>(attr_u32(data[IFLA_VXLAN_LINK])); l > 0)
+        vxlan_dev_of[o.index] = l;
+    }
   }));
   auto name_of = [&](int index) {
     auto it = by_index.find(index);
@@ -266,6 +272,7 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
     ObservedLink& o = by_index[index];
     if (o.vlan) o.vlan->parent = name_of(parent);
   }
+  for (auto [index, dev] : vxlan_dev_of) by_index[index].vxlan->dev = name_of(dev);
 
   Request addr_req;
   addr_req.start<ifaddrmsg>(RTM_GETADDR, NLM_F_DUMP)->ifa_family = AF_UNSPEC;

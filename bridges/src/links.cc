@@ -388,6 +388,13 @@ bool needs_recreate(const ObservedLink& o, const LinkSpec& spec) {
   return false;
 }
 
+// The link the kernel deletes `o` with (a VLAN's parent, a VXLAN's underlay); empty: none.
+std::string_view lower_of(const ObservedLink& o) {
+  if (o.vlan) return o.vlan->parent;
+  if (o.vxlan) return o.vxlan->dev;
+  return {};
+}
+
 LinkOp make_op(LinkOp::Type type, const LinkSpec& spec) {
   LinkOp op;
   op.type = type;
@@ -450,16 +457,18 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
   for (const LinkSpec& s : desired) {
     if (s.kind == LinkKind::Veth) peers.insert(s.veth_peer);
   }
-  // The kernel deletes a link's VLANs with it: a link under a VLAN that Moat may not delete
-  // (someone else's, or one holding guest ports) stays, and so do the links under it.
+  // The kernel deletes a link's VLANs and the VXLANs over it with it: a link under such a link
+  // that Moat may not delete (someone else's, or one holding guest ports) stays, and so do the
+  // links under it.
   std::set<std::string_view> under_kept_vlan;
   for (bool more = true; more;) {
     more = false;
     for (const ObservedLink& o : observed.links) {
-      if (!o.vlan || o.vlan->parent.empty()) continue;
+      std::string_view lower = lower_of(o);
+      if (lower.empty()) continue;
       bool kept = o.alias != kOwnedAlias || is_guest_port(o.name) || has_guests.contains(o.name) ||
                   under_kept_vlan.contains(o.name);
-      if (kept && under_kept_vlan.insert(o.vlan->parent).second) more = true;
+      if (kept && under_kept_vlan.insert(lower).second) more = true;
     }
   }
   auto deletable = [&](const ObservedLink& o) {
@@ -484,12 +493,13 @@ std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkS
     deletes.push_back(std::move(op));
     gone.insert(o.name);
   }
-  // The kernel deletes a VLAN with its parent: such a VLAN is gone too (and made again when
-  // desired), also when it is not Moat's to delete. To a fixpoint, for VLANs on VLANs.
+  // The kernel deletes a VLAN with its parent and a VXLAN with its underlay: such a link is
+  // gone too (and made again when desired). To a fixpoint, for VLANs on VLANs.
   for (bool more = !gone.empty(); more;) {
     more = false;
     for (const ObservedLink& o : observed.links) {
-      if (o.vlan && gone.contains(o.vlan->parent) && gone.insert(o.name).second) more = true;
+      std::string_view lower = lower_of(o);
+      if (!lower.empty() && gone.contains(lower) && gone.insert(o.name).second) more = true;
     }
   }
 

@@ -136,6 +136,12 @@ TEST_F(LinksNetnsTest, BuildsVxlanBridgesAcrossTwoNodesAndReconfiguresWithoutBre
         << vx;
     EXPECT_NE(vx.find("dstport 4789"), std::string::npos) << vx;
     EXPECT_NE(vx.find("master vmbr0"), std::string::npos) << vx;
+    // observe() names the underlay too (the kernel deletes the VXLAN with it).
+    Result<Observed> seen = observe(ns);
+    ASSERT_TRUE(seen) << seen.error().to_string();
+    const ObservedLink* vxl = seen->find("vx100");
+    ASSERT_TRUE(vxl && vxl->vxlan);
+    EXPECT_EQ(vxl->vxlan->dev, "ul0");
     EXPECT_NE(vx.find("mtu 1450"), std::string::npos) << vx;
     EXPECT_NE(vx.find("state UNKNOWN"), std::string::npos) << vx;  // up (no carrier concept)
     std::string br = link(ns, "vmbr0");

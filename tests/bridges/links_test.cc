@@ -60,9 +60,10 @@ void fake_apply(Observed& o, const std::vector<LinkOp>& plan) {
   for (const LinkOp& op : plan) {
     switch (op.type) {
       case LinkOp::Type::Delete:
-        // VLANs go with their parent.
+        // VLANs go with their parent, VXLANs with their underlay.
         std::erase_if(o.links, [&](const ObservedLink& l) {
-          return l.name == op.link || (l.vlan && l.vlan->parent == op.link);
+          return l.name == op.link || (l.vlan && l.vlan->parent == op.link) ||
+                 (l.vxlan && l.vxlan->dev == op.link);
         });
         for (ObservedLink& l : o.links) {
           if (l.master == op.link) l.master.clear();
@@ -659,6 +660,32 @@ TEST(PlanLinks, AVlanOnARecreatedBondIsMadeAgainInTheSamePlan) {
   EXPECT_LT(at("create bond bond0"), at("create vlan bond0.100"));
   EXPECT_LT(at("create vlan bond0.100"), std::ssize(text)) << to_string(plan);
   fake_apply(o, plan);
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+}
+
+TEST(PlanLinks, AVxlanOverARecreatedUnderlayIsMadeAgainInTheSamePlan) {
+  // The kernel deletes a VXLAN with its vxlan-physdev.
+  std::string file =
+      "auto ul0\n"
+      "iface ul0 inet manual\n"
+      "\tvlan-raw-device eno1\n"
+      "\tvlan-id 10\n"
+      "\n"
+      "auto vx100\n"
+      "iface vx100 inet manual\n"
+      "\tvxlan-id 100\n"
+      "\tvxlan-physdev ul0\n";
+  std::vector<LinkSpec> desired = compile(file);
+  Observed o{.links = {{.name = "eno1", .mtu = 1500}}};
+  fake_apply(o, plan_links(o, desired));
+  ASSERT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
+
+  std::string changed = file;
+  changed.replace(changed.find("vlan-id 10"), 10, "vlan-id 20");
+  desired = compile(changed);
+  std::vector<LinkOp> plan = plan_links(o, desired);
+  fake_apply(o, plan);
+  EXPECT_NE(o.find("vx100"), nullptr) << to_string(plan);
   EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
 }
 

@@ -133,7 +133,7 @@ struct ObservedLink {
   std::string alias;                   // ifalias; kOwnedAlias when Moat created it
   uint32_t group = 0;                  // IFLA_GROUP; kDeleteGroup only inside an apply
   std::vector<LinkAddress> addresses;  // sorted
-  std::optional<VxlanSpec> vxlan;      // id, local, remote, dstport when kind is "vxlan"
+  std::optional<VxlanSpec> vxlan;      // id, local, remote, dstport, dev when kind is "vxlan"
   std::optional<BridgeSpec> bridge;    // when kind is "bridge"
   std::optional<BondSpec> bond;        // mode, miimon, xmit hash policy, primary; no slaves
   std::optional<VlanSpec> vlan;        // when kind is "vlan"
@@ -212,7 +212,8 @@ bool is_guest_port(std::string_view name);
 //  2. Moat's routes (kRouteProtocol) that are not wanted are deleted;
 //  3. owned links that are not desired, or cannot become their spec in place (another kind, a
 //     bond's mode, a VLAN's id/parent/protocol, a VXLAN's id/local/remote/port), are deleted;
-//     the VLANs on them go with them (the kernel deletes those) and count as missing below;
+//     the VLANs on them and VXLANs over them go with them (the kernel deletes those) and count
+//     as missing below;
 //  4. missing links are created in dependency order (bridges and bonds before their ports,
 //     VXLAN underlays and VLAN parents before their children); a veth's peer comes with the
 //     veth (a stanza or port of that name is not created again, and is configured below);
@@ -221,11 +222,11 @@ bool is_guest_port(std::string_view name);
 //  6. VXLAN FDB remotes are removed and added;
 //  7. wanted default routes are added where the main table has no route to that gateway on
 //     that link (of any protocol).
-// Never deletes a link without kOwnedAlias, nor one with a VLAN on it (at any depth) that it
-// may not delete (the kernel would delete that VLAN too), never touches the master of a guest port
-// that has one, and never releases a port from ovs-system (Open vSwitch's, see ovs.h). Physical
-// links that do not exist are skipped (nothing can create them). Applying the plan and planning
-// again against a fresh snapshot gives {}. O(n log n) in links and routes.
+// Never deletes a link without kOwnedAlias, nor one with a VLAN or VXLAN on it (at any depth)
+// that it may not delete (the kernel would delete that one too), never touches the master of a
+// guest port that has one, and never releases a port from ovs-system (Open vSwitch's, see ovs.h).
+// Physical links that do not exist are skipped (nothing can create them). Applying the plan and
+// planning again against a fresh snapshot gives {}. O(n log n) in links and routes.
 std::vector<LinkOp> plan_links(const Observed& observed, const std::vector<LinkSpec>& desired);
 
 // One operation per line, numbered from 1; "(no changes)\n" for an empty plan.
