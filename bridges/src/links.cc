@@ -187,6 +187,13 @@ Result<std::vector<LinkSpec>> compile_links(const InterfacesFile& file) {
         if (i.bridge) {
           s.bridge.stp = i.bridge->stp.value_or(false);
           s.bridge.forward_delay = i.bridge->forward_delay;
+          // With STP on the kernel keeps the forward delay in 2-30 s: it raises a smaller one
+          // when STP starts and refuses to set one outside that range while STP runs. Planned
+          // as given, `bridge-stp on` with Proxmox's `bridge-fd 0` made every apply after the
+          // first fail with ERANGE.
+          if (s.bridge.stp && s.bridge.forward_delay) {
+            s.bridge.forward_delay = std::clamp<uint32_t>(*s.bridge.forward_delay, 2, 30);
+          }
           s.bridge.vlan_filtering = i.bridge->vlan_aware;
         }
         break;

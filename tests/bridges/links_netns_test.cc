@@ -452,6 +452,21 @@ TEST_F(LinksNetnsTest, AddressesWithALifetimeAreLeftToWhoeverAddedThem) {
             std::vector<std::string>{"delete address 10.6.0.88/24 from br5"});
 }
 
+TEST_F(LinksNetnsTest, StpWithAForwardDelayBelowTwoSecondsAppliesAgainWithoutChanges) {
+  auto n = topo().add_node("node");
+  ASSERT_TRUE(n) << n.error().to_string();
+  // Proxmox writes bridge-fd 0; with STP on the kernel makes that 2 s and refuses 0.
+  const std::string file =
+      "auto br6\niface br6 inet manual\n\tbridge-ports none\n\tbridge-stp on\n"
+      "\tbridge-fd 0\n";
+  for (int pass = 0; pass < 2; ++pass) {
+    Status st = apply_text(n->ns, file);
+    ASSERT_TRUE(st) << "pass " << pass << ": " << st.error().to_string();
+  }
+  EXPECT_EQ(to_string(plan_for(n->ns, file).plan), "(no changes)\n");
+  EXPECT_NE(link(n->ns, "br6").find("stp_state 1"), std::string::npos) << link(n->ns, "br6");
+}
+
 TEST_F(LinksNetnsTest, RecreatesAChangedVxlanAndMapsAFailedRequestToItsOpAndLine) {
   auto n = topo().add_node("node");
   ASSERT_TRUE(n) << n.error().to_string();

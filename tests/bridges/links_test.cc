@@ -330,6 +330,21 @@ TEST(CompileLinks, RejectsVethWithoutPeerAndPortOfTwoMasters) {
   EXPECT_NE(e.to_string().find("interfaces:3:"), std::string::npos) << e.to_string();
 }
 
+TEST(CompileLinks, StpKeepsTheForwardDelayInTheKernelsRange) {
+  auto fd = [](std::string_view stp, std::string_view delay) {
+    std::vector<LinkSpec> specs = compile(
+        "iface br0 inet manual\n\tbridge-ports none\n"
+        "\tbridge-stp " +
+        std::string(stp) + "\n\tbridge-fd " + std::string(delay) + "\n");
+    const LinkSpec* s = find(specs, "br0");
+    return s ? s->bridge.forward_delay : std::nullopt;
+  };
+  EXPECT_EQ(fd("on", "0"), 2u);
+  EXPECT_EQ(fd("on", "45"), 30u);
+  EXPECT_EQ(fd("on", "15"), 15u);
+  EXPECT_EQ(fd("off", "0"), 0u);  // without STP the kernel takes any
+}
+
 TEST(CompileLinks, RejectsLinkNamesLongerThanTheKernelTakes) {
   // The driver copies names into 1 KiB netlink requests: a long one overflowed the request.
   std::string long_name(2000, 'b');

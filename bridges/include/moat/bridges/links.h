@@ -48,7 +48,8 @@ struct LinkAddress {
 
 struct BridgeSpec {
   bool stp = false;
-  std::optional<uint32_t> forward_delay;  // seconds (bridge-fd); unset: left alone
+  // Seconds (bridge-fd), in the kernel's 2-30 when stp is on; unset: left alone.
+  std::optional<uint32_t> forward_delay;
   bool vlan_filtering = false;
   // "stp on forward-delay 2 vlan-filtering on", the parts that are set or on.
   std::string to_string() const;
