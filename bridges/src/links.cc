@@ -382,7 +382,7 @@ bool needs_recreate(const ObservedLink& o, const LinkSpec& spec) {
     std::optional<IpAddress> have_remote;
     if (!have.remotes.empty()) have_remote = have.remotes.front();
     return want.id != have.id || want.local != have.local || want_remote != have_remote ||
-           want.dstport != have.dstport;
+           want.dstport != have.dstport || want.dev != have.dev;
   }
   if (spec.kind == LinkKind::Vlan && o.vlan) {
     return spec.vlan.id != o.vlan->id || spec.vlan.parent != o.vlan->parent ||

@@ -528,6 +528,18 @@ TEST(PlanLinks, ChangedVxlanParametersRecreateTheLink) {
                                       "create vxlan vx100 id 100 local 10.250.0.1 remote "
                                       "10.250.0.3 dstport 4789 dev ul0 mtu 1450",
                                       "set vx100 master vmbr0", "set vx100 up"}));
+
+  // A changed vxlan-physdev too (the kernel cannot move a VXLAN to another underlay); it was
+  // never applied.
+  fake_apply(o, plan_links(o, desired));
+  for (LinkSpec& s : desired) {
+    if (s.name == "vx100") s.vxlan.dev.clear();
+  }
+  std::vector<std::string> text = lines(plan_links(o, desired));
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.front(), "delete link vx100");
+  fake_apply(o, plan_links(o, desired));
+  EXPECT_EQ(lines(plan_links(o, desired)), std::vector<std::string>{});
 }
 
 TEST(PlanLinks, BondsAndVlansAreCreatedAfterWhatTheyStandOn) {

@@ -212,9 +212,9 @@ bool is_guest_port(std::string_view name);
 //  1. links this plan keeps are taken out of kDeleteGroup;
 //  2. Moat's routes (kRouteProtocol) that are not wanted are deleted;
 //  3. owned links that are not desired, or cannot become their spec in place (another kind, a
-//     bond's mode, a VLAN's id/parent/protocol, a VXLAN's id/local/remote/port), are deleted;
-//     the VLANs on them and VXLANs over them go with them (the kernel deletes those) and count
-//     as missing below;
+//     bond's mode, a VLAN's id/parent/protocol, a VXLAN's id/local/remote/port/underlay), are
+//     deleted; the VLANs on them and VXLANs over them go with them (the kernel deletes those) and
+//     count as missing below;
 //  4. missing links are created in dependency order (bridges and bonds before their ports,
 //     VXLAN underlays and VLAN parents before their children); a veth's peer comes with the
 //     veth (a stanza or port of that name is not created again, and is configured below);
