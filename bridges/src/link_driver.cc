@@ -482,6 +482,10 @@ class Applier {
 
   // Delete: the link joins kDeleteGroup now; the group goes before the next other op.
   Status queue_delete(const LinkOp& op, size_t i) {
+    // What goes before the deletes (links taken out of kDeleteGroup, routes) is acked first:
+    // the kernel runs every request of a sendmsg, so a failed ClearGroup batched with the group
+    // delete would not stop the delete of a link that had to stay.
+    if (!group_op_) MOAT_RETURN_IF_ERROR(pipe_.flush());
     if (op.has_ports) {
       ifinfomsg* down = setlink(op.link, i, ENODEV);
       down->ifi_change = IFF_UP;

@@ -467,6 +467,33 @@ TEST_F(LinksNetnsTest, StpWithAForwardDelayBelowTwoSecondsAppliesAgainWithoutCha
   EXPECT_NE(link(n->ns, "br6").find("stp_state 1"), std::string::npos) << link(n->ns, "br6");
 }
 
+TEST_F(LinksNetnsTest, AFailedClearGroupStopsTheApplyBeforeTheGroupIsDeleted) {
+  auto n = topo().add_node("node");
+  ASSERT_TRUE(n) << n.error().to_string();
+  // keep0 is someone else's link left in Moat's delete group; gone0 is Moat's, to delete.
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"ip", "link", "add", "keep0", "type", "bridge"},
+        std::vector<std::string>{"ip", "link", "set", "keep0", "group",
+                                 std::to_string(kDeleteGroup)},
+        std::vector<std::string>{"ip", "link", "add", "gone0", "type", "bridge"},
+        std::vector<std::string>{"ip", "link", "set", "gone0", "alias", "moat"}}) {
+    auto r = topo().exec(n->ns, cmd);
+    ASSERT_TRUE(r && r->exit_code == 0) << (r ? r->err : "");
+  }
+  // The kernel refuses the first op (a name longer than IFNAMSIZ): it stands for a ClearGroup
+  // that failed, e.g. the one that should have taken keep0 out of the group.
+  std::vector<LinkOp> plan = {
+      {.type = LinkOp::Type::ClearGroup, .link = "a-name-far-too-long-for-ifnamsiz"},
+      {.type = LinkOp::Type::Delete, .link = "gone0"},
+  };
+  auto applied = apply_links({.netns = n->ns, .plan = plan, .file = "interfaces"});
+  ASSERT_FALSE(applied);
+  EXPECT_NE(applied.error().to_string().find("group default"), std::string::npos)
+      << applied.error().to_string();
+  auto keep = topo().exec(n->ns, {"ip", "link", "show", "dev", "keep0"});
+  EXPECT_TRUE(keep && keep->exit_code == 0) << "keep0 was deleted with the group";
+}
+
 TEST_F(LinksNetnsTest, RecreatesAChangedVxlanAndMapsAFailedRequestToItsOpAndLine) {
   auto n = topo().add_node("node");
   ASSERT_TRUE(n) << n.error().to_string();

@@ -47,10 +47,11 @@ struct ApplyRequest {
 // Stops at the first failure and returns its Error with the operation in the context and,
 // when the op has a line, `file:line` as its location. The kernel runs every request of a
 // sendmsg, so requests batched behind the failing one (at most one batch) may have been
-// applied too; later batches are not sent. Plans are idempotent: re-planning continues from
-// whatever state that left. A veth peer is brought up in a second request after the create
-// (IFF_UP on the peer at creation is ENOTCONN); the ownership alias is a second request too
-// (RTM_NEWLINK ignores IFLA_IFALIAS on create).
+// applied too; later batches are not sent. The deletes never ride behind an unacked request:
+// what precedes them in the plan (ClearGroup, routes) is acked before the first is queued. Plans
+// are idempotent: re-planning continues from whatever state that left. A veth peer is brought up in
+// a second request after the create (IFF_UP on the peer at creation is ENOTCONN); the ownership
+// alias is a second request too (RTM_NEWLINK ignores IFLA_IFALIAS on create).
 Result<ApplyReport> apply_links(const ApplyRequest& request);
 
 }  // namespace moat::bridges
