@@ -121,9 +121,13 @@ json::object mutate(std::string_view table, json::array where, std::string_view 
                       {"mutations", json::array{std::move(mutation)}}};
 }
 
-// Marks an existing row as Moat's, keeping its other external_ids.
+// Marks an existing row as Moat's, keeping its other external_ids. A map insert keeps an
+// existing key's value, so the key is deleted first (both mutations run in order).
 json::object adopt(std::string_view table, const std::string& row_uuid) {
-  return mutate(table, where_uuid(row_uuid), "external_ids", "insert", owned_ids());
+  json::object op = mutate(table, where_uuid(row_uuid), "external_ids", "delete",
+                           set(json::array{json::string(names::kOvsOwnedKey)}));
+  op["mutations"].as_array().push_back(json::array{"external_ids", "insert", owned_ids()});
+  return op;
 }
 
 // An Interface row for an insert (`for_insert`: with its name and Moat's external_ids), or the

@@ -257,6 +257,19 @@ TEST_F(OvsSystemTest, AnInterfaceMtuDriftIsRepairedInPlace) {
   EXPECT_EQ(replan(), "(no changes)\n");
 }
 
+TEST_F(OvsSystemTest, ARowMarkedWithAnotherOwnedValueIsAdoptedOnce) {
+  const std::string file = bridge("vmbr0", "int0") +
+                           "auto int0\niface int0 inet manual\n"
+                           "\tovs_type OVSIntPort\n\tovs_bridge vmbr0\n";
+  apply(file);
+  ASSERT_FALSE(HasFailure());
+  auto mark = vsctl({"set", "Bridge", "vmbr0", "external_ids:moat-owned=false"});
+  ASSERT_TRUE(mark && mark->exit_code == 0) << (mark ? mark->err : "");
+  EXPECT_EQ(to_string(apply(file)), "1. update bridge vmbr0: adopt\n");
+  // An OVSDB map insert keeps an existing key's value: adopting must replace it.
+  EXPECT_EQ(replan(), "(no changes)\n");
+}
+
 TEST_F(OvsSystemTest, AConflictFailsTheWholeTransactionAtTheStanzasLine) {
   apply(bridge("vmbr0", "p1") + port("p1", "vmbr0", "tag=10"));
   // Someone else's bond already has an interface named eth7.
