@@ -112,7 +112,8 @@ Status NetlinkSocket::receive_until(uint32_t last_seq, const MessageHandler& on_
         }
         if (nlh->nlmsg_seq == last_seq) return {};
       } else if (nlh->nlmsg_type == NLMSG_DONE) {
-        return {};
+        // The end of our dump; one left over from an abandoned earlier dump is skipped.
+        if (nlh->nlmsg_seq == last_seq) return {};
       } else if (on_message) {
         MOAT_RETURN_IF_ERROR(on_message(nlh));
       }

@@ -1,5 +1,5 @@
-// NetlinkSocket::receive_dump against replies a second netlink socket sends to it (unicast
-// between user sockets needs CAP_NET_ADMIN, hence a netns-labelled test).
+// NetlinkSocket::receive_dump and receive_until against replies a second netlink socket sends
+// to it (unicast between user sockets needs CAP_NET_ADMIN, hence a netns-labelled test).
 #include "moat/base/netlink.h"
 
 #include <gtest/gtest.h>
@@ -89,6 +89,19 @@ TEST_F(ReceiveDump, RepliesToOtherRequestsDoNotEndOrFeedTheDump) {
   Status s = receive(8);
   ASSERT_TRUE(s) << s.error().to_string();
   EXPECT_EQ(messages_, 2);
+}
+
+TEST_F(ReceiveDump, ReceiveUntilSkipsTheDoneOfAnAbandonedEarlierDump) {
+  // A DONE of dump 3 (its reader gave up early) must not end the wait for dump 9.
+  ASSERT_TRUE(kernel_->send(NLMSG_DONE, 3, NLM_F_MULTI));
+  ASSERT_TRUE(kernel_->send(RTM_NEWLINK, 9, NLM_F_MULTI));
+  ASSERT_TRUE(kernel_->send(NLMSG_DONE, 9, NLM_F_MULTI));
+  Status s = sock_->receive_until(9, [&](const nlmsghdr* nlh) -> Status {
+    if (nlh->nlmsg_seq == 9) ++messages_;
+    return {};
+  });
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(messages_, 1);
 }
 
 }  // namespace

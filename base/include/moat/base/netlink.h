@@ -38,7 +38,8 @@ class NetlinkSocket {
 
   // Called for every message that is not an error or done. Returning an error stops.
   using MessageHandler = std::function<Status(const nlmsghdr*)>;
-  // Reads replies until an ack/error for sequence `last_seq` (or NLMSG_DONE of a dump) arrives.
+  // Reads replies until an ack/error for sequence `last_seq` (or the NLMSG_DONE of dump
+  // `last_seq`) arrives.
   // Each NLMSG_ERROR with a non-zero code becomes an Error whose message carries the kernel's
   // extended ack; `on_error_seq` receives the failing message's sequence number first, so a
   // caller can map it back to what it sent.
