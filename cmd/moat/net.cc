@@ -60,16 +60,17 @@ Result<OvsState> open_ovs(const NetArgs& args, const bridges::InterfacesFile* fi
 }
 
 // Internal interfaces the OVS plan creates, as the (down, address-less) links they will be, so
-// that the link plan printed before an apply shows their addresses and up too.
+// that the link plan printed before an apply shows their addresses and up too. Their mtu is
+// the one requested from OVS, else the 1500 OVS gives them.
 void add_links_ovs_creates(const std::vector<bridges::OvsOp>& plan, bridges::Observed& links) {
-  auto add = [&](const std::string& name) {
-    if (!links.find(name)) links.links.push_back({.name = name});
+  auto add = [&](const std::string& name, std::optional<uint32_t> mtu) {
+    if (!links.find(name)) links.links.push_back({.name = name, .mtu = mtu.value_or(1500)});
   };
   for (const bridges::OvsOp& op : plan) {
-    if (op.type == bridges::OvsOp::Type::CreateBridge) add(op.name);
+    if (op.type == bridges::OvsOp::Type::CreateBridge) add(op.name, std::nullopt);
     if (op.type != bridges::OvsOp::Type::CreatePort) continue;
     for (const auto& i : op.port_spec.interfaces) {
-      if (i.type == "internal") add(i.name);
+      if (i.type == "internal") add(i.name, i.mtu_request);
     }
   }
   std::sort(links.links.begin(), links.links.end(),

@@ -35,7 +35,8 @@ TEST_F(NetOvsCliTest, PlanApplyShowWithOvsdb) {
                                       "\n\n"
                                       "auto int0\niface int0 inet static\n"
                                       "\taddress 10.6.0.254/24\n\tovs_type OVSIntPort\n"
-                                      "\tovs_bridge vmbr0\n\tovs_options tag=10\n"));
+                                      "\tovs_bridge vmbr0\n\tovs_options tag=10\n"
+                                      "\tovs_mtu 1400\n"));
   };
   write("tag=10");
   auto moat = [&](const std::string& verb) {
@@ -50,6 +51,8 @@ TEST_F(NetOvsCliTest, PlanApplyShowWithOvsdb) {
   std::printf("moat net plan:\n%s", plan.out.c_str());
   // The link plan already shows what the internal port gets once OVS made it.
   EXPECT_NE(plan.out.find("add address 10.6.0.254/24 to int0"), std::string::npos) << plan.out;
+  // OVS makes int0 with the mtu it is asked for (mtu_request): nothing for the link plan.
+  EXPECT_EQ(plan.out.find("int0 mtu"), std::string::npos) << plan.out;
   EXPECT_NE(plan.out.find("ovsdb " + db_target() +
                           ":\n1. initialize the Open_vSwitch table\n"
                           "2. create bridge vmbr0 datapath "),
