@@ -616,10 +616,12 @@ class Applier {
     return {};
   }
 
+  // An add replaces: an address the plan adds may exist already with a lifetime (a DHCP lease,
+  // SLAAC; observe() leaves those out), and the replace makes it permanent.
   Status address(const LinkOp& op, size_t i, bool add) {
     int index = MOAT_TRY(index_of(op.link));
     auto* ifa = pipe_.start<ifaddrmsg>(add ? RTM_NEWADDR : RTM_DELADDR,
-                                       add ? NLM_F_CREATE | NLM_F_EXCL : 0, i);
+                                       add ? NLM_F_CREATE | NLM_F_REPLACE : 0, i);
     const IpAddress& ip = op.address.ip;
     ifa->ifa_family = ip.family == 4 ? AF_INET : AF_INET6;
     ifa->ifa_prefixlen = static_cast<uint8_t>(op.address.prefix);

@@ -452,6 +452,33 @@ TEST_F(LinksNetnsTest, AddressesWithALifetimeAreLeftToWhoeverAddedThem) {
             std::vector<std::string>{"delete address 10.6.0.88/24 from br5"});
 }
 
+TEST_F(LinksNetnsTest, AStaticAddressThatExistsWithALifetimeBecomesPermanent) {
+  auto n = topo().add_node("node");
+  ASSERT_TRUE(n) << n.error().to_string();
+  const std::string file =
+      "auto br7\niface br7 inet static\n\taddress 10.7.0.1/24\n"
+      "\taddress 2001:db8:7::1/64\n\tbridge-ports none\n";
+  {
+    Status st = apply_text(n->ns, "auto br7\niface br7 inet manual\n\tbridge-ports none\n");
+    ASSERT_TRUE(st) << st.error().to_string();
+  }
+  // The addresses the file asks for exist, but as a DHCP client or SLAAC left them.
+  for (std::vector<std::string> add :
+       {std::vector<std::string>{"ip", "addr", "add", "10.7.0.1/24", "dev", "br7", "valid_lft",
+                                 "300", "preferred_lft", "300"},
+        std::vector<std::string>{"ip", "-6", "addr", "add", "2001:db8:7::1/64", "dev", "br7",
+                                 "nodad", "valid_lft", "300", "preferred_lft", "300"}}) {
+    auto r = topo().exec(n->ns, add);
+    ASSERT_TRUE(r && r->exit_code == 0) << (r ? r->err : "");
+  }
+  Status st = apply_text(n->ns, file);
+  ASSERT_TRUE(st) << st.error().to_string();
+  EXPECT_EQ(to_string(plan_for(n->ns, file).plan), "(no changes)\n");
+  auto show = topo().exec(n->ns, {"ip", "addr", "show", "dev", "br7"});
+  ASSERT_TRUE(show);
+  EXPECT_EQ(show->out.find("valid_lft 2"), std::string::npos) << show->out;
+}
+
 TEST_F(LinksNetnsTest, StpWithAForwardDelayBelowTwoSecondsAppliesAgainWithoutChanges) {
   auto n = topo().add_node("node");
   ASSERT_TRUE(n) << n.error().to_string();
