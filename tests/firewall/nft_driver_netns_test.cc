@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "moat/base/subprocess.h"
+#include "moat/firewall/diff.h"
 
 namespace moat::firewall::nft {
 namespace {
@@ -87,55 +88,9 @@ Rule rule(std::vector<Match> matches, VerdictCode code, std::string origin,
 SetElement elem(Interval key) { return {.key = {std::move(key)}}; }
 SetElement elem(Bytes key) { return elem(single(std::move(key))); }
 
-// Turns a ruleset into the plan that creates it from nothing, in diff()'s order for
-// additions: tables, sets, chains, elements (verdict maps jump to chains), then rules. The
-// test's own stand-in for diff(), which is written elsewhere.
-Plan creation_plan(const Ruleset& rs) {
-  Plan plan;
-  for (const auto& [key, t] : rs.tables) {
-    plan.push_back({.kind = Op::Kind::AddTable, .family = t.family, .table = t.name});
-    for (const auto& [name, h] : t.helpers)
-      plan.push_back({.kind = Op::Kind::AddHelper,
-                      .family = t.family,
-                      .table = t.name,
-                      .name = name,
-                      .helper = h});
-    for (const auto& [name, s] : t.sets) {
-      Set definition = s;
-      definition.elements.clear();
-      plan.push_back({.kind = Op::Kind::AddSet,
-                      .family = t.family,
-                      .table = t.name,
-                      .name = name,
-                      .set = definition});
-    }
-    for (const auto& [name, c] : t.chains)
-      plan.push_back({.kind = Op::Kind::AddChain,
-                      .family = t.family,
-                      .table = t.name,
-                      .name = name,
-                      .base = c.base});
-    for (const auto& [name, s] : t.sets) {
-      if (s.elements.empty()) continue;
-      Set definition = s;
-      definition.elements.clear();
-      plan.push_back({.kind = Op::Kind::AddElements,
-                      .family = t.family,
-                      .table = t.name,
-                      .name = name,
-                      .set = definition,
-                      .elements = s.elements});
-    }
-    for (const auto& [name, c] : t.chains)
-      for (const Rule& r : c.rules)
-        plan.push_back({.kind = Op::Kind::AddRule,
-                        .family = t.family,
-                        .table = t.name,
-                        .name = name,
-                        .rule = r});
-  }
-  return plan;
-}
+// The plan that creates a ruleset from nothing: diff() against an empty one (tables, helpers,
+// sets, chains, elements, then rules).
+Plan creation_plan(const Ruleset& rs) { return diff(Ruleset{}, rs); }
 
 // ---- fixture ----
 
