@@ -33,6 +33,10 @@ const char* to_string(Hook h) {
       return "output";
     case Hook::Postrouting:
       return "postrouting";
+    case Hook::Ingress:
+      return "ingress";
+    case Hook::Egress:
+      return "egress";
   }
   return "?";
 }

@@ -27,7 +27,8 @@ const char* kVerdicts[] = {"",
                            "reject-tcp-reset",
                            "reject-port-unreachable",
                            "reject-admin-prohibited"};
-const char* kHooks[] = {"prerouting", "input", "forward", "output", "postrouting"};
+const char* kHooks[] = {"prerouting",  "input",   "forward", "output",
+                        "postrouting", "ingress", "egress"};
 const char* kKinds[] = {"set", "vmap", "markmap"};
 
 std::string hex(const Bytes& b) {
@@ -219,10 +220,14 @@ std::string to_json(const Ruleset& ruleset, bool pretty) {
       json::array rules;
       for (const auto& r : c.rules) rules.emplace_back(rule_json(r));
       json::object co{{"rules", std::move(rules)}};
-      if (c.base)
-        co["base"] = {{"hook", kHooks[static_cast<int>(c.base->hook)]},
-                      {"priority", c.base->priority},
-                      {"policy", c.base->policy_drop ? "drop" : "accept"}};
+      if (c.base) {
+        json::object base{{"hook", kHooks[static_cast<int>(c.base->hook)]},
+                          {"priority", c.base->priority},
+                          {"policy", c.base->policy_drop ? "drop" : "accept"}};
+        if (!c.base->devices.empty())
+          base["devices"] = json::array(c.base->devices.begin(), c.base->devices.end());
+        co["base"] = std::move(base);
+      }
       chains[name] = std::move(co);
     }
     json::object table{{"family", to_string(t.family)},
@@ -322,10 +327,13 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
         const auto& co = cv.as_object();
         Chain c;
         c.name = std::string(name);
-        if (auto* b = co.if_contains("base"))
+        if (auto* b = co.if_contains("base")) {
           c.base = BaseChain{static_cast<Hook>(rd.index_of(kHooks, b->at("hook").as_string())),
                              static_cast<int>(b->at("priority").to_number<int64_t>()),
                              b->at("policy").as_string() == "drop"};
+          if (auto* d = b->as_object().if_contains("devices"))
+            for (const auto& dev : d->as_array()) c.base->devices.emplace_back(dev.as_string());
+        }
         for (const auto& rv : co.at("rules").as_array()) c.rules.push_back(rd.rule(rv.as_object()));
         t.chains[c.name] = std::move(c);
       }

@@ -36,6 +36,14 @@ namespace moat::firewall::nft::detail {
 
 namespace {
 
+// NF_INET_* and NF_BR_* hooks share the numbers of enum Hook's first five; the netdev hooks
+// have their own.
+uint32_t hook_number(Hook h) {
+  if (h == Hook::Ingress) return NF_NETDEV_INGRESS;
+  if (h == Hook::Egress) return NF_NETDEV_EGRESS;
+  return static_cast<uint32_t>(h);
+}
+
 // ---- libnftnl ownership ----
 
 struct NftnlDeleter {
@@ -934,8 +942,15 @@ Status encode_op(BatchWriter& w, const Op& op) {
       nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, static_cast<uint32_t>(op.family));
       bool add = op.kind == Op::Kind::AddChain;
       if (add && op.base) {
-        // NF_INET_* and NF_BR_* hooks share these numbers, in the order of enum Hook.
-        nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, static_cast<uint32_t>(op.base->hook));
+        nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook_number(op.base->hook));
+        // Bound to devices (netdev family): one as NFTA_HOOK_DEV, several as NFTA_HOOK_DEVS.
+        std::vector<const char*> devices;
+        for (const auto& d : op.base->devices) devices.push_back(d.c_str());
+        if (devices.size() == 1) nftnl_chain_set_str(c.get(), NFTNL_CHAIN_DEV, devices[0]);
+        if (devices.size() > 1) {
+          devices.push_back(nullptr);
+          nftnl_chain_set_data(c.get(), NFTNL_CHAIN_DEVICES, devices.data(), 0);
+        }
         nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, op.base->priority);
         nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY,
                             op.base->policy_drop ? NF_DROP : NF_ACCEPT);

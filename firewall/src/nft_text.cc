@@ -292,10 +292,15 @@ std::string to_nft_text(const Ruleset& ruleset) {
     }
     for (const auto& [name, chain] : table.chains) {
       out += fmt::format("\tchain {} {{\n", name);
-      if (chain.base)
-        out += fmt::format("\t\ttype filter hook {} priority {}; policy {};\n",
-                           to_string(chain.base->hook), chain.base->priority,
+      if (chain.base) {
+        std::string devices;
+        for (const auto& d : chain.base->devices)
+          devices += (devices.empty() ? "\"" : ", \"") + d + "\"";
+        if (!devices.empty()) devices = " devices = { " + devices + " }";
+        out += fmt::format("\t\ttype filter hook {}{} priority {}; policy {};\n",
+                           to_string(chain.base->hook), devices, chain.base->priority,
                            chain.base->policy_drop ? "drop" : "accept");
+      }
       for (const auto& rule : chain.rules) out += "\t\t" + rule_text(rule) + "\n";
       out += "\t}\n";
     }

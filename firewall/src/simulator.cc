@@ -161,20 +161,24 @@ using nft::Hook;
 
 void append(Path& p, const Path& more) { p.insert(p.end(), more.begin(), more.end()); }
 
-// A frame entering bridge port `a`: bridge prerouting up to br_netfilter (priority 0), which
-// runs the inet prerouting hook with the bridge as input device, then the rest of bridge
-// prerouting. (The IP stack's own prerouting is skipped for such packets.)
+// A frame entering bridge port `a`: the port's netdev ingress, bridge prerouting up to
+// br_netfilter (priority 0), which runs the inet prerouting hook with the bridge as input
+// device, then the rest of bridge prerouting. (The IP stack's own prerouting is skipped for
+// such packets.)
 Path ingress(const Endpoint& a) {
-  return {{Family::Bridge, Hook::Prerouting, INT_MIN, -1, a.port, "", a.mac},
+  return {{Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, a.port, "", a.mac},
+          {Family::Bridge, Hook::Prerouting, INT_MIN, -1, a.port, "", a.mac},
           {Family::Inet, Hook::Prerouting, INT_MIN, INT_MAX, a.bridge, "", a.mac},
           {Family::Bridge, Hook::Prerouting, 0, INT_MAX, a.port, "", a.mac}};
 }
 
 // A frame the host sends out of bridge port `b` (routed or local): bridge output and
-// postrouting; br_netfilter does not run inet hooks for frames it did not see come in.
+// postrouting (br_netfilter does not run inet hooks for frames it did not see come in), then
+// the port's netdev egress.
 Path local_egress(const Endpoint& b) {
   return {{Family::Bridge, Hook::Output, INT_MIN, INT_MAX, "", b.port, kHostMac},
-          {Family::Bridge, Hook::Postrouting, INT_MIN, INT_MAX, "", b.port, kHostMac}};
+          {Family::Bridge, Hook::Postrouting, INT_MIN, INT_MAX, "", b.port, kHostMac},
+          {Family::Netdev, Hook::Egress, INT_MIN, INT_MAX, "", b.port, kHostMac}};
 }
 
 Endpoint uplink(const std::string& bridge) {
@@ -202,7 +206,8 @@ Result<Path> path(Endpoint a, Endpoint b) {
                  {Family::Inet, Hook::Forward, INT_MIN, INT_MAX, a.bridge, b.bridge, a.mac},
                  {Family::Bridge, Hook::Forward, -1, INT_MAX, a.port, b.port, a.mac},
                  {Family::Bridge, Hook::Postrouting, INT_MIN, INT_MAX, "", b.port, a.mac},
-                 {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt}});
+                 {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt},
+                 {Family::Netdev, Hook::Egress, INT_MIN, INT_MAX, "", b.port, a.mac}});
     } else {
       // Routed between bridges: up to the host on a's bridge, out of b's bridge.
       append(p, {{Family::Bridge, Hook::Input, INT_MIN, INT_MAX, a.port, "", a.mac},
@@ -393,8 +398,15 @@ class Evaluator {
   std::vector<Step> trace_;
 };
 
+// Whether a base chain runs on `hop`: netdev chains only on the devices they are bound to.
+bool bound_to(const nft::BaseChain& base, const Hop& hop) {
+  if (base.devices.empty()) return true;
+  const std::string& device = hop.hook == Hook::Ingress ? hop.iif : hop.oif;
+  return std::ranges::find(base.devices, device) != base.devices.end();
+}
+
 bool Evaluator::table_on_hop(const nft::Table& t, const Hop& hop) const {
-  if (hop.family == Family::Bridge) return t.family == Family::Bridge;
+  if (hop.family == Family::Bridge || hop.family == Family::Netdev) return t.family == hop.family;
   return t.family == Family::Inet || (t.family == Family::Ip && family_ == 4) ||
          (t.family == Family::Ip6 && family_ == 6);
 }
@@ -594,7 +606,7 @@ Result<Flow> Evaluator::run(const Hop& hop) {
     if (!table_on_hop(t, hop)) continue;
     for (const auto& [_, c] : t.chains)
       if (c.base && c.base->hook == hop.hook && c.base->priority >= hop.lo &&
-          c.base->priority <= hop.hi)
+          c.base->priority <= hop.hi && bound_to(*c.base, hop))
         entries.push_back({c.base->priority, &t, &c});
   }
   std::stable_sort(entries.begin(), entries.end(),

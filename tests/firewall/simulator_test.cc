@@ -572,6 +572,49 @@ TEST_F(SimulatorEvaluatorTest, MarkPersistsAcrossHooksAndConcatenatedSetsMatch) 
   EXPECT_EQ(o->decided_by, "marker");  // the rule tested the mark someone with an origin set
 }
 
+// Netdev chains run on the ports they are bound to: ingress before the bridge hooks (a mark
+// set there is seen by bridge prerouting), egress after them, for bridged and host traffic.
+TEST_F(SimulatorEvaluatorTest, NetdevChainsRunOnTheirPortsAroundTheBridgeHooks) {
+  using C = nft::VerdictCode;
+  nft::Table& ports = ruleset_.table(nft::Family::Netdev, "ports");
+  auto base = [](nft::Hook hook, bool drop, std::string device) {
+    return nft::BaseChain{hook, 0, drop, {std::move(device)}};
+  };
+  nft::Rule tag;
+  tag.mark = nft::MarkSet{0, 0x42};
+  nft::Chain& from =
+      ports.chains["from_100"] = {"from_100", base(nft::Hook::Ingress, false, "tap100i0"), {}};
+  from.rules = {tag, rule({eq(nft::Field::Dport, nft::be16(53))}, C::Drop, {}, "no-dns")};
+  nft::Chain& to =
+      ports.chains["to_101"] = {"to_101", base(nft::Hook::Egress, true, "tap101i0"), {}};
+  to.rules = {rule({eq(nft::Field::Dport, nft::be16(22))}, C::Accept, {}, "ssh-in")};
+  nft::Table& bridge = ruleset_.table(nft::Family::Bridge, "b");
+  bridge.chains["pre"] = {"pre", nft::BaseChain{nft::Hook::Prerouting, 10, false}, {}};
+  bridge.chains["pre"].rules = {
+      rule({eq(nft::Field::Mark, nft::host32(0x42)), eq(nft::Field::Dport, nft::be16(80))}, C::Drop,
+           {}, "tagged-at-ingress")};
+  auto sim = [&](std::string from_zone, std::string to_zone, std::string proto, uint16_t port) {
+    auto o = simulate(ruleset_, config_,
+                      {.from = from_zone, .to = to_zone, .protocol = proto, .dport = port});
+    EXPECT_TRUE(o) << o.error().to_string();
+    return o.value_or(Outcome{});
+  };
+  auto dns = sim("vmbr0/tap100i0", "vmbr0/tap101i0", "udp", 53);
+  EXPECT_EQ(dns.verdict, V::Drop);
+  EXPECT_EQ(dns.decided_by, "no-dns");
+  auto other = sim("vmbr0/tap102i0", "vmbr0/tap101i0", "udp", 53);
+  EXPECT_EQ(other.verdict, V::Drop);
+  EXPECT_EQ(other.decided_by, "policy of to_101");
+  auto web = sim("vmbr0/tap100i0", "vmbr0/tap101i0", "tcp", 80);
+  EXPECT_EQ(web.verdict, V::Drop);
+  EXPECT_EQ(web.chain, "pre");
+  EXPECT_EQ(sim("host", "vmbr0/tap101i0", "tcp", 22).verdict, V::Accept);
+  auto telnet = sim("host", "vmbr0/tap101i0", "tcp", 23);
+  EXPECT_EQ(telnet.verdict, V::Drop);
+  EXPECT_EQ(telnet.decided_by, "policy of to_101");
+  EXPECT_EQ(sim("vmbr0/tap101i0", "vmbr0/tap100i0", "udp", 53).verdict, V::Accept);
+}
+
 TEST_F(SimulatorEvaluatorTest, BrokenRulesetsAreInternalErrors) {
   using C = nft::VerdictCode;
   chain("input", nft::BaseChain{nft::Hook::Input, 0, false}).rules = {rule({}, C::Jump, "missing")};

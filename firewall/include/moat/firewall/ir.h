@@ -23,7 +23,8 @@ namespace moat::firewall::nft {
 
 // NFPROTO_* values.
 enum class Family : uint8_t { Inet = 1, Ip = 2, Netdev = 5, Bridge = 7, Ip6 = 10 };
-enum class Hook { Prerouting, Input, Forward, Output, Postrouting };
+// Ingress and Egress are the netdev family's device-bound hooks.
+enum class Hook { Prerouting, Input, Forward, Output, Postrouting, Ingress, Egress };
 
 const char* to_string(Family f);  // "inet", "bridge", ...
 const char* to_string(Hook h);    // "prerouting", ...
@@ -215,6 +216,10 @@ struct BaseChain {
   Hook hook = Hook::Input;
   int priority = 0;
   bool policy_drop = false;
+  // Netdev family: the devices the chain is bound to. A packet runs it only when it enters
+  // (ingress) or leaves (egress) one of them; the kernel attaches it to a device that appears
+  // after the chain was created.
+  std::vector<std::string> devices;
   friend bool operator==(const BaseChain&, const BaseChain&) = default;
 };
 
