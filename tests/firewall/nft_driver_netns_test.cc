@@ -173,6 +173,16 @@ class NftDriverNetnsTest : public ::testing::Test {
   return ::testing::AssertionSuccess();
 }
 
+// Packets counted by each `counter` rule of an `nft list` listing, by the rule's comment.
+std::map<std::string, int> counted_packets(const std::string& listing) {
+  std::regex counter(R"(counter packets (\d+) bytes \d+ comment "([a-z:_]+)\")");
+  std::map<std::string, int> packets;
+  for (auto it = std::sregex_iterator(listing.begin(), listing.end(), counter);
+       it != std::sregex_iterator(); ++it)
+    packets[(*it)[2]] = std::stoi((*it)[1]);
+  return packets;
+}
+
 // One inet table using every Field and Match kind the driver encodes, plus a bridge table for
 // the link-layer and ARP fields.
 Ruleset feature_ruleset() {
@@ -699,11 +709,7 @@ TEST_F(NftDriverNetnsTest, LookupsMatchRealPackets) {
   ASSERT_TRUE(ping && ping->exit_code == 0) << (ping ? ping->out + ping->err : "");
 
   std::string listing = ruleset();
-  std::regex counter(R"(counter packets (\d+) bytes \d+ comment "([a-z:_]+)\")");
-  std::map<std::string, int> packets;
-  for (auto it = std::sregex_iterator(listing.begin(), listing.end(), counter);
-       it != std::sregex_iterator(); ++it)
-    packets[(*it)[2]] = std::stoi((*it)[1]);
+  std::map<std::string, int> packets = counted_packets(listing);
   ASSERT_EQ(packets.size(), 10u) << listing;
   for (const auto& [name, n] : packets) {
     // Echo request and reply both leave through lo's output hook.
@@ -740,13 +746,9 @@ TEST_F(NftDriverNetnsTest, NetdevChainsCountOnlyTheirDevices) {
       run({.argv = {"ip", "netns", "exec", ns_, "ping", "-c", "1", "-W", "1", "127.0.0.1"}});
   ASSERT_TRUE(ping && ping->exit_code == 0) << (ping ? ping->out + ping->err : "");
   std::string listing = ruleset();
-  std::regex counter(R"(counter packets (\d+) bytes \d+ comment "n:([a-z_]+)\")");
-  std::map<std::string, int> packets;
-  for (auto it = std::sregex_iterator(listing.begin(), listing.end(), counter);
-       it != std::sregex_iterator(); ++it)
-    packets[(*it)[2]] = std::stoi((*it)[1]);
-  EXPECT_EQ(packets, (std::map<std::string, int>{
-                         {"in_absent", 0}, {"in_both", 2}, {"in_lo", 2}, {"out_lo", 2}}))
+  EXPECT_EQ(counted_packets(listing),
+            (std::map<std::string, int>{
+                {"n:in_absent", 0}, {"n:in_both", 2}, {"n:in_lo", 2}, {"n:out_lo", 2}}))
       << listing;
 
   // The text form loads as it is, and the JSON form round-trips the device lists.
