@@ -71,6 +71,7 @@ size_t field_size(Field f) {
     case Field::Ip6Daddr:
       return 16;
     case Field::EtherSaddr:
+    case Field::EtherDaddr:
     case Field::ArpSha:
       return 6;
   }
@@ -115,6 +116,8 @@ const char* field_expr(Field f) {
       return "icmpv6 code";
     case Field::EtherSaddr:
       return "ether saddr";
+    case Field::EtherDaddr:
+      return "ether daddr";
     case Field::ArpOp:
       return "arp operation";
     case Field::ArpSha:

@@ -15,7 +15,7 @@ constexpr Field kFields[] = {
     Field::Mark,      Field::CtState,   Field::Ip4Saddr,   Field::Ip4Daddr,    Field::Ip6Saddr,
     Field::Ip6Daddr,  Field::Sport,     Field::Dport,      Field::IcmpType,    Field::IcmpCode,
     Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp,       Field::ArpSha,
-    Field::ArpSip,    Field::ArpTip,    Field::TcpFlags,   Field::FibSaddrType};
+    Field::ArpSip,    Field::ArpTip,    Field::TcpFlags,   Field::FibSaddrType, Field::EtherDaddr};
 
 const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none", "mask-eq"};
 const char* kVerdicts[] = {"",
@@ -89,6 +89,7 @@ json::object rule_json(const Rule& r) {
   if (!r.vmap.empty()) o["vmap"] = {{"fields", fields_json(r.vmap_fields)}, {"map", r.vmap}};
   if (r.verdict.code != VerdictCode::None) o["verdict"] = verdict_json(r.verdict);
   if (!r.ct_helper.empty()) o["ct_helper"] = r.ct_helper;
+  if (!r.fwd.empty()) o["fwd"] = r.fwd;
   if (!r.origin.empty()) o["origin"] = r.origin;
   return o;
 }
@@ -187,6 +188,7 @@ struct Reader {
     }
     if (auto* x = o.if_contains("verdict")) r.verdict = verdict(x->as_object());
     if (auto* x = o.if_contains("ct_helper")) r.ct_helper = std::string(x->as_string());
+    if (auto* x = o.if_contains("fwd")) r.fwd = std::string(x->as_string());
     if (auto* x = o.if_contains("origin")) r.origin = std::string(x->as_string());
     return r;
   }

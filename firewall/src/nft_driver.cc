@@ -7,6 +7,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "moat/base/netns.h"
 #include "nft_encode.h"
 
 namespace moat::firewall::nft {
@@ -42,20 +44,27 @@ struct KernelFailure {
 
 }  // namespace
 
-NftDriver::NftDriver(NetlinkSocket socket)
+NftDriver::NftDriver(NetlinkSocket socket, std::string netns)
     : socket_(std::move(socket)),
+      netns_(std::move(netns)),
       // Distinct from the numbers of an earlier driver in this process, so that a leftover
       // reply can never be taken for one of ours.
       next_seq_(static_cast<uint32_t>(std::time(nullptr))) {}
 
 Result<NftDriver> NftDriver::open(const std::string& netns) {
   NetlinkSocket socket = MOAT_TRY(NetlinkSocket::open(NETLINK_NETFILTER, netns));
-  return NftDriver(std::move(socket));
+  return NftDriver(std::move(socket), netns);
 }
 
 Result<size_t> NftDriver::apply(const Plan& plan) {
   if (plan.empty()) return 0;
-  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_));
+  std::map<std::string, uint32_t> ifindexes;
+  if (auto devices = detail::fwd_devices(plan); !devices.empty()) {
+    auto scope = MOAT_TRY(NetnsScope::enter(netns_));
+    for (const auto& name : devices)
+      if (unsigned index = if_nametoindex(name.c_str()); index != 0) ifindexes[name] = index;
+  }
+  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_, ifindexes));
   if (batch.messages() == 0) return 0;
   next_seq_ += static_cast<uint32_t>(batch.messages());
   MOAT_RETURN_IF_ERROR(socket_.reserve_send_buffer(batch.bytes.size()));

@@ -139,6 +139,8 @@ FieldInfo info(Field f) {
       return {S::Payload, NFT_PAYLOAD_TRANSPORT_HEADER, 1, kTypeIcmpv6Code, kByteorderBig};
     case Field::EtherSaddr:
       return {S::Payload, NFT_PAYLOAD_LL_HEADER, 6, kTypeEtheraddr, kByteorderBig};
+    case Field::EtherDaddr:
+      return {S::Payload, NFT_PAYLOAD_LL_HEADER, 0, kTypeEtheraddr, kByteorderBig};
     case Field::ArpOp:
       return {S::Payload, NFT_PAYLOAD_NETWORK_HEADER, 6, kTypeArpop, kByteorderBig};
     case Field::ArpSha:
@@ -568,7 +570,12 @@ constexpr size_t kElementChunkBytes = 32 * 1024;
 
 class BatchWriter {
  public:
-  explicit BatchWriter(uint32_t first_seq) : next_seq_(first_seq) { out_.first_seq = first_seq; }
+  BatchWriter(uint32_t first_seq, const std::map<std::string, uint32_t>& ifindexes)
+      : ifindexes_(ifindexes), next_seq_(first_seq) {
+    out_.first_seq = first_seq;
+  }
+
+  const std::map<std::string, uint32_t>& ifindexes() const { return ifindexes_; }
 
   void begin_batch() {
     reserve(256);
@@ -615,6 +622,7 @@ class BatchWriter {
   }
 
  private:
+  const std::map<std::string, uint32_t>& ifindexes_;
   static constexpr size_t kNone = static_cast<size_t>(-1);
 
   char* tail() { return reinterpret_cast<char*>(buf_.data() + len_); }
@@ -877,6 +885,18 @@ Status encode_rule(BatchWriter& w, const Op& op) {
     nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
     nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
   }
+  if (!rule.fwd.empty()) {
+    // As nft: the ifindex into a register, then `fwd` reads the device from it.
+    auto it = w.ifindexes().find(rule.fwd);
+    if (it == w.ifindexes().end())
+      return fail(ErrorCode::NotFound, "fwd to \"" + rule.fwd + "\": no such device");
+    nftnl_expr* imm = b.add("immediate");
+    nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+    uint32_t index = it->second;  // host order, as nft's ifindex type
+    nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &index, sizeof(index));
+    nftnl_expr* e = b.add("fwd");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FWD_SREG_DEV, NFT_REG_1);
+  }
   if (!rule.vmap.empty()) {
     if (rule.verdict.code != VerdictCode::None)
       return invalid("a rule has either a verdict map or a verdict, not both");
@@ -1019,8 +1039,16 @@ std::string describe(const Op& op) {
   return out;
 }
 
-Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq) {
-  BatchWriter w(first_seq);
+std::set<std::string> fwd_devices(const Plan& plan) {
+  std::set<std::string> out;
+  for (const auto& op : plan)
+    if (op.kind == Op::Kind::AddRule && !op.rule.fwd.empty()) out.insert(op.rule.fwd);
+  return out;
+}
+
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq,
+                                 const std::map<std::string, uint32_t>& ifindexes) {
+  BatchWriter w(first_seq, ifindexes);
   w.begin_batch();
   for (size_t i = 0; i < plan.size(); ++i) {
     w.set_op(i);

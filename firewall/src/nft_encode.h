@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,7 +33,13 @@ struct EncodedBatch {
 // with InvalidArgument, naming the op, when an op cannot be encoded (value of the wrong
 // size, a range in a non-interval set, an unknown limit unit, a too long concatenation).
 // An empty plan (or one whose ops all produce nothing) gives an empty batch.
-Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq);
+// `ifindexes` maps the devices of `fwd to` statements to their interface index in the
+// target namespace (a missing one fails the op).
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq,
+                                 const std::map<std::string, uint32_t>& ifindexes = {});
+
+// The devices the `fwd to` statements of the plan's rules name.
+std::set<std::string> fwd_devices(const Plan& plan);
 
 // "AddRule inet moat input (rule cluster.fw:12)": the op's kind, family, table, chain or set,
 // and for rules the origin. Used in error messages.

@@ -84,6 +84,7 @@ std::string one_value(Field field, const Bytes& v) {
     case Field::ArpTip:
       return to_ip(v).to_string();
     case Field::EtherSaddr:
+    case Field::EtherDaddr:
     case Field::ArpSha:
       return hex_bytes(v, ':');
     case Field::TcpFlags:
@@ -126,6 +127,7 @@ std::string type_name(Field f) {
     case Field::Ip6Daddr:
       return "ipv6_addr";
     case Field::EtherSaddr:
+    case Field::EtherDaddr:
     case Field::ArpSha:
       return "ether_addr";
     case Field::Sport:
@@ -241,6 +243,7 @@ std::string rule_text(const Rule& rule) {
                                 rule.mark->and_mask, rule.mark->xor_value));
   if (!rule.ct_helper.empty()) parts.push_back("ct helper set \"" + rule.ct_helper + "\"");
   if (!rule.vmap.empty()) parts.push_back(fields_text(rule.vmap_fields) + " vmap @" + rule.vmap);
+  if (!rule.fwd.empty()) parts.push_back("fwd to \"" + rule.fwd + "\"");
   if (auto v = verdict_text(rule.verdict); !v.empty()) parts.push_back(v);
   if (!rule.origin.empty()) parts.push_back("comment \"" + escape(rule.origin) + "\"");
   std::string out;

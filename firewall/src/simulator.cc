@@ -325,6 +325,8 @@ Result<std::map<Field, Bytes>> build_headers(const Packet& p, const Endpoint& fr
     type = nft::kRtnMulticast;
   }
   h[Field::FibSaddrType] = nft::host32(type);
+  using K = Endpoint::Kind;
+  h[Field::EtherDaddr] = to.kind == K::Port ? to.mac : to.kind == K::Host ? kHostMac : kOutsideMac;
   return h;
 }
 
@@ -380,6 +382,8 @@ class Evaluator {
                                         const std::vector<Field>& fields,
                                         const std::vector<Bytes>& key) const;
   Result<Flow> eval_chain(const nft::Table& t, const nft::Chain& c, std::vector<Frame>& frames);
+  Result<Flow> forward(const nft::Rule& rule, const nft::Chain& c,
+                       const std::vector<Frame>& frames);
   Decider resolve(const nft::Rule& rule, const nft::Chain& chain, const std::vector<Frame>& frames,
                   bool fallback) const;
   void record(const nft::Table& t, const nft::Chain& c, std::string text) {
@@ -417,14 +421,19 @@ std::optional<Bytes> Evaluator::value(Field f) const {
       return nft::ifname_bytes(hop_->iif);  // "" when there is no device
     case Field::Oifname:
       return nft::ifname_bytes(hop_->oif);
-    case Field::Nfproto:  // NFPROTO_BRIDGE in bridge chains
-      return nft::u8(hop_->family == Family::Bridge ? 7 : family_ == 4 ? 2 : 10);
+    case Field::Nfproto:  // NFPROTO_BRIDGE in bridge chains, NFPROTO_NETDEV in netdev ones
+      if (hop_->family == Family::Bridge || hop_->family == Family::Netdev)
+        return nft::u8(static_cast<uint8_t>(hop_->family));
+      return nft::u8(family_ == 4 ? 2 : 10);
     case Field::Mark:
       return nft::host32(mark_);
     case Field::CtState:
       return nft::host32(nft::kCtNew);  // conntrack has seen the packet
     case Field::EtherSaddr:
       return hop_->ether_saddr;
+    case Field::EtherDaddr:  // only where there is a link-layer header
+      if (!hop_->ether_saddr) return std::nullopt;
+      break;
     default:
       break;
   }
@@ -544,8 +553,11 @@ Result<Flow> Evaluator::eval_chain(const nft::Table& t, const nft::Chain& c,
     // a set update fills a set no rule here reads.
     if (rule.mark) {
       mark_ = (mark_ & rule.mark->and_mask) ^ rule.mark->xor_value;
-      mark_decider_ = resolve(rule, c, frames, false);
+      // Who set the mark last; rules of no origin (the conntrack stash clearing its bits) do
+      // not hide the configured rule whose verdict the mark carries.
+      if (Decider d = resolve(rule, c, frames, false); !d.by.empty()) mark_decider_ = std::move(d);
     }
+    if (!rule.fwd.empty()) return forward(rule, c, frames);
     nft::Verdict verdict = rule.verdict;
     if (!rule.vmap.empty()) {
       std::vector<Bytes> key;
@@ -592,6 +604,25 @@ Result<Flow> Evaluator::eval_chain(const nft::Table& t, const nft::Chain& c,
     }
   }
   return Flow::Continue;
+}
+
+// `fwd to` steals the packet: it leaves through that device. Sent to a reject port, it enters
+// the port's peer, whose netdev ingress chain answers it; sent anywhere else it does not reach
+// its destination.
+Result<Flow> Evaluator::forward(const nft::Rule& rule, const nft::Chain& c,
+                                const std::vector<Frame>& frames) {
+  auto peer = names::reject_port_peer(rule.fwd);
+  if (!peer) {
+    decision_ = resolve(rule, c, frames, true);
+    return Flow::Drop;
+  }
+  const Hop* outer = hop_;
+  Hop answer{Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, *peer, "", outer->ether_saddr};
+  Flow flow = MOAT_TRY(run(answer));
+  hop_ = outer;
+  if (flow != Flow::Accept) return flow;
+  decision_ = resolve(rule, c, frames, true);  // swallowed by the peer
+  return Flow::Drop;
 }
 
 Result<Flow> Evaluator::run(const Hop& hop) {

@@ -50,6 +50,7 @@ enum class Field : uint8_t {
   Icmp6Type,     // icmpv6 type (1)
   Icmp6Code,     // icmpv6 code (1)
   EtherSaddr,    // ether saddr (6)
+  EtherDaddr,    // ether daddr (6)
   ArpOp,         // arp operation (2)
   ArpSha,        // arp saddr ether (6)
   ArpSip,        // arp saddr ip (4)
@@ -207,6 +208,9 @@ struct Rule {
   Verdict verdict;
   // ct helper set "<name>": a CtHelper of the rule's table is attached to the connection.
   std::string ct_helper;
+  // fwd to "<device>" (netdev family): the packet is sent out of that device and this path
+  // ends (the kernel steals it). The device's ifindex is resolved when the rule is applied.
+  std::string fwd;
   // Where the rule came from ("cluster.fw:12"); shown as a comment, used to map errors back.
   std::string origin;
   friend bool operator==(const Rule&, const Rule&) = default;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "moat/firewall/model.h"
@@ -39,6 +40,31 @@ inline constexpr uint32_t kMarkEstablished = 0x10000000;
 inline constexpr uint32_t kMarkInvalid = 0x20000000;
 inline constexpr uint32_t kMarkReject = 0x40000000;
 inline constexpr uint32_t kMarkMask = 0x70000000;
+
+// The netdev guest layout (GuestLayout::Netdev, docs/firewall-netdev.md). A guest's OUT chain
+// runs at its port's netdev ingress, before conntrack: it records its verdict in kMarkOutVerdict
+// (or asks for the deferred evaluation, kMarkOutDefer, when the deciding rule logs) and the
+// verdict chain of kVerdictTable applies it after conntrack, so established traffic passes
+// whatever the OUT rules say. A guest's IN chain runs at its port's netdev egress; a REJECT
+// there sends the frame with kMarkRejectIn to the bridge's reject port, whose peer answers it
+// (`reject` is refused at netdev egress).
+inline constexpr uint32_t kMarkOutVerdict = 0x0c000000;  // 2 bits: the recorded verdict
+inline constexpr uint32_t kMarkOutAccept = 0x04000000;
+inline constexpr uint32_t kMarkOutDrop = 0x08000000;
+inline constexpr uint32_t kMarkOutReject = 0x0c000000;
+inline constexpr uint32_t kMarkOutDefer = 0x01000000;  // decide after conntrack, with logging
+inline constexpr uint32_t kMarkRejectIn = 0x02000000;  // answer me (at the reject port)
+// `table bridge moat-verdicts`: applies the recorded OUT verdicts (chain "out").
+inline constexpr const char* kVerdictTable = "moat-verdicts";
+// `table netdev moat-reject`: one chain per reject port peer that answers with a reject.
+inline constexpr const char* kRejectTable = "moat-reject";
+inline constexpr const char* kOutDeferred = "out-deferred";  // iifname : goto guest-<vmid>-out
+// The reject port of a bridge: a veth pair, `reject_port()` a port of the bridge (learning
+// and flooding off), `reject_peer()` its other end, where the answering chain is bound.
+std::string reject_port(const std::string& bridge);
+std::string reject_peer(const std::string& bridge);
+// The peer of `port` when it is a reject port (the simulator follows `fwd to` with it).
+std::optional<std::string> reject_port_peer(const std::string& port);
 
 // Priorities: guest OUT rules run at bridge prerouting after br_netfilter (0) has run
 // conntrack; guest IN rules at bridge forward before br_netfilter's forward (-1), so a REJECT

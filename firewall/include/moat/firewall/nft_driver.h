@@ -30,6 +30,8 @@ class NftDriver {
   // op: kind, family, table, chain/set, and for AddRule the rule's origin ("cluster.fw:12"),
   // followed by the kernel's extended-ack text. A malformed op (a value of the wrong size, an
   // unknown limit unit) fails with InvalidArgument before anything is sent.
+  // Devices named by `fwd to` are resolved to their ifindex in the namespace first (NotFound,
+  // nothing sent, when one does not exist).
   // Returns the number of netlink messages sent, BATCH_BEGIN and BATCH_END included.
   Result<size_t> apply(const Plan& plan);
 
@@ -40,13 +42,14 @@ class NftDriver {
   Result<bool> table_exists(Family family, const std::string& name);
 
  private:
-  explicit NftDriver(NetlinkSocket socket);
+  NftDriver(NetlinkSocket socket, std::string netns);
   // Sends one non-batch request (built into `bytes`, sequence `seq`) with NLM_F_ACK and reads
   // its replies, skipping anything left over from earlier requests.
   Status request(std::span<const uint8_t> bytes, uint32_t seq,
                  const NetlinkSocket::MessageHandler& on_message);
 
   NetlinkSocket socket_;
+  std::string netns_;  // where `fwd to` device names are resolved
   uint32_t next_seq_;
 };
 
