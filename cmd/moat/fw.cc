@@ -119,9 +119,7 @@ void register_fw(CLI::App& app, int& exit_code) {
           std::fwrite(text.data(), 1, text.size(), stdout);
           return {};
         }
-        if (compiled.needs_bridge_netfilter)
-          MOAT_RETURN_IF_ERROR(applier.enable_bridge_netfilter());
-        MOAT_RETURN_IF_ERROR(applier.write_sysctls(compiled.sysctls));
+        MOAT_RETURN_IF_ERROR(applier.prepare(compiled));
         auto report = MOAT_TRY(applier.apply(compiled.ruleset, strategy));
         if (report.plan.empty()) {
           std::printf("nothing to do: the applied ruleset is current (compile %.1f ms)\n",

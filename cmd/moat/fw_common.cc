@@ -15,6 +15,11 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
   cmd->add_option("--shards", args.shards,
                   "bridge tables guests are spread over (0: one per 500 firewalled guests)")
       ->capture_default_str();
+  cmd->add_option("--layout", args.layout,
+                  "where guest rules live: bridge (sharded bridge tables) or netdev (chains "
+                  "bound to each guest's ports, docs/firewall-netdev.md)")
+      ->check(CLI::IsMember({"bridge", "netdev"}))
+      ->capture_default_str();
   cmd->add_option("--local-network", args.local_networks,
                   "the node's local network (CIDR, repeatable) for the local_network alias; "
                   "default: detected from the node's addresses and /etc/hosts");
@@ -41,6 +46,7 @@ Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrateg
   auto loaded = MOAT_TRY(firewall::load_config(args.config_root, args.node));
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   firewall::CompileOptions options{.strategy = strategy,
+                                   .layout = *firewall::parse_guest_layout(args.layout),
                                    .shards = args.shards,
                                    .now = std::time(nullptr),
                                    .local_networks = MOAT_TRY(local_networks(args))};

@@ -16,6 +16,7 @@ struct FwArgs {
   std::string config_root = "/etc/pve";
   std::string node;
   int shards = 0;  // automatic
+  std::string layout = "bridge";
   std::string strategy = "auto";
   std::string netns;
   std::string state_dir = "/run/moat";
@@ -23,7 +24,7 @@ struct FwArgs {
   std::vector<std::string> local_networks;
 };
 
-// Adds --config-root, --node (required), --shards and --local-network to `cmd`, bound to
+// Adds --config-root, --node (required), --shards, --layout and --local-network to `cmd`, bound to
 // `args`.
 void add_config_options(CLI::App* cmd, FwArgs& args);
 

@@ -11,6 +11,7 @@
 #include "moat/base/subprocess.h"
 #include "moat/firewall/ir_json.h"
 #include "moat/firewall/names.h"
+#include "moat/firewall/reject_ports.h"
 
 namespace moat::firewall {
 
@@ -106,6 +107,12 @@ Status Applier::write_sysctls(const std::map<std::string, std::string>& sysctls)
     if (!out) return fail_errno(errno ? errno : EIO, "cannot write " + path + " = " + value);
   }
   return {};
+}
+
+Status Applier::prepare(const CompileResult& compiled) {
+  if (compiled.needs_bridge_netfilter) MOAT_RETURN_IF_ERROR(enable_bridge_netfilter());
+  MOAT_RETURN_IF_ERROR(write_sysctls(compiled.sysctls));
+  return sync_reject_ports(options_.netns, compiled.reject_port_bridges);
 }
 
 Result<uint32_t> Applier::kernel_generation() { return driver_.generation(); }

@@ -38,6 +38,7 @@ class TableBuilder {
   // Records every chain and set this builder creates from now on (for incremental diffs).
   void track(std::vector<nft::ObjectRef>* created) { created_ = created; }
   bool bridge() const { return table_.family == nft::Family::Bridge; }
+  bool netdev() const { return table_.family == nft::Family::Netdev; }
 
   // Appends to `chain` the nft rules of every enabled model rule of direction `dir` (GROUP
   // rules become jumps to the group's chain for `dir`, built on first use).
@@ -46,13 +47,16 @@ class TableBuilder {
 
   // The verdict for a model verdict in this table for traffic in direction `dir` (REJECT:
   // jump to the do-reject chain; DROP where the kernel cannot reject: bridge-family chains
-  // past prerouting under the bridge-conntrack strategy).
+  // past prerouting under the bridge-conntrack strategy). Netdev OUT chains run before
+  // conntrack: they only record the verdict (jump to record_chain()).
   nft::Verdict verdict(Verdict v, Direction dir) const;
 
   // A rule logging with Proxmox's NFLOG prefix ":<vmid>:<level>:<chain>: <what>: ", rate
-  // limited by the cluster's log_ratelimit.
+  // limited by the cluster's log_ratelimit. In a netdev OUT chain it would log established
+  // packets too: there it defers the decision instead (record_chain(nullopt)), and the guest's
+  // OUT rules are evaluated again, with their logging, after conntrack.
   nft::Rule log_rule(uint32_t vmid, LogLevel level, const std::string& chain,
-                     const std::string& what) const;
+                     const std::string& what, Direction dir = Direction::In) const;
 
   // Materializes ipset `name` from `owner` (cluster or guest file) as one interval set per
   // family with entries (every family when `all_families`: an empty set then means "none");
@@ -86,6 +90,27 @@ class TableBuilder {
   std::vector<nft::ObjectRef>* created_ = nullptr;
 };
 
+// ---- the netdev guest layout (guest_netdev.cc) ----
+
+// Adds one guest to netdev table `b`: its OUT (ingress) and IN (egress) chains over its
+// firewalled ports, its ipsets, its MACs in the table's reject sets.
+void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Guest& guest,
+                        bool allow_invalid);
+// Rebuilds the table's do-reject chain from its reject sets (after guests were added/removed).
+void finish_netdev_table(nft::Table& t);
+// Whether chain `name` (or a group chain it jumps to) defers OUT decisions (logging rules).
+bool defers(const nft::Table& t, const std::string& name, int depth = 0);
+// `bridge moat-verdicts`: the chain applying recorded OUT verdicts after conntrack.
+void build_verdicts(nft::Table& t, bool allow_invalid);
+// The deferred OUT chain of a guest that logs on OUT, in the verdicts table (`v`).
+void build_deferred_out(TableBuilder& v, const Guest& guest);
+// `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a reject.
+void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges);
+
+// Netdev layout: the chain recording an OUT verdict in the mark ("rec-accept", ...), or
+// asking for the deferred evaluation ("rec-defer") when `v` is empty.
+std::string record_chain(std::optional<Verdict> v);
+
 // Effective ranges of a list of (range, nomatch) entries under longest-prefix-wins semantics.
 std::vector<nft::Interval> effective_ranges(std::vector<std::pair<IpRange, bool>> entries,
                                             int family);
@@ -100,5 +125,61 @@ bool cluster_enabled(const FirewallConfig& config, int64_t now);
 // `chains` limits the pass (empty: every chain); created sets are appended to `created`.
 void intern_value_sets(nft::Table& table, const std::vector<std::string>& chains,
                        std::vector<nft::ObjectRef>* created);
+
+// Short builders of IR values, for the table builders.
+namespace build {
+
+using nft::Field;
+using nft::Match;
+using nft::VerdictCode;
+
+inline Match eq(Field f, nft::Bytes v) {
+  return Match{{f}, Match::Op::Eq, {nft::single(std::move(v))}, {}, 0};
+}
+inline Match in_values(Field f, std::vector<nft::Bytes> values) {
+  Match m{{f}, Match::Op::In, {}, {}, 0};
+  for (auto& v : values) m.values.push_back(nft::single(std::move(v)));
+  return m;
+}
+inline Match bits_any(Field f, uint32_t mask) {
+  return Match{{f}, Match::Op::BitsAny, {}, {}, mask};
+}
+inline Match l4(uint8_t proto) { return eq(Field::L4proto, nft::u8(proto)); }
+inline Match icmp6_types(std::vector<uint8_t> types) {
+  std::vector<nft::Bytes> v;
+  for (auto t : types) v.push_back(nft::u8(t));
+  return v.size() == 1 ? eq(Field::Icmp6Type, v[0]) : in_values(Field::Icmp6Type, v);
+}
+
+inline nft::Rule rule(std::vector<Match> matches, nft::Verdict verdict, std::string origin = {}) {
+  nft::Rule r;
+  r.matches = std::move(matches);
+  r.verdict = std::move(verdict);
+  r.origin = std::move(origin);
+  return r;
+}
+inline nft::Verdict accept() { return {VerdictCode::Accept, {}}; }
+inline nft::Verdict drop() { return {VerdictCode::Drop, {}}; }
+inline nft::Verdict jump(std::string chain) { return {VerdictCode::Jump, std::move(chain)}; }
+inline nft::Verdict go(std::string chain) { return {VerdictCode::Goto, std::move(chain)}; }
+
+inline nft::Chain& chain(nft::Table& t, const std::string& name,
+                         std::optional<nft::BaseChain> base = {}) {
+  nft::Chain& c = t.chains[name];
+  c.name = name;
+  c.base = base;
+  return c;
+}
+
+}  // namespace build
+
+// The policy verdict at the end of a chain, with its log rule.
+void add_policy(TableBuilder& b, nft::Chain& c, uint32_t vmid, Verdict policy, LogLevel level,
+                Direction dir);
+// Drops of sources in the cluster's `blacklist` ipset (host input and every guest's IN).
+std::vector<nft::Rule> blacklist_rules(TableBuilder& b, const FirewallConfig& config);
+// EUI-64 link-local address of a MAC (fe80::/64 + flipped U/L bit + ff:fe).
+std::optional<IpRange> link_local(const std::string& mac);
+nft::Bytes mac_bytes(const std::string& mac);  // "bc:24:11:00:00:01" -> 6 bytes
 
 }  // namespace moat::firewall::detail

@@ -15,69 +15,16 @@ const char* to_string(GuestStrategy s) {
   return s == GuestStrategy::BrNetfilter ? "br_netfilter" : "bridge-conntrack";
 }
 
-namespace {
+namespace detail {
 
-using detail::Scope;
-using detail::TableBuilder;
-using nft::Field;
-using nft::Match;
-using nft::VerdictCode;
-
-Match eq(Field f, nft::Bytes v) {
-  return Match{{f}, Match::Op::Eq, {nft::single(std::move(v))}, {}, 0};
-}
-Match in_values(Field f, std::vector<nft::Bytes> values) {
-  Match m{{f}, Match::Op::In, {}, {}, 0};
-  for (auto& v : values) m.values.push_back(nft::single(std::move(v)));
-  return m;
-}
-Match bits_any(Field f, uint32_t mask) { return Match{{f}, Match::Op::BitsAny, {}, {}, mask}; }
-Match l4(uint8_t proto) { return eq(Field::L4proto, nft::u8(proto)); }
-Match icmp6_types(std::vector<uint8_t> types) {
-  std::vector<nft::Bytes> v;
-  for (auto t : types) v.push_back(nft::u8(t));
-  return v.size() == 1 ? eq(Field::Icmp6Type, v[0]) : in_values(Field::Icmp6Type, v);
-}
-
-nft::Rule rule(std::vector<Match> matches, nft::Verdict verdict, std::string origin = {}) {
-  nft::Rule r;
-  r.matches = std::move(matches);
-  r.verdict = std::move(verdict);
-  r.origin = std::move(origin);
-  return r;
-}
-nft::Verdict accept() { return {VerdictCode::Accept, {}}; }
-nft::Verdict drop() { return {VerdictCode::Drop, {}}; }
-nft::Verdict jump(std::string chain) { return {VerdictCode::Jump, std::move(chain)}; }
-nft::Verdict go(std::string chain) { return {VerdictCode::Goto, std::move(chain)}; }
-
-nft::Chain& chain(nft::Table& t, const std::string& name, std::optional<nft::BaseChain> base = {}) {
-  nft::Chain& c = t.chains[name];
-  c.name = name;
-  c.base = base;
-  return c;
-}
-
-// Stash rules: meta mark bits from ct state (br_netfilter strategy).
-void add_stash(nft::Chain& c) {
-  nft::Rule clear;
-  clear.mark = nft::MarkSet{~names::kMarkMask, 0};
-  c.rules.push_back(clear);
-  for (auto [state, bit] :
-       {std::pair{nft::kCtEstablished | nft::kCtRelated, names::kMarkEstablished},
-        {nft::kCtInvalid, names::kMarkInvalid}}) {
-    nft::Rule r;
-    r.matches = {bits_any(Field::CtState, state)};
-    r.mark = nft::MarkSet{~names::kMarkMask, bit};
-    c.rules.push_back(r);
-  }
-}
+using namespace build;
 
 // The policy verdict at the end of a chain, with its log rule.
 void add_policy(TableBuilder& b, nft::Chain& c, uint32_t vmid, Verdict policy, LogLevel level,
                 Direction dir) {
   if (level != LogLevel::Nolog)
-    c.rules.push_back(b.log_rule(vmid, level, c.name, std::string("policy ") + to_string(policy)));
+    c.rules.push_back(
+        b.log_rule(vmid, level, c.name, std::string("policy ") + to_string(policy), dir));
   c.rules.push_back(rule({}, b.verdict(policy, dir), "policy"));
 }
 
@@ -95,6 +42,64 @@ std::vector<nft::Rule> blacklist_rules(TableBuilder& b, const FirewallConfig& co
   return out;
 }
 
+// EUI-64 link-local address of a MAC (fe80::/64 + flipped U/L bit + ff:fe).
+std::optional<IpRange> link_local(const std::string& mac) {
+  if (mac.size() != 17) return std::nullopt;
+  IpAddress a;
+  a.family = 6;
+  a.bytes[0] = 0xfe;
+  a.bytes[1] = 0x80;
+  uint8_t m[6];
+  for (int i = 0; i < 6; ++i)
+    m[i] = static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16));
+  a.bytes[8] = m[0] ^ 0x02;
+  a.bytes[9] = m[1];
+  a.bytes[10] = m[2];
+  a.bytes[11] = 0xff;
+  a.bytes[12] = 0xfe;
+  a.bytes[13] = m[3];
+  a.bytes[14] = m[4];
+  a.bytes[15] = m[5];
+  return IpRange{a, a};
+}
+
+nft::Bytes mac_bytes(const std::string& mac) {
+  nft::Bytes b;
+  for (int i = 0; i < 6; ++i)
+    b.push_back(static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16)));
+  return b;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::Scope;
+using namespace detail::build;
+using detail::add_policy;
+using detail::blacklist_rules;
+using detail::link_local;
+using detail::mac_bytes;
+using detail::TableBuilder;
+using nft::Field;
+using nft::Match;
+using nft::VerdictCode;
+
+// Stash rules: meta mark bits from ct state (br_netfilter strategy).
+void add_stash(nft::Chain& c) {
+  nft::Rule clear;
+  clear.mark = nft::MarkSet{~names::kMarkMask, 0};
+  c.rules.push_back(clear);
+  for (auto [state, bit] :
+       {std::pair{nft::kCtEstablished | nft::kCtRelated, names::kMarkEstablished},
+        {nft::kCtInvalid, names::kMarkInvalid}}) {
+    nft::Rule r;
+    r.matches = {bits_any(Field::CtState, state)};
+    r.mark = nft::MarkSet{~names::kMarkMask, bit};
+    c.rules.push_back(r);
+  }
+}
+
 // ---- host table ----
 
 struct HostInputs {
@@ -105,10 +110,19 @@ struct HostInputs {
   std::set<std::string> bridges;  // bridges with firewalled guest ports
 };
 
-void add_inet_reject_chain(nft::Table& t) {
+// `reflect_established`: the answer carries the rejected packet's mark (fwmark_reflect); a
+// TCP reset for a bridged packet leaves straight through the sender's port, past no stash, so
+// the mark says "established" for the sender's netdev IN chain.
+void add_inet_reject_chain(nft::Table& t, bool reflect_established) {
   nft::Chain& c = chain(t, names::kDoReject);
-  c.rules = {rule({l4(6)}, {VerdictCode::RejectTcpReset, {}}),
-             rule({}, {VerdictCode::RejectPortUnreach, {}})};
+  c.rules.clear();
+  if (reflect_established) {
+    nft::Rule r;
+    r.mark = nft::MarkSet{~names::kMarkEstablished, names::kMarkEstablished};
+    c.rules.push_back(r);
+  }
+  c.rules.push_back(rule({l4(6)}, {VerdictCode::RejectTcpReset, {}}));
+  c.rules.push_back(rule({}, {VerdictCode::RejectPortUnreach, {}}));
 }
 
 // nf_conntrack_helpers: kernels since 6.1 attach no helper by port on their own (Proxmox bug
@@ -153,8 +167,9 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   const std::vector<Rule> no_rules;
   const auto& host_rules = in.config.host ? in.config.host->rules : no_rules;
   Scope scope{};
-  bool brnf = in.options.strategy == GuestStrategy::BrNetfilter;
-  add_inet_reject_chain(t);
+  bool netdev = in.options.layout == GuestLayout::Netdev;
+  bool brnf = in.options.strategy == GuestStrategy::BrNetfilter || netdev;
+  add_inet_reject_chain(t, netdev && in.guests_present);
   add_ct_helpers(b, host.nf_conntrack_helpers);
   nft::Match deferred_reject = bits_any(Field::Mark, names::kMarkReject);
 
@@ -377,34 +392,6 @@ void build_host(TableBuilder& b, const HostInputs& in) {
 }
 
 // ---- guest tables ----
-
-// EUI-64 link-local address of a MAC (fe80::/64 + flipped U/L bit + ff:fe).
-std::optional<IpRange> link_local(const std::string& mac) {
-  if (mac.size() != 17) return std::nullopt;
-  IpAddress a;
-  a.family = 6;
-  a.bytes[0] = 0xfe;
-  a.bytes[1] = 0x80;
-  uint8_t m[6];
-  for (int i = 0; i < 6; ++i)
-    m[i] = static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16));
-  a.bytes[8] = m[0] ^ 0x02;
-  a.bytes[9] = m[1];
-  a.bytes[10] = m[2];
-  a.bytes[11] = 0xff;
-  a.bytes[12] = 0xfe;
-  a.bytes[13] = m[3];
-  a.bytes[14] = m[4];
-  a.bytes[15] = m[5];
-  return IpRange{a, a};
-}
-
-nft::Bytes mac_bytes(const std::string& mac) {
-  nft::Bytes b;
-  for (int i = 0; i < 6; ++i)
-    b.push_back(static_cast<uint8_t>(std::stoi(mac.substr(i * 3, 2), nullptr, 16)));
-  return b;
-}
 
 // Port sets of a shard table: which firewalled guest devices have which option. The
 // dispatch base chains apply these behaviours by set membership, so guest chains hold only
@@ -650,11 +637,41 @@ bool has_firewalled_nic(const Guest& g) {
 
 }  // namespace
 
-int resolve_shards(const FirewallConfig& config, int requested) {
+int resolve_shards(const FirewallConfig& config, int requested, GuestLayout layout) {
   if (requested > 0) return requested;
   int guests = 0;
   for (const auto& [_, g] : config.guests) guests += has_firewalled_nic(g);
+  if (layout == GuestLayout::Netdev)
+    return std::clamp((guests + kGuestsPerNetdevTable - 1) / kGuestsPerNetdevTable, 1, 256);
   return std::clamp((guests + kGuestsPerShard - 1) / kGuestsPerShard, 1, 32);
+}
+
+namespace {
+
+// One guest in the netdev layout: its chains in its table `b`, and, when its OUT rules log,
+// the deferred OUT chain in the verdicts table.
+void build_netdev_guest(CompileResult& result, TableBuilder& b, const FirewallConfig& config,
+                        const Guest& guest, const CompileOptions& options, bool allow_invalid) {
+  detail::build_guest_netdev(b, config, guest, allow_invalid);
+  nft::Table& v = result.ruleset.table(nft::Family::Bridge, names::kVerdictTable);
+  detail::build_verdicts(v, allow_invalid);
+  if (detail::defers(b.table(), names::guest_chain(guest.vmid, Direction::Out))) {
+    TableBuilder vb(v, options, config, result.warnings);
+    detail::build_deferred_out(vb, guest);
+  }
+  for (const auto& [_, nic] : guest.nics)
+    if (nic.firewall && !nic.mac.empty() && !nic.bridge.empty())
+      result.reject_port_bridges.insert(nic.bridge);
+}
+
+}  // namespace
+
+const char* to_string(GuestLayout l) { return l == GuestLayout::Bridge ? "bridge" : "netdev"; }
+
+std::optional<GuestLayout> parse_guest_layout(std::string_view text) {
+  if (text == "bridge") return GuestLayout::Bridge;
+  if (text == "netdev") return GuestLayout::Netdev;
+  return std::nullopt;
 }
 
 Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& requested) {
@@ -662,7 +679,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   if (requested.shards < 0 || requested.shards > 256)
     return fail(ErrorCode::InvalidArgument, "shards must be 0 (automatic) or 1..256");
   CompileOptions options = requested;
-  options.shards = resolve_shards(config, requested.shards);
+  options.shards = resolve_shards(config, requested.shards, requested.layout);
   result.shards = options.shards;
   if (!detail::cluster_enabled(config, options.now)) return result;  // the firewall is off
 
@@ -671,12 +688,28 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics)
       if (!nic.bridge.empty()) bridges.insert(nic.bridge);
+  bool netdev = options.layout == GuestLayout::Netdev;
   for (const auto& [vmid, guest] : config.guests) {
     if (!has_firewalled_nic(guest)) continue;
     int shard = static_cast<int>(vmid % static_cast<uint32_t>(options.shards));
-    nft::Table& t = result.ruleset.table(nft::Family::Bridge, names::guest_table(shard));
+    nft::Table& t = result.ruleset.table(netdev ? nft::Family::Netdev : nft::Family::Bridge,
+                                         names::guest_table(shard));
     TableBuilder b(t, options, config, result.warnings);
-    build_guest(b, config, guest, options, allow_invalid);
+    if (!netdev) {
+      build_guest(b, config, guest, options, allow_invalid);
+      continue;
+    }
+    build_netdev_guest(result, b, config, guest, options, allow_invalid);
+  }
+  if (netdev && !result.ruleset.tables.empty()) {
+    for (auto& [_, t] : result.ruleset.tables)
+      if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
+    detail::build_reject_answers(result.ruleset.table(nft::Family::Netdev, names::kRejectTable),
+                                 result.reject_port_bridges);
+    // Kernel-made answers (TCP resets, ICMP errors) carry the mark of what they answer, so the
+    // reset inet's do-reject sends straight out of a guest's port passes its IN chain.
+    result.sysctls["net/ipv4/fwmark_reflect"] = "1";
+    result.sysctls["net/ipv6/fwmark_reflect"] = "1";
   }
   bool host_enabled = !config.host || config.host->options.enable;
   if (config.host) {
@@ -700,7 +733,8 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   bool vnets_present = std::any_of(config.vnets.begin(), config.vnets.end(),
                                    [](const auto& v) { return v.second.options.enable; });
   result.needs_bridge_netfilter =
-      options.strategy == GuestStrategy::BrNetfilter && (guests_present || vnets_present);
+      (options.strategy == GuestStrategy::BrNetfilter && (guests_present || vnets_present)) ||
+      (netdev && guests_present);
   if (host_enabled || guests_present || vnets_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);
@@ -720,7 +754,7 @@ namespace {
 
 bool any_guest_table(const nft::Ruleset& rs) {
   for (const auto& [_, t] : rs.tables)
-    if (t.family == nft::Family::Bridge) return true;
+    if (t.name.starts_with("moat-guests-")) return true;
   return false;
 }
 
@@ -756,10 +790,12 @@ void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std
 void drop_unused(nft::Table& t, const std::string& key, std::set<std::string> chains,
                  std::set<std::string> sets, std::vector<nft::ObjectRef>& touched) {
   for (;;) {
-    // do-reject is part of every shard, as compile() makes it, used or not.
+    // do-reject (and a netdev table's verdict recorders) are part of every shard, as
+    // compile() makes them, used or not.
     std::erase_if(chains, [&](const std::string& name) {
       auto it = t.chains.find(name);
-      return it == t.chains.end() || it->second.base || name == names::kDoReject;
+      return it == t.chains.end() || it->second.base || name == names::kDoReject ||
+             name.starts_with("rec-");
     });
     std::erase_if(sets, [&](const std::string& name) { return !t.sets.contains(name); });
     if (chains.empty() && sets.empty()) return;
@@ -789,6 +825,54 @@ void drop_unused(nft::Table& t, const std::string& key, std::set<std::string> ch
 
 }  // namespace
 
+namespace {
+
+// What a guest has in table `t` (`key`), removed for its recompile: its chains, its ipsets,
+// its ports' elements of port-keyed sets and verdict maps. The chains and sets its chains
+// named are added to `chains`/`sets` (shared objects that may now be unused).
+void erase_guest(nft::Table& t, const std::string& key, uint32_t vmid,
+                 std::vector<nft::ObjectRef>& touched, std::set<std::string>& chains,
+                 std::set<std::string>& sets) {
+  std::string own[] = {names::guest_chain(vmid, Direction::Out),
+                       names::guest_chain(vmid, Direction::In)};
+  for (const auto& name : own) {
+    if (auto c = t.chains.find(name); c != t.chains.end()) {
+      references(c->second, chains, sets);
+      t.chains.erase(c);
+      touched.push_back({key, false, name});
+    }
+  }
+  for (int family : {4, 6}) {
+    std::string prefix = names::ipset(family, "guest", vmid, "");
+    for (auto s = t.sets.lower_bound(prefix); s != t.sets.end() && s->first.starts_with(prefix);) {
+      touched.push_back({key, true, s->first});
+      s = t.sets.erase(s);
+    }
+  }
+  // Sets keyed by a device (first key field an interface name) may hold this guest's
+  // elements: the port option sets, the MAC filter, the reject sets.
+  std::string tap = "tap" + std::to_string(vmid) + "i", veth = "veth" + std::to_string(vmid) + "i";
+  for (auto& [name, set] : t.sets) {
+    if (set.key.empty() || (set.key[0] != Field::Iifname && set.key[0] != Field::Oifname)) continue;
+    size_t before = set.elements.size();
+    std::erase_if(set.elements, [&](const nft::SetElement& e) {
+      if (set.kind == nft::Set::Kind::Vmap)
+        return e.verdict.chain == own[0] || e.verdict.chain == own[1];
+      const char* p = reinterpret_cast<const char*>(e.key[0].lo.data());
+      std::string_view dev(p, strnlen(p, e.key[0].lo.size()));
+      return dev.starts_with(tap) || dev.starts_with(veth);
+    });
+    if (set.elements.size() != before) touched.push_back({key, true, name});
+  }
+}
+
+bool has_guest_chains(const nft::Table& t) {
+  auto it = t.chains.lower_bound("guest-");
+  return it != t.chains.end() && it->first.starts_with("guest-");
+}
+
+}  // namespace
+
 Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
                                                     const FirewallConfig& config, uint32_t vmid,
                                                     const CompileOptions& options,
@@ -797,10 +881,12 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     return fail(ErrorCode::InvalidArgument, "recompile_guest needs the shard count compile() used");
   auto git = config.guests.find(vmid);
   bool wanted = git != config.guests.end() && has_firewalled_nic(git->second);
-  bool had_guests = any_guest_table(ruleset);
-  std::string key = nft::table_key(
-      nft::Family::Bridge,
-      names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
+  bool netdev = options.layout == GuestLayout::Netdev;
+  std::string shard =
+      names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards)));
+  nft::Family family = netdev ? nft::Family::Netdev : nft::Family::Bridge;
+  std::string key = nft::table_key(family, shard);
+  std::string vkey = nft::table_key(nft::Family::Bridge, names::kVerdictTable);
   auto full = [&]() -> Result<std::vector<nft::ObjectRef>> {
     // The host table depends on whether any guest is firewalled: recompile everything.
     auto before = all_objects(ruleset);
@@ -813,92 +899,62 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     before.erase(std::unique(before.begin(), before.end()), before.end());
     return before;
   };
-  if (!detail::cluster_enabled(config, options.now) || !had_guests) return full();
+  if (!detail::cluster_enabled(config, options.now) || !any_guest_table(ruleset)) return full();
+  if (netdev && wanted) {
+    // A bridge new to the node needs its reject port and answer chain: rare, done in full.
+    const auto& tables = ruleset.tables;
+    auto answers = tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
+    for (const auto& [_, nic] : git->second.nics)
+      if (nic.firewall && !nic.mac.empty() && !nic.bridge.empty() &&
+          (answers == tables.end() || !answers->second.chains.contains("answer-" + nic.bridge)))
+        return full();
+  }
+  std::vector<std::string> keys = {key};
+  if (netdev) keys.push_back(vkey);
 
   std::vector<nft::ObjectRef> touched;
-  std::string out_chain = names::guest_chain(vmid, Direction::Out);
-  std::string in_chain = names::guest_chain(vmid, Direction::In);
-  std::set<std::string> old_chains, old_sets;  // what the guest's chains named before
-  if (auto it = ruleset.tables.find(key); it != ruleset.tables.end()) {
+  std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> old_refs;
+  // Port-keyed sets and maps: sorted again and touched when the guest changed their size.
+  std::map<std::pair<std::string, std::string>, size_t> sizes;
+  auto port_keyed = [](const nft::Set& set) {
+    return !set.key.empty() && (set.key[0] == Field::Iifname || set.key[0] == Field::Oifname);
+  };
+  std::optional<nft::Chain> old_reject;
+  for (const auto& k : keys) {
+    auto it = ruleset.tables.find(k);
+    if (it == ruleset.tables.end()) continue;
     nft::Table& t = it->second;
-    for (const auto& name : {out_chain, in_chain})
-      if (auto c = t.chains.find(name); c != t.chains.end())
-        references(c->second, old_chains, old_sets);
-    t.chains.erase(out_chain);
-    t.chains.erase(in_chain);
-    touched.push_back({key, false, out_chain});
-    touched.push_back({key, false, in_chain});
-    for (int family : {4, 6}) {
-      std::string prefix = names::ipset(family, "guest", vmid, "");
-      for (auto s = t.sets.lower_bound(prefix);
-           s != t.sets.end() && s->first.starts_with(prefix);) {
-        touched.push_back({key, true, s->first});
-        s = t.sets.erase(s);
-      }
-    }
-    // Sets keyed by a device (first key field an interface name) may hold this guest's
-    // elements: the port option sets and the MAC filter.
-    std::string tap = "tap" + std::to_string(vmid) + "i",
-                veth = "veth" + std::to_string(vmid) + "i";
-    for (auto& [name, set] : t.sets) {
-      if (set.kind != nft::Set::Kind::Set || set.key.empty() || set.key[0] != Field::Iifname)
-        continue;
-      size_t before = set.elements.size();
-      std::erase_if(set.elements, [&](const nft::SetElement& e) {
-        const char* p = reinterpret_cast<const char*>(e.key[0].lo.data());
-        std::string_view dev(p, strnlen(p, e.key[0].lo.size()));
-        return dev.starts_with(tap) || dev.starts_with(veth);
-      });
-      if (set.elements.size() != before) touched.push_back({key, true, name});
-    }
-    for (const char* map : {names::kOutPorts, names::kInPorts}) {
-      if (auto m = t.sets.find(map); m != t.sets.end()) {
-        std::erase_if(m->second.elements, [&](const nft::SetElement& e) {
-          return e.verdict.chain == out_chain || e.verdict.chain == in_chain;
-        });
-        touched.push_back({key, true, map});
-      }
-    }
-    if (!wanted && t.sets[names::kOutPorts].elements.empty()) {
-      ruleset.tables.erase(it);  // the shard's last guest left: the table goes
-      if (!any_guest_table(ruleset)) return full();
-    }
+    erase_guest(t, k, vmid, touched, old_refs[k].first, old_refs[k].second);
+    for (const auto& [name, set] : t.sets)
+      if (port_keyed(set)) sizes[{k, name}] = set.elements.size();
+    if (k == key && netdev) old_reject = t.chains[names::kDoReject];
   }
+  if (auto it = ruleset.tables.find(key);
+      it != ruleset.tables.end() && !has_guest_chains(it->second)) {
+    ruleset.tables.erase(it);  // the shard's last guest left: the table goes
+    if (!any_guest_table(ruleset)) return full();
+    old_reject.reset();
+  }
+  bool fresh = wanted && !ruleset.tables.contains(key);
+  for (auto dir : {Direction::Out, Direction::In})
+    touched.push_back({key, false, names::guest_chain(vmid, dir)});
   if (wanted) {
     const Guest& guest = git->second;
-    bool fresh = !ruleset.tables.contains(key);
-    nft::Table& t = ruleset.table(
-        nft::Family::Bridge,
-        names::guest_table(static_cast<int>(vmid % static_cast<uint32_t>(options.shards))));
-    // build_guest appends the guest's ports to the shard's port-keyed sets and maps.
-    auto port_keyed = [](const nft::Set& set) {
-      return !set.key.empty() && (set.key[0] == Field::Iifname || set.key[0] == Field::Oifname);
-    };
-    std::map<std::string, size_t> sizes;
-    for (const auto& [name, set] : t.sets)
-      if (port_keyed(set)) sizes[name] = set.elements.size();
+    nft::Table& t = ruleset.table(family, shard);
+    bool allow_invalid = config.host && config.host->options.nf_conntrack_allow_invalid;
     TableBuilder b(t, options, config, warnings);
     b.track(&touched);
-    build_guest(b, config, guest, options,
-                config.host && config.host->options.nf_conntrack_allow_invalid);
-    // A new shard table has its dispatch chains too: intern all of it.
-    std::vector<std::string> chains;
-    if (!fresh) {
-      chains = {out_chain, in_chain};
-      for (const auto& ref : touched)
-        if (!ref.is_set && ref.table == key) chains.push_back(ref.name);
-    }
-    detail::intern_value_sets(t, chains, &touched);
-    for (auto& [name, set] : t.sets) {
-      auto before = sizes.find(name);
-      if (!port_keyed(set) || (before != sizes.end() && before->second == set.elements.size()))
-        continue;
-      std::sort(set.elements.begin(), set.elements.end());
-      touched.push_back({key, true, name});
-    }
-    if (fresh) {
-      for (const auto& [name, _] : t.chains) touched.push_back({key, false, name});
-      for (const auto& [name, _] : t.sets) touched.push_back({key, true, name});
+    if (!netdev) {
+      build_guest(b, config, guest, options, allow_invalid);
+    } else {
+      detail::build_guest_netdev(b, config, guest, allow_invalid);
+      if (detail::defers(t, names::guest_chain(vmid, Direction::Out))) {
+        nft::Table& v = ruleset.table(nft::Family::Bridge, names::kVerdictTable);
+        TableBuilder vb(v, options, config, warnings);
+        vb.track(&touched);
+        detail::build_deferred_out(vb, guest);
+        touched.push_back({vkey, false, names::guest_chain(vmid, Direction::Out)});
+      }
     }
     // A bridge new to the node joins the host table's set of bridged pairs.
     std::string host_key = nft::table_key(nft::Family::Inet, names::kHostTable);
@@ -915,17 +971,50 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       }
     }
   }
+  if (fresh) {
+    // A new shard table: all of it is new.
+    const nft::Table& t = ruleset.tables.at(key);
+    for (const auto& [name, _] : t.chains) touched.push_back({key, false, name});
+    for (const auto& [name, _] : t.sets) touched.push_back({key, true, name});
+  }
+  for (const auto& k : keys) {
+    auto it = ruleset.tables.find(k);
+    if (it == ruleset.tables.end()) continue;
+    nft::Table& t = it->second;
+    if (netdev && k == key) {
+      detail::finish_netdev_table(t);
+      if (!old_reject || *old_reject != t.chains.at(names::kDoReject))
+        touched.push_back({k, false, names::kDoReject});
+    }
+    std::vector<std::string> chains;
+    if (!fresh || k != key)
+      for (const auto& ref : touched)
+        if (!ref.is_set && ref.table == k && t.chains.contains(ref.name))
+          chains.push_back(ref.name);
+    if (!chains.empty() || (fresh && k == key)) detail::intern_value_sets(t, chains, &touched);
+    for (auto& [name, set] : t.sets) {
+      if (!port_keyed(set)) continue;
+      auto before = sizes.find({k, name});
+      if (before != sizes.end() && before->second == set.elements.size()) continue;
+      std::sort(set.elements.begin(), set.elements.end());
+      touched.push_back({k, true, name});
+    }
+  }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   // Shared objects only this guest used before go too, as a full compile would not make them.
-  if (auto it = ruleset.tables.find(key); it != ruleset.tables.end()) {
+  for (const auto& k : keys) {
+    auto it = ruleset.tables.find(k);
+    if (it == ruleset.tables.end()) continue;
+    auto& [old_chains, old_sets] = old_refs[k];
     std::set<std::string> new_chains, new_sets;
-    for (const auto& name : {out_chain, in_chain})
+    for (const auto& name :
+         {names::guest_chain(vmid, Direction::Out), names::guest_chain(vmid, Direction::In)})
       if (auto c = it->second.chains.find(name); c != it->second.chains.end())
         references(c->second, new_chains, new_sets);
     std::erase_if(old_chains, [&](const std::string& n) { return new_chains.contains(n); });
     std::erase_if(old_sets, [&](const std::string& n) { return new_sets.contains(n); });
-    drop_unused(it->second, key, std::move(old_chains), std::move(old_sets), touched);
+    drop_unused(it->second, k, std::move(old_chains), std::move(old_sets), touched);
   }
   return touched;
 }

@@ -11,10 +11,10 @@ namespace json = boost::json;
 namespace {
 
 constexpr Field kFields[] = {
-    Field::Iifname,   Field::Oifname,   Field::L4proto,    Field::Nfproto,     Field::Protocol,
-    Field::Mark,      Field::CtState,   Field::Ip4Saddr,   Field::Ip4Daddr,    Field::Ip6Saddr,
-    Field::Ip6Daddr,  Field::Sport,     Field::Dport,      Field::IcmpType,    Field::IcmpCode,
-    Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp,       Field::ArpSha,
+    Field::Iifname,   Field::Oifname,   Field::L4proto,    Field::Nfproto,      Field::Protocol,
+    Field::Mark,      Field::CtState,   Field::Ip4Saddr,   Field::Ip4Daddr,     Field::Ip6Saddr,
+    Field::Ip6Daddr,  Field::Sport,     Field::Dport,      Field::IcmpType,     Field::IcmpCode,
+    Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp,        Field::ArpSha,
     Field::ArpSip,    Field::ArpTip,    Field::TcpFlags,   Field::FibSaddrType, Field::EtherDaddr};
 
 const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none", "mask-eq"};

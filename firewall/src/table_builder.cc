@@ -117,7 +117,13 @@ void TableBuilder::warn(const Rule& rule, const std::string& message) {
   warnings_.push_back(rule.where.to_string() + ": skipped rule: " + message);
 }
 
+std::string record_chain(std::optional<Verdict> v) {
+  if (!v) return "rec-defer";
+  return *v == Verdict::Accept ? "rec-accept" : *v == Verdict::Drop ? "rec-drop" : "rec-reject";
+}
+
 nft::Verdict TableBuilder::verdict(Verdict v, Direction dir) const {
+  if (netdev() && dir == Direction::Out) return {nft::VerdictCode::Jump, record_chain(v)};
   switch (v) {
     case Verdict::Accept:
       return {nft::VerdictCode::Accept, {}};
@@ -134,8 +140,12 @@ nft::Verdict TableBuilder::verdict(Verdict v, Direction dir) const {
 }
 
 nft::Rule TableBuilder::log_rule(uint32_t vmid, LogLevel level, const std::string& chain,
-                                 const std::string& what) const {
+                                 const std::string& what, Direction dir) const {
   nft::Rule r;
+  if (netdev() && dir == Direction::Out) {
+    r.verdict = {nft::VerdictCode::Jump, record_chain(std::nullopt)};
+    return r;
+  }
   const auto& rl = config_.cluster ? config_.cluster->options.log_ratelimit : LogRateLimit{};
   if (rl.enable) r.limit = nft::Limit{rl.rate, rl.unit, rl.burst};
   r.log = nft::Log{":" + std::to_string(vmid) + ":" + std::to_string(static_cast<int>(level)) +
@@ -153,7 +163,7 @@ Match TableBuilder::iface_match(const std::string& device, bool to_device) const
 }
 
 Match TableBuilder::family_match(int family) const {
-  if (bridge())
+  if (table_.family != nft::Family::Inet)  // bridge and netdev: the ethertype
     return Match{{Field::Protocol},
                  Match::Op::Eq,
                  {nft::single(nft::be16(family == 4 ? 0x0800 : 0x86dd))},
@@ -443,7 +453,7 @@ void TableBuilder::add_rule(nft::Chain& chain, const Rule& rule, Direction dir,
                                     0});
       }
       if (rule.log != LogLevel::Nolog) {
-        nft::Rule log = log_rule(vmid, rule.log, chain.name, to_string(rule.verdict));
+        nft::Rule log = log_rule(vmid, rule.log, chain.name, to_string(rule.verdict), dir);
         log.matches = r.matches;
         log.origin = r.origin;
         chain.rules.push_back(std::move(log));

@@ -5,7 +5,8 @@
 //   expected.nft       nft::to_nft_text of the compiled ruleset
 //   expected.warnings  load and compile warnings, one per line
 //   expected.error     Error::to_string() when loading or compiling fails (instead of the two)
-// An optional `options` file holds `strategy=br-netfilter|bridge-conntrack`, `shards=N`,
+// An optional `options` file holds `strategy=br-netfilter|bridge-conntrack`,
+// `layout=bridge|netdev`, `shards=N`,
 // `now=<unix time>` and `local_network=CIDR[,CIDR...]` (the detected local networks), one per
 // line; the defaults are br-netfilter, 2 shards, now=0 and no detected network.
 // MOAT_UPDATE_GOLDEN=1 rewrites the expected files (and removes the ones that no longer apply).
@@ -66,6 +67,8 @@ void read_case_options(const fs::path& dir, CompileOptions& options) {
       options.strategy = GuestStrategy::BridgeConntrack;
     } else if (key == "strategy" && value == "br-netfilter") {
       options.strategy = GuestStrategy::BrNetfilter;
+    } else if (key == "layout" && parse_guest_layout(value)) {
+      options.layout = *parse_guest_layout(value);
     } else if (key == "shards" && parse_uint(value)) {
       options.shards = static_cast<int>(*parse_uint(value));
     } else if (key == "now" && parse_uint(value)) {

@@ -11,10 +11,12 @@
 namespace moat::firewall {
 namespace {
 
-class RecompileTest : public testing::ConfigFixture {
+class RecompileTest : public testing::ConfigFixture,
+                      public ::testing::WithParamInterface<GuestLayout> {
  protected:
   void SetUp() override {
     ConfigFixture::SetUp();
+    options_.layout = GetParam();
     vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 22\n");
     vm(102, "[OPTIONS]\nenable: 1\nipfilter: 1\n[RULES]\nIN SSH(ACCEPT)\n");
     applied_ = compile(config_, options_)->ruleset;
@@ -39,28 +41,28 @@ class RecompileTest : public testing::ConfigFixture {
   nft::Ruleset applied_;
 };
 
-TEST_F(RecompileTest, NewGuestSortingLastInItsShardIsAdded) {
+TEST_P(RecompileTest, NewGuestSortingLastInItsShardIsAdded) {
   // tap998i0 sorts after tap100i0 in every port set of shard 0.
   vm(998, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p udp -dport 53\n");
   expect_same_as_full(998);
 }
 
-TEST_F(RecompileTest, NewGuestSortingFirstInItsShardIsAdded) {
+TEST_P(RecompileTest, NewGuestSortingFirstInItsShardIsAdded) {
   vm(1000, "[OPTIONS]\nenable: 1\ndhcp: 0\n[RULES]\nIN ACCEPT -p udp -dport 53\n");
   expect_same_as_full(1000);
 }
 
-TEST_F(RecompileTest, ChangedRulesAndOptionsOfAGuest) {
+TEST_P(RecompileTest, ChangedRulesAndOptionsOfAGuest) {
   vm(100, "[OPTIONS]\nenable: 1\nndp: 0\nmacfilter: 0\n[RULES]\nIN DROP -p tcp -dport 23\n");
   expect_same_as_full(100);
 }
 
-TEST_F(RecompileTest, GuestWhoseFirewallIsTurnedOffLeaves) {
+TEST_P(RecompileTest, GuestWhoseFirewallIsTurnedOffLeaves) {
   vm(100, "[OPTIONS]\nenable: 0\n");
   expect_same_as_full(100);
 }
 
-TEST_F(RecompileTest, LastGuestOfAShardTakesItsTableAlong) {
+TEST_P(RecompileTest, LastGuestOfAShardTakesItsTableAlong) {
   config_.guests.erase(102);  // shard 0 keeps 100; shard 0 also held 102: removed
   expect_same_as_full(102);
   vm(101, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 80\n");  // opens shard 1
@@ -69,7 +71,7 @@ TEST_F(RecompileTest, LastGuestOfAShardTakesItsTableAlong) {
   expect_same_as_full(101);
 }
 
-TEST_F(RecompileTest, GroupAndClusterSetsAGuestStopsUsingLeaveItsShard) {
+TEST_P(RecompileTest, GroupAndClusterSetsAGuestStopsUsingLeaveItsShard) {
   cluster(R"([OPTIONS]
 enable: 1
 
@@ -88,7 +90,7 @@ IN ACCEPT -p udp -dport 8000:8010
   EXPECT_EQ(nft::to_nft_text(applied_).find("admins"), std::string::npos);
 }
 
-TEST_F(RecompileTest, GroupStillUsedByAnotherGuestOfTheShardStays) {
+TEST_P(RecompileTest, GroupStillUsedByAnotherGuestOfTheShardStays) {
   cluster("[OPTIONS]\nenable: 1\n\n[group web]\nIN ACCEPT -p tcp -dport 443\n");
   vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nGROUP web\n");
   vm(102, "[OPTIONS]\nenable: 1\n[RULES]\nGROUP web\n");  // shard 0 as well
@@ -100,10 +102,23 @@ TEST_F(RecompileTest, GroupStillUsedByAnotherGuestOfTheShardStays) {
   expect_same_as_full(100);
 }
 
-TEST_F(RecompileTest, NeedsTheShardCountOfTheFullCompile) {
+TEST_P(RecompileTest, GuestWhoseOutRulesStartOrStopLogging) {
+  // Netdev layout: a logging OUT rule is decided again after conntrack, in moat-verdicts.
+  vm(100,
+     "[OPTIONS]\nenable: 1\nlog_level_out: info\n[RULES]\nOUT DROP -p tcp -dport 25 -log info\n");
+  expect_same_as_full(100);
+  vm(100, "[OPTIONS]\nenable: 1\n[RULES]\nOUT DROP -p tcp -dport 25\n");
+  expect_same_as_full(100);
+}
+
+TEST_P(RecompileTest, NeedsTheShardCountOfTheFullCompile) {
   std::vector<std::string> warnings;
   EXPECT_FALSE(recompile_guest(applied_, config_, 100, CompileOptions{}, warnings));
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, RecompileTest,
+                         ::testing::Values(GuestLayout::Bridge, GuestLayout::Netdev),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace
 }  // namespace moat::firewall

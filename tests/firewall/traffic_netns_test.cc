@@ -26,13 +26,18 @@ struct Endpoint {
   std::string ip;
 };
 
-class TrafficTest : public testing::NetnsTest {};
+class TrafficTest : public testing::NetnsTest, public ::testing::WithParamInterface<GuestLayout> {};
 
-TEST_F(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
+INSTANTIATE_TEST_SUITE_P(Layouts, TrafficTest,
+                         ::testing::Values(GuestLayout::Bridge, GuestLayout::Netdev),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+TEST_P(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
   auto root = testing::source_path("tests/firewall/traffic");
   auto loaded = load_config(root, "node1");
   ASSERT_TRUE(loaded) << loaded.error().to_string();
-  auto compiled = compile(loaded->config, {.strategy = GuestStrategy::BrNetfilter, .shards = 2});
+  auto compiled = compile(
+      loaded->config, {.strategy = GuestStrategy::BrNetfilter, .layout = GetParam(), .shards = 2});
   ASSERT_TRUE(compiled) << compiled.error().to_string();
   EXPECT_TRUE(compiled->warnings.empty());
 
@@ -57,7 +62,8 @@ TEST_F(TrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
   auto applier = Applier::open(
       {.netns = node->ns, .state_dir = std::filesystem::temp_directory_path() / topo().prefix()});
   ASSERT_TRUE(applier) << applier.error().to_string();
-  ASSERT_TRUE(applier->enable_bridge_netfilter());
+  auto prepared = applier->prepare(*compiled);
+  ASSERT_TRUE(prepared) << prepared.error().to_string();
   auto report = applier->apply(compiled->ruleset, GuestStrategy::BrNetfilter);
   ASSERT_TRUE(report) << report.error().to_string();
   EXPECT_GT(report->messages, 0u);

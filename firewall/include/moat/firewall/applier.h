@@ -55,6 +55,11 @@ class Applier {
   // Writes /proc/sys/<key> = value in the namespace (the conntrack settings of host.fw).
   Status write_sysctls(const std::map<std::string, std::string>& sysctls);
 
+  // Readies the namespace for `compiled` before its apply(): br_netfilter when it needs it, its
+  // sysctls, and the reject ports of its bridges (those of other bridges are removed), which
+  // must exist before rules that `fwd to` them are sent.
+  Status prepare(const CompileResult& compiled);
+
   // What apply() would send.
   Result<ApplyReport> plan(const nft::Ruleset& desired);
   // Sends the difference and records the new state.

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "moat/firewall/diff.h"
@@ -28,8 +31,24 @@ enum class GuestStrategy {
 
 const char* to_string(GuestStrategy s);
 
+// Where guest rules live (docs/firewall.md, docs/firewall-netdev.md).
+enum class GuestLayout {
+  // `bridge` tables sharded by VMID with dispatch base chains: every table's base chains cost
+  // every bridged packet, and each commit re-validates its table.
+  Bridge,
+  // `netdev` chains bound to the guest's own ports (OUT at ingress, recording its verdict for
+  // `bridge moat-verdicts` to apply after conntrack; IN at egress), in small tables: a packet
+  // runs only the chains of its ports. Needs br_netfilter (the conntrack stash) and a reject
+  // port per bridge (Applier::sync_reject_ports) for REJECT on guest IN.
+  Netdev,
+};
+
+const char* to_string(GuestLayout l);  // "bridge", "netdev"
+std::optional<GuestLayout> parse_guest_layout(std::string_view text);
+
 struct CompileOptions {
   GuestStrategy strategy = GuestStrategy::BrNetfilter;
+  GuestLayout layout = GuestLayout::Bridge;
   // Guests are spread over this many bridge tables by VMID, so one guest's change commits
   // into a table of about guests/shards chains instead of all of them. Each table's dispatch
   // chains cost every bridged packet a little, so fewer is faster on the data path; 0 picks
@@ -45,9 +64,11 @@ struct CompileOptions {
 };
 
 inline constexpr int kGuestsPerShard = 500;
+// Netdev tables hold fewer guests: their size only costs commits, never packets.
+inline constexpr int kGuestsPerNetdevTable = 50;
 
-// The shard count compile() uses: `requested` when positive, else automatic.
-int resolve_shards(const FirewallConfig& config, int requested);
+// The shard count compile() uses: `requested` when positive, else automatic for the layout.
+int resolve_shards(const FirewallConfig& config, int requested, GuestLayout layout);
 
 struct CompileResult {
   int shards = 1;  // the shard count used (pass it to recompile_guest)
@@ -57,6 +78,8 @@ struct CompileResult {
   std::map<std::string, std::string> sysctls;
   // Bridged traffic must traverse the inet hooks (guests or VNet firewalls on br_netfilter).
   bool needs_bridge_netfilter = false;
+  // Bridges whose guests' IN REJECTs are answered through a reject port (netdev layout).
+  std::set<std::string> reject_port_bridges;
   std::vector<std::string> warnings;  // "file:line: skipped rule: ..."
 };
 

@@ -1,0 +1,250 @@
+// The netdev guest layout (GuestLayout::Netdev, docs/firewall-netdev.md): per guest, an OUT
+// chain at the netdev ingress of its ports that records its verdict in the mark, and an IN
+// chain at their netdev egress; `bridge moat-verdicts` applies the recorded OUT verdicts after
+// conntrack; `netdev moat-reject` answers the IN REJECTs sent to each bridge's reject port.
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include "compile_internal.h"
+#include "moat/firewall/names.h"
+
+namespace moat::firewall::detail {
+
+using namespace build;
+
+namespace {
+
+constexpr uint32_t kOutBits = names::kMarkOutVerdict | names::kMarkOutDefer;
+
+std::string reject_set(const std::string& bridge) { return "reject-" + bridge; }
+
+Match arp() { return eq(Field::Protocol, nft::be16(0x0806)); }
+
+// The chains every netdev guest table has: the OUT verdict recorders and do-reject.
+void ensure_netdev_skeleton(nft::Table& t) {
+  if (t.chains.contains(names::kDoReject)) return;
+  for (auto [v, bits] : {std::pair{std::optional{Verdict::Accept}, names::kMarkOutAccept},
+                         {Verdict::Drop, names::kMarkOutDrop},
+                         {Verdict::Reject, names::kMarkOutReject},
+                         {std::nullopt, names::kMarkOutDefer}}) {
+    nft::Rule r = rule({}, accept());
+    r.mark = nft::MarkSet{~kOutBits, bits};
+    chain(t, record_chain(v)).rules = {r};
+  }
+  chain(t, names::kDoReject).rules = {rule({}, drop())};
+}
+
+// DHCP from (OUT) or to (IN) the guest: allowed or dropped by the `dhcp` option.
+void add_dhcp(TableBuilder& b, nft::Chain& c, bool on, bool is_out) {
+  uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547,
+           s6 = is_out ? 547 : 546;
+  Direction dir = is_out ? Direction::Out : Direction::In;
+  nft::Verdict v = b.verdict(on ? Verdict::Accept : Verdict::Drop, dir);
+  for (auto [family, sport, dport] : {std::tuple{4, c4, s4}, {6, c6, s6}})
+    c.rules.push_back(rule({b.family_match(family), l4(17), eq(Field::Sport, nft::be16(sport)),
+                            eq(Field::Dport, nft::be16(dport))},
+                           v, "dhcp"));
+}
+
+// Neighbour discovery (and, OUT, router advertisements) by the ndp and radv options; `port`
+// pins the rules to one NIC of a multi-NIC guest.
+void add_ndp(TableBuilder& b, nft::Chain& c, const GuestOptions& o, bool is_out,
+             std::optional<Match> port) {
+  Direction dir = is_out ? Direction::Out : Direction::In;
+  auto add = [&](std::vector<uint8_t> types, bool on, const char* origin) {
+    std::vector<Match> m;
+    if (port) m.push_back(*port);
+    m.insert(m.end(), {b.family_match(6), l4(58), icmp6_types(std::move(types))});
+    c.rules.push_back(rule(m, b.verdict(on ? Verdict::Accept : Verdict::Drop, dir), origin));
+  };
+  add(is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136}, o.ndp,
+      "ndp");
+  if (is_out) add({134}, o.radv, "radv");
+}
+
+}  // namespace
+
+void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Guest& guest,
+                        bool allow_invalid) {
+  nft::Table& t = b.table();
+  ensure_netdev_skeleton(t);
+  const GuestFw& fw = *guest.fw;
+  const GuestOptions& o = fw.options;
+  Scope scope{&guest};
+  std::vector<std::string> devices;
+  for (const auto& [index, nic] : guest.nics)
+    if (nic.firewall) devices.push_back(names::guest_device(guest, index));
+  bool multi = devices.size() > 1;
+  nft::Chain& out = chain(t, names::guest_chain(guest.vmid, Direction::Out),
+                          nft::BaseChain{nft::Hook::Ingress, 0, false, devices});
+  nft::Chain& in = chain(t, names::guest_chain(guest.vmid, Direction::In),
+                         nft::BaseChain{nft::Hook::Egress, 0, false, devices});
+
+  // IN: the conntrack state the inet stash chains left in the mark decides first.
+  in.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
+  if (!allow_invalid)
+    in.rules.push_back(
+        rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop(), "conntrack invalid"));
+  in.rules.push_back(rule({arp()}, accept()));
+  for (auto& r : blacklist_rules(b, config)) in.rules.push_back(std::move(r));
+  add_dhcp(b, in, o.dhcp, false);
+  add_ndp(b, in, o, false, std::nullopt);
+
+  // OUT: the MAC filter drops at once; DHCP before anti-spoofing (a client has no address).
+  for (const auto& [index, nic] : guest.nics) {
+    if (!nic.firewall) continue;
+    std::string dev = names::guest_device(guest, index);
+    if (!nic.mac.empty() && !nic.bridge.empty()) {
+      // A frame to this NIC that IN rejects is answered by its bridge's reject port.
+      nft::Set& s = t.sets[reject_set(nic.bridge)];
+      s.name = reject_set(nic.bridge);
+      s.key = {Field::Oifname, Field::EtherDaddr};
+      s.elements.push_back(
+          {{nft::single(nft::ifname_bytes(dev)), nft::single(mac_bytes(nic.mac))}, {}, 0});
+    }
+    if (!o.macfilter || nic.mac.empty()) continue;
+    std::vector<Match> from;
+    if (multi) from.push_back(b.iface_match(dev, false));
+    auto with = [&](std::vector<Match> m) {
+      m.insert(m.begin(), from.begin(), from.end());
+      return m;
+    };
+    auto mac = nft::single(mac_bytes(nic.mac));
+    out.rules.push_back(rule(with({Match{{Field::EtherSaddr}, Match::Op::Neq, {mac}, {}, 0}}),
+                             drop(), "macfilter"));
+    out.rules.push_back(rule(with({arp(), Match{{Field::ArpSha}, Match::Op::Neq, {mac}, {}, 0}}),
+                             drop(), "macfilter"));
+  }
+  add_dhcp(b, out, o.dhcp, true);
+  for (const auto& [index, nic] : guest.nics) {
+    if (!nic.firewall) continue;
+    std::string dev = names::guest_device(guest, index);
+    std::optional<Match> port;
+    if (multi) port = b.iface_match(dev, false);
+    std::string set_name = "ipfilter-net" + std::to_string(index);
+    auto explicit_set = fw.ipsets.find(set_name);
+    if (o.ipfilter || explicit_set != fw.ipsets.end()) {
+      // Anti-spoofing: this NIC sends only from its allowed addresses (the ipset, its EUI-64
+      // link-local address, a container's static ip/ip6), NDP included; dropped at once.
+      IpSet set =
+          explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
+      std::vector<IpRange> extra;
+      if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
+      if (nic.ip) extra.push_back(*nic.ip);
+      if (nic.ip6) extra.push_back(*nic.ip6);
+      auto sets = b.materialize_ipset(set, "guest", scope, extra, /*all_families=*/true);
+      std::string origin = "ipfilter net" + std::to_string(index);
+      for (auto [family, name] : sets) {
+        Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
+        std::vector<Match> m;
+        if (port) m.push_back(*port);
+        m.push_back(b.family_match(family));
+        m.push_back(Match{{f}, Match::Op::NotIn, {}, name, 0});
+        out.rules.push_back(rule(m, drop(), origin));
+        if (family != 4) continue;
+        m.resize(m.size() - 2);
+        m.push_back(arp());
+        m.push_back(Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0});
+        out.rules.push_back(rule(m, drop(), origin));
+      }
+    }
+    add_ndp(b, out, o, true, port);
+  }
+  out.rules.push_back(rule({arp()}, b.verdict(Verdict::Accept, Direction::Out)));
+
+  b.add_rules(out, fw.rules, Direction::Out, scope);
+  b.add_rules(in, fw.rules, Direction::In, scope);
+  add_policy(b, out, guest.vmid, o.policy_out, o.log_level_out, Direction::Out);
+  add_policy(b, in, guest.vmid, o.policy_in, o.log_level_in, Direction::In);
+}
+
+void finish_netdev_table(nft::Table& t) {
+  // do-reject: a frame for a guest's own MAC goes to its bridge's reject port, marked to be
+  // answered; anything else (flooded frames) is dropped, never answered for another guest.
+  std::erase_if(t.sets, [](const auto& s) {
+    return s.first.starts_with("reject-") && s.second.elements.empty();
+  });
+  std::vector<nft::Rule> rules;
+  for (const auto& [name, set] : t.sets) {
+    if (!name.starts_with("reject-") || set.elements.empty()) continue;
+    nft::Rule r =
+        rule({Match{{Field::Oifname, Field::EtherDaddr}, Match::Op::In, {}, name, 0}}, {});
+    r.mark = nft::MarkSet{~names::kMarkRejectIn, names::kMarkRejectIn};
+    r.fwd = names::reject_port(name.substr(std::strlen("reject-")));
+    rules.push_back(std::move(r));
+  }
+  rules.push_back(rule({}, drop()));
+  if (auto it = t.chains.find(names::kDoReject); it != t.chains.end())
+    it->second.rules = std::move(rules);
+}
+
+bool defers(const nft::Table& t, const std::string& chain_name, int depth) {
+  auto it = t.chains.find(chain_name);
+  if (it == t.chains.end() || depth > 16) return false;
+  for (const auto& r : it->second.rules) {
+    if (r.verdict.chain == record_chain(std::nullopt)) return true;
+    if (!r.verdict.chain.empty() && r.verdict.chain.starts_with("group-") &&
+        defers(t, r.verdict.chain, depth + 1))
+      return true;
+  }
+  return false;
+}
+
+void build_verdicts(nft::Table& t, bool allow_invalid) {
+  if (t.chains.contains("out")) return;
+  nft::Set& deferred = t.sets[names::kOutDeferred];
+  deferred.name = names::kOutDeferred;
+  deferred.kind = nft::Set::Kind::Vmap;
+  deferred.key = {Field::Iifname};
+  nft::Chain& out =
+      chain(t, "out", nft::BaseChain{nft::Hook::Prerouting, names::kGuestOutPriority, false});
+  out.rules.push_back(
+      rule({Match{{Field::Mark}, Match::Op::BitsNone, {}, {}, kOutBits}}, accept()));
+  out.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
+  if (!allow_invalid)
+    out.rules.push_back(
+        rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop(), "conntrack invalid"));
+  nft::Rule later = rule({bits_any(Field::Mark, names::kMarkOutDefer)}, {});
+  later.vmap_fields = {Field::Iifname};
+  later.vmap = names::kOutDeferred;
+  out.rules.push_back(later);
+  auto recorded = [](uint32_t v) {
+    return Match{{Field::Mark}, Match::Op::MaskEq, {}, {}, names::kMarkOutVerdict, v};
+  };
+  out.rules.push_back(rule({recorded(names::kMarkOutDrop)}, drop()));
+  nft::Rule reject = rule({recorded(names::kMarkOutReject)}, accept());
+  reject.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
+  out.rules.push_back(reject);
+  // The deferred OUT chains' REJECT: answered by the inet forward/input chain, as above.
+  nft::Rule mark =
+      rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
+  mark.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
+  chain(t, names::kDoReject).rules = {mark, rule({}, drop())};
+}
+
+void build_deferred_out(TableBuilder& v, const Guest& guest) {
+  nft::Table& t = v.table();
+  std::string name = names::guest_chain(guest.vmid, Direction::Out);
+  nft::Chain& c = chain(t, name);
+  v.add_rules(c, guest.fw->rules, Direction::Out, Scope{&guest});
+  add_policy(v, c, guest.vmid, guest.fw->options.policy_out, guest.fw->options.log_level_out,
+             Direction::Out);
+  for (const auto& [index, nic] : guest.nics)
+    if (nic.firewall)
+      t.sets[names::kOutDeferred].elements.push_back(
+          {{nft::single(nft::ifname_bytes(names::guest_device(guest, index)))}, go(name), 0});
+}
+
+void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges) {
+  for (const auto& bridge : bridges) {
+    nft::Chain& c =
+        chain(t, "answer-" + bridge,
+              nft::BaseChain{nft::Hook::Ingress, 0, true, {names::reject_peer(bridge)}});
+    Match asked = bits_any(Field::Mark, names::kMarkRejectIn);
+    c.rules = {rule({asked, l4(6)}, {VerdictCode::RejectTcpReset, {}}),
+               rule({asked}, {VerdictCode::RejectPortUnreach, {}})};
+  }
+}
+
+}  // namespace moat::firewall::detail
