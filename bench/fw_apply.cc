@@ -6,7 +6,7 @@
 //   B3 nothing changed: the plan is empty and no netlink message is sent;
 //   B5 an ipset of 12,000 entries: load, then add one entry; vs nft -f / nft add element;
 //   peak memory of the compile.
-// Usage: bench_fw_apply [--guests 1000,5000] [--reps 50] [--shards 8]
+// Usage: bench_fw_apply [--guests 1000,5000] [--reps 50] [--shards 8] [--layout bridge|netdev]
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -25,6 +25,7 @@
 #include "moat/firewall/diff.h"
 #include "moat/firewall/nft_driver.h"
 #include "moat/firewall/nft_text.h"
+#include "moat/firewall/reject_ports.h"
 
 using namespace moat;
 using Clock = std::chrono::steady_clock;
@@ -75,9 +76,16 @@ struct FullResult {
   size_t rules;
 };
 
-FullResult full_apply(int guests, int shards) {
+// The reject ports the netdev layout's rules `fwd to` must exist before the rules.
+void prepare(const std::string& netns, const firewall::CompileResult& compiled) {
+  if (auto st = firewall::sync_reject_ports(netns, compiled.reject_port_bridges); !st) {
+    std::fprintf(stderr, "reject ports: %s\n", st.error().to_string().c_str());
+    std::exit(1);
+  }
+}
+
+FullResult full_apply(int guests, const firewall::CompileOptions& options) {
   auto config = bench::synthetic_config(guests);
-  firewall::CompileOptions options{.shards = shards};
   auto start = Clock::now();
   auto compiled = must(firewall::compile(config, options), "compile");
   double compile_ms = ms(Clock::now() - start);
@@ -87,6 +95,8 @@ FullResult full_apply(int guests, int shards) {
 
   std::string tag = "mtb" + std::to_string(getpid());
   Netns a(tag + "a"), b(tag + "b");
+  prepare(a.name, compiled);
+  prepare(b.name, compiled);
   auto driver = must(firewall::nft::NftDriver::open(a.name), "open");
   start = Clock::now();
   auto plan = firewall::nft::diff({}, compiled.ruleset);
@@ -96,13 +106,13 @@ FullResult full_apply(int guests, int shards) {
   return {compile_ms, moat_ms, nft_ms, rules};
 }
 
-void incremental(int guests, int shards, int reps) {
+void incremental(int guests, firewall::CompileOptions options, int reps) {
   auto config = bench::synthetic_config(guests);
-  firewall::CompileOptions options{.shards = shards};
   auto compiled = must(firewall::compile(config, options), "compile");
   options.shards = compiled.shards;  // what recompile_guest must use
   std::string tag = "mtb" + std::to_string(getpid());
   Netns a(tag + "i");
+  prepare(a.name, compiled);
   auto driver = must(firewall::nft::NftDriver::open(a.name), "open");
   must(driver.apply(firewall::nft::diff({}, compiled.ruleset)), "apply");
   firewall::nft::Ruleset applied = compiled.ruleset;
@@ -138,10 +148,10 @@ void incremental(int guests, int shards, int reps) {
     ops += plan.size();
   }
   std::printf(
-      "B2 one guest changed at %d guests (%d shards): compile->commit p50 %.2f ms, p99 %.2f ms "
-      "(kernel commit p50 %.2f ms, p99 %.2f ms), %.1f ops/change\n",
-      guests, options.shards, percentile(times, 0.5), percentile(times, 0.99),
-      percentile(commit_times, 0.5), percentile(commit_times, 0.99),
+      "B2 one guest changed at %d guests (%s layout, %d tables): compile->commit p50 %.2f ms, p99 "
+      "%.2f ms (kernel commit p50 %.2f ms, p99 %.2f ms), %.1f ops/change\n",
+      guests, firewall::to_string(options.layout), options.shards, percentile(times, 0.5),
+      percentile(times, 0.99), percentile(commit_times, 0.5), percentile(commit_times, 0.99),
       static_cast<double>(ops) / reps);
 }
 
@@ -197,7 +207,8 @@ void ipset_bench() {
 
 int main(int argc, char** argv) {
   std::vector<int> sizes = {1000, 5000};
-  int reps = 50, shards = 0;  // 0: automatic, as the CLI
+  int reps = 50;
+  firewall::CompileOptions options;  // shards 0: automatic, as the CLI
   bool full_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -209,12 +220,14 @@ int main(int argc, char** argv) {
     } else if (k == "--full-only") {
       full_only = v == "1";
     } else if (k == "--shards") {
-      shards = static_cast<int>(*parse_uint(v));
+      options.shards = static_cast<int>(*parse_uint(v));
+    } else if (k == "--layout" && firewall::parse_guest_layout(v)) {
+      options.layout = *firewall::parse_guest_layout(v);
     }
   }
   std::vector<FullResult> results;
   for (int n : sizes) {
-    auto r = full_apply(n, shards);
+    auto r = full_apply(n, options);
     results.push_back(r);
     std::printf(
         "B1 full apply, %d guests x 10 rules + per-guest ipsets (%zu nft rules): compile %.0f ms, "
@@ -228,7 +241,7 @@ int main(int argc, char** argv) {
                     (results.front().moat_ms + results.front().compile_ms));
   std::printf("peak memory (RSS) so far: %ld MiB\n", peak_rss_mib());
   if (full_only) return 0;
-  incremental(sizes.back(), shards, reps);
+  incremental(sizes.back(), options, reps);
   ipset_bench();
   std::printf("peak memory (RSS): %ld MiB\n", peak_rss_mib());
   return 0;

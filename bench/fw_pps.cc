@@ -5,7 +5,8 @@
 // "new" (never answered: every packet walks both guests' chains, the worst case).
 // The machine is shared and noisy: loaded and empty runs alternate `--repeat` times and the
 // medians are compared.
-// Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--seconds 1] [--repeat 5]
+// Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--layout bridge|netdev]
+//                     [--seconds 1] [--repeat 5]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -28,6 +29,7 @@
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/nft_driver.h"
+#include "moat/firewall/reject_ports.h"
 
 using namespace moat;
 
@@ -154,19 +156,22 @@ double blast(double seconds, bool established = true) {
 }
 
 // Applies the compiled rules of `guests` guests (compiled once per size).
-void load(int guests, int shards) {
-  static std::map<std::pair<int, int>, firewall::nft::Ruleset> cache;
-  auto& ruleset = cache[{guests, shards}];
+void load(int guests, const firewall::CompileOptions& options) {
+  static std::map<int, firewall::CompileResult> cache;
+  auto& compiled = cache[guests];
+  auto& ruleset = compiled.ruleset;
   if (ruleset.tables.empty()) {
     auto config = bench::synthetic_config(guests);
     // The measured pair: 1001 accepts the blast.
     auto fw = firewall::parse_guest_fw(
         bench::guest_fw_text(1001, 0) + "IN ACCEPT -p udp -dport 9000\n", "firewall/1001.fw");
     config.guests[1001].fw = *fw;
-    auto compiled = firewall::compile(config, {.shards = shards});
-    if (!compiled) std::exit(1);
-    ruleset = std::move(compiled->ruleset);
+    auto result = firewall::compile(config, options);
+    if (!result) std::exit(1);
+    compiled = std::move(*result);
   }
+  // The netdev layout's reject ports must exist before rules that `fwd to` them.
+  if (!firewall::sync_reject_ports(node, compiled.reject_port_bridges)) std::exit(1);
   auto driver = firewall::nft::NftDriver::open(node);
   if (!driver) std::exit(1);
   // Replace whatever is loaded.
@@ -182,7 +187,7 @@ void load(int guests, int shards) {
 
 int main(int argc, char** argv) {
   std::vector<int> sizes = {100, 1000, 10000};
-  int shards = 0;  // 0: automatic, as the CLI
+  firewall::CompileOptions options;  // shards 0: automatic, as the CLI
   double seconds = 1;
   int repeat = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -191,7 +196,9 @@ int main(int argc, char** argv) {
       sizes.clear();
       for (auto p : split(v, ',')) sizes.push_back(static_cast<int>(*parse_uint(p)));
     } else if (k == "--shards") {
-      shards = static_cast<int>(*parse_uint(v));
+      options.shards = static_cast<int>(*parse_uint(v));
+    } else if (k == "--layout" && firewall::parse_guest_layout(v)) {
+      options.layout = *firewall::parse_guest_layout(v);
     } else if (k == "--seconds") {
       seconds = std::stod(v);
     } else if (k == "--repeat") {
@@ -225,17 +232,18 @@ int main(int argc, char** argv) {
       run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
       est_empty.push_back(blast(seconds));
       fresh_empty.push_back(blast(seconds, false));
-      load(n, shards);
+      load(n, options);
       est.push_back(blast(seconds));
       fresh.push_back(blast(seconds, false));
     }
     run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
     std::printf(
-        "B4 %d guests (%s shards), medians of %d: established flow %.0f pps vs empty %.0f: "
-        "%.1f%%; new flow %.0f vs %.0f: %.1f%%\n",
-        n, shards ? std::to_string(shards).c_str() : "auto", repeat, median(est), median(est_empty),
-        100.0 * median(est) / median(est_empty), median(fresh), median(fresh_empty),
-        100.0 * median(fresh) / median(fresh_empty));
+        "B4 %d guests (%s layout, %s tables), medians of %d: established flow %.0f pps vs empty "
+        "%.0f: %.1f%%; new flow %.0f vs %.0f: %.1f%%\n",
+        n, firewall::to_string(options.layout),
+        options.shards ? std::to_string(options.shards).c_str() : "auto", repeat, median(est),
+        median(est_empty), 100.0 * median(est) / median(est_empty), median(fresh),
+        median(fresh_empty), 100.0 * median(fresh) / median(fresh_empty));
   }
   return 0;
 }

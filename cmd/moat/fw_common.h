@@ -16,7 +16,7 @@ struct FwArgs {
   std::string config_root = "/etc/pve";
   std::string node;
   int shards = 0;  // automatic
-  std::string layout = "bridge";
+  std::string layout = "netdev";
   std::string strategy = "auto";
   std::string netns;
   std::string state_dir = "/run/moat";

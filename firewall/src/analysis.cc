@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "compile_internal.h"
 #include "moat/firewall/names.h"
 
 namespace moat::firewall {
@@ -26,6 +27,15 @@ using Values = std::vector<Interval>;
 
 bool is_user_origin(const std::string& origin) { return origin.find(".fw:") != std::string::npos; }
 
+// The verdict a netdev OUT rule records (a jump to a record chain), if it is one.
+std::optional<std::string> recorded(const nft::Verdict& v) {
+  if (v.code != VerdictCode::Jump) return std::nullopt;
+  for (auto verdict : {Verdict::Accept, Verdict::Drop, Verdict::Reject})
+    if (v.chain == detail::record_chain(verdict)) return std::string(to_string(verdict));
+  if (v.chain == detail::record_chain(std::nullopt)) return std::string("DEFER");
+  return std::nullopt;
+}
+
 // Whether the rule ends the evaluation of its chain for every packet it matches.
 bool is_terminal(const nft::Rule& r) {
   if (r.limit || r.update || !r.vmap.empty()) return false;
@@ -38,8 +48,9 @@ bool is_terminal(const nft::Rule& r) {
     case VerdictCode::RejectAdminProhibited:
       return true;
     case VerdictCode::Jump:
-      // do-reject ends in a verdict for every packet; any other chain may return.
-      return r.verdict.chain == names::kDoReject;
+      // do-reject and the netdev layout's OUT verdict recorders end in a verdict for every
+      // packet; any other chain may return.
+      return r.verdict.chain == names::kDoReject || recorded(r.verdict).has_value();
     case VerdictCode::None:
     case VerdictCode::Return:
       return false;
@@ -48,6 +59,7 @@ bool is_terminal(const nft::Rule& r) {
 }
 
 std::string verdict_name(const nft::Verdict& v) {
+  if (auto rec = recorded(v)) return *rec;
   switch (v.code) {
     case VerdictCode::Accept:
       return "ACCEPT";

@@ -35,7 +35,7 @@ bool traced(const Outcome& o, std::string_view chain, std::string_view text_part
 class SimulatorTest : public testing::ConfigFixture {
  protected:
   Result<Outcome> try_run(const Packet& p) {
-    auto compiled = compile(config_, CompileOptions{});
+    auto compiled = compile(config_, CompileOptions{.layout = layout_});
     if (!compiled) return std::unexpected(compiled.error());
     ruleset_ = compiled->ruleset;
     return simulate(ruleset_, config_, p);
@@ -50,6 +50,7 @@ class SimulatorTest : public testing::ConfigFixture {
   }
 
   nft::Ruleset ruleset_;
+  GuestLayout layout_ = GuestLayout::Netdev;  // the default; tests of the other say so
 };
 
 constexpr std::string_view kWeb = R"([OPTIONS]
@@ -93,6 +94,7 @@ TEST_F(SimulatorTest, DisabledRuleIsIgnored) {
 }
 
 TEST_F(SimulatorTest, RejectPolicyRejectsThroughTheInetForwardChain) {
+  layout_ = GuestLayout::Bridge;  // its dispatch chains are traced
   vm(100, "[OPTIONS]\nenable: 1\npolicy_in: REJECT\n");
   auto o = run({.from = "outside", .to = "vm100", .protocol = "tcp", .dport = 80});
   EXPECT_EQ(o.verdict, V::Reject);
@@ -289,6 +291,7 @@ TEST_F(SimulatorTest, IpfilterDropsASpoofedSource) {
 }
 
 TEST_F(SimulatorTest, ContainerSendsFromItsConfiguredIp) {
+  layout_ = GuestLayout::Bridge;  // its dispatch chains are traced
   guest(200, Guest::Type::Ct,
         "net0: "
         "name=eth0,bridge=vmbr0,firewall=1,hwaddr=BC:24:11:00:02:00,ip=10.0.0.20/24,type=veth\n",
@@ -360,6 +363,7 @@ TEST_F(SimulatorTest, DhcpIsAllowedWhateverThePolicyUnlessDisabled) {
 }
 
 TEST_F(SimulatorTest, HostToGuestRunsTheGuestInChainAtBridgeOutput) {
+  layout_ = GuestLayout::Bridge;  // its dispatch chains are traced
   vm(100, kWeb);
   auto ssh = run({.from = "host", .to = "vm100", .protocol = "tcp", .dport = 22});
   EXPECT_EQ(ssh.verdict, V::Accept);
@@ -371,6 +375,7 @@ TEST_F(SimulatorTest, HostToGuestRunsTheGuestInChainAtBridgeOutput) {
 }
 
 TEST_F(SimulatorTest, HostToGuestRejectIsDroppedByInLocalReject) {
+  layout_ = GuestLayout::Bridge;  // its dispatch chains are traced
   vm(100, "[OPTIONS]\nenable: 1\npolicy_in: REJECT\n");
   auto o = run({.from = "host", .to = "vm100", .protocol = "tcp", .dport = 80});
   // No bridge-family reject on this kernel: the host's own packet is dropped instead, and the
@@ -378,6 +383,34 @@ TEST_F(SimulatorTest, HostToGuestRejectIsDroppedByInLocalReject) {
   EXPECT_EQ(o.verdict, V::Drop);
   EXPECT_EQ(o.decided_by, "policy of guest-100-in");
   EXPECT_TRUE(traced(o, "in-local-reject", "drop"));
+}
+
+TEST_F(SimulatorTest, NetdevHostToGuestRejectIsAnsweredByTheRejectPort) {
+  vm(100, "[OPTIONS]\nenable: 1\npolicy_in: REJECT\n");
+  auto o = run({.from = "host", .to = "vm100", .protocol = "tcp", .dport = 80});
+  // The guest's egress chain sends the frame to the bridge's reject port; its peer answers.
+  EXPECT_EQ(o.verdict, V::Reject);
+  EXPECT_EQ(o.decided_by, "policy of guest-100-in");
+  EXPECT_TRUE(traced(o, "do-reject", "fwd to \"mrj.vmbr0\""));
+  EXPECT_TRUE(traced(o, "answer-vmbr0", "reject with tcp reset"));
+}
+
+TEST_F(SimulatorTest, NetdevOutRulesRecordTheirVerdictForAfterConntrack) {
+  vm(100,
+     "[OPTIONS]\nenable: 1\n\n[RULES]\nOUT DROP -p tcp -dport 3306\n"
+     "OUT REJECT -p tcp -dport 25 -log info\n");
+  auto drop = run({.from = "vm100", .to = "outside", .protocol = "tcp", .dport = 3306});
+  EXPECT_EQ(drop.verdict, V::Drop);
+  EXPECT_EQ(drop.decided_by, "firewall/100.fw:5");
+  EXPECT_TRUE(traced(drop, "guest-100-out", "jump rec-drop"));
+  EXPECT_TRUE(traced(drop, "out", "== 0x8000000 drop"));
+  // A logging rule is decided again after conntrack, in moat-verdicts, where it logs.
+  auto smtp = run({.from = "vm100", .to = "outside", .protocol = "tcp", .dport = 25});
+  EXPECT_EQ(smtp.verdict, V::Reject);
+  EXPECT_EQ(smtp.decided_by, "firewall/100.fw:6");
+  EXPECT_TRUE(traced(smtp, "guest-100-out", "jump rec-defer"));
+  EXPECT_TRUE(traced(smtp, "out", "vmap @out-deferred"));
+  EXPECT_TRUE(traced(smtp, "guest-100-out", "log prefix \":100:6:guest-100-out: REJECT: \""));
 }
 
 TEST_F(SimulatorTest, GuestToGuestRunsSenderOutThenReceiverIn) {
@@ -399,6 +432,7 @@ TEST_F(SimulatorTest, GuestToGuestRunsSenderOutThenReceiverIn) {
 }
 
 TEST_F(SimulatorTest, GuestsOnDifferentBridgesAreRoutedThroughTheHost) {
+  layout_ = GuestLayout::Bridge;  // its dispatch chains are traced
   vm(100, "[OPTIONS]\nenable: 1\n");
   vm(101, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\n",
      "net0: virtio=BC:24:11:00:01:01,bridge=vmbr1,firewall=1\n");

@@ -48,7 +48,7 @@ std::optional<GuestLayout> parse_guest_layout(std::string_view text);
 
 struct CompileOptions {
   GuestStrategy strategy = GuestStrategy::BrNetfilter;
-  GuestLayout layout = GuestLayout::Bridge;
+  GuestLayout layout = GuestLayout::Netdev;
   // Guests are spread over this many bridge tables by VMID, so one guest's change commits
   // into a table of about guests/shards chains instead of all of them. Each table's dispatch
   // chains cost every bridged packet a little, so fewer is faster on the data path; 0 picks
