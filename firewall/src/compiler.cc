@@ -63,6 +63,20 @@ std::optional<IpRange> link_local(const std::string& mac) {
   return IpRange{a, a};
 }
 
+std::optional<std::map<int, std::string>> ipfilter_sets(TableBuilder& b, const Guest& guest,
+                                                        int index, const GuestNic& nic) {
+  const GuestFw& fw = *guest.fw;
+  std::string set_name = "ipfilter-net" + std::to_string(index);
+  auto explicit_set = fw.ipsets.find(set_name);
+  if (!fw.options.ipfilter && explicit_set == fw.ipsets.end()) return std::nullopt;
+  IpSet set = explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
+  std::vector<IpRange> extra;
+  if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
+  if (nic.ip) extra.push_back(*nic.ip);
+  if (nic.ip6) extra.push_back(*nic.ip6);
+  return b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
+}
+
 nft::Bytes mac_bytes(const std::string& mac) {
   nft::Bytes b;
   for (int i = 0; i < 6; ++i)
@@ -582,19 +596,11 @@ void build_guest(TableBuilder& b, const FirewallConfig& config, const Guest& gue
       add(names::kMacfilterPorts);
       t.sets[names::kMacSet].elements.push_back({{dev, nft::single(mac_bytes(nic.mac))}, {}, 0});
     }
-    std::string set_name = "ipfilter-net" + std::to_string(index);
-    auto explicit_set = fw.ipsets.find(set_name);
-    if (!o.ipfilter && explicit_set == fw.ipsets.end()) continue;
-    // Anti-spoofing: this NIC may only send from its allowed addresses (the ipset, its
-    // EUI-64 link-local address and a container's static ip/ip6). It follows the DHCP
-    // rules of the dispatch chain: a DHCP client has no address yet.
-    IpSet set =
-        explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
-    std::vector<IpRange> extra;
-    if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
-    if (nic.ip) extra.push_back(*nic.ip);
-    if (nic.ip6) extra.push_back(*nic.ip6);
-    auto sets = b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
+    // Anti-spoofing. It follows the DHCP rules of the dispatch chain: a DHCP client has no
+    // address yet.
+    auto filtered = detail::ipfilter_sets(b, guest, index, nic);
+    if (!filtered) continue;
+    auto& sets = *filtered;
     std::string origin = "ipfilter net" + std::to_string(index);
     Match from_dev = b.iface_match(names::guest_device(guest, index), false);
     add(PortSets::kIpfilter);

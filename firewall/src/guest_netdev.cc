@@ -122,20 +122,10 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
     std::string dev = names::guest_device(guest, index);
     std::optional<Match> port;
     if (multi) port = b.iface_match(dev, false);
-    std::string set_name = "ipfilter-net" + std::to_string(index);
-    auto explicit_set = fw.ipsets.find(set_name);
-    if (o.ipfilter || explicit_set != fw.ipsets.end()) {
-      // Anti-spoofing: this NIC sends only from its allowed addresses (the ipset, its EUI-64
-      // link-local address, a container's static ip/ip6), NDP included; dropped at once.
-      IpSet set =
-          explicit_set != fw.ipsets.end() ? explicit_set->second : IpSet{set_name, {}, {}, {}};
-      std::vector<IpRange> extra;
-      if (auto ll = link_local(nic.mac)) extra.push_back(*ll);
-      if (nic.ip) extra.push_back(*nic.ip);
-      if (nic.ip6) extra.push_back(*nic.ip6);
-      auto sets = b.materialize_ipset(set, "guest", scope, extra, /*all_families=*/true);
+    // Anti-spoofing, NDP included; dropped at once.
+    if (auto sets = ipfilter_sets(b, guest, index, nic)) {
       std::string origin = "ipfilter net" + std::to_string(index);
-      for (auto [family, name] : sets) {
+      for (auto [family, name] : *sets) {
         Field f = family == 4 ? Field::Ip4Saddr : Field::Ip6Saddr;
         std::vector<Match> m;
         if (port) m.push_back(*port);
