@@ -12,6 +12,29 @@
 
 namespace moat {
 
+namespace {
+
+int store_attr(const nlattr* a, void* data) {
+  auto* attrs = static_cast<NetlinkAttrs*>(data);
+  uint16_t type = mnl_attr_get_type(a);
+  if (type < attrs->size()) (*attrs)[type] = a;
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+NetlinkAttrs netlink_attrs(const nlmsghdr* nlh, size_t header) {
+  NetlinkAttrs out{};
+  mnl_attr_parse(nlh, static_cast<unsigned>(header), store_attr, &out);
+  return out;
+}
+
+NetlinkAttrs netlink_nested(const nlattr* nest) {
+  NetlinkAttrs out{};
+  if (nest) mnl_attr_parse_nested(nest, store_attr, &out);
+  return out;
+}
+
 Result<NetlinkSocket> NetlinkSocket::open(int bus, const std::string& netns) {
   auto scope = MOAT_TRY(NetnsScope::enter(netns));
   mnl_socket* socket = mnl_socket_open2(bus, SOCK_CLOEXEC);

@@ -36,27 +36,7 @@ constexpr int kReceiveBuffer = 4 << 20;
 // Attributes
 // ---------------------------------------------------------------------------------------------
 
-// The attributes of a message after its fixed header, by type (the last one of a type wins).
-using Attrs = std::array<const nlattr*, 64>;
-
-int store_attr(const nlattr* a, void* data) {
-  auto* attrs = static_cast<Attrs*>(data);
-  uint16_t type = mnl_attr_get_type(a);
-  if (type < attrs->size()) (*attrs)[type] = a;
-  return MNL_CB_OK;
-}
-
-Attrs parse_attrs(const nlmsghdr* nlh, size_t header) {
-  Attrs out{};
-  mnl_attr_parse(nlh, static_cast<unsigned>(header), store_attr, &out);
-  return out;
-}
-
-Attrs parse_nested(const nlattr* nest) {
-  Attrs out{};
-  if (nest) mnl_attr_parse_nested(nest, store_attr, &out);
-  return out;
-}
+using Attrs = NetlinkAttrs;
 
 std::optional<IpAddress> attr_ip(const nlattr* a) {
   if (!a) return std::nullopt;
@@ -163,7 +143,7 @@ void link_dump_request(Request& req) {
 
 void parse_kind_data(const std::string& kind, const nlattr* data_attr, ObservedLink& o,
                      std::vector<std::pair<ObservedLink*, int>>& primaries) {
-  Attrs data = parse_nested(data_attr);
+  Attrs data = netlink_nested(data_attr);
   if (kind == "bridge") {
     BridgeSpec b;
     b.stp = attr_u32(data[IFLA_BR_STP_STATE]) != 0;
@@ -211,7 +191,7 @@ Status dump_fdb_remotes(NetlinkSocket& sock, int index, uint32_t seq, std::vecto
     if (nlh->nlmsg_type != RTM_NEWNEIGH) return;
     const auto* m = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(nlh));
     if (m->ndm_ifindex != index || !(m->ndm_flags & NTF_SELF)) return;
-    Attrs a = parse_attrs(nlh, sizeof(ndmsg));
+    Attrs a = netlink_attrs(nlh, sizeof(ndmsg));
     if (!a[NDA_LLADDR] || mnl_attr_get_payload_len(a[NDA_LLADDR]) != 6) return;
     static constexpr uint8_t kZero[6] = {};
     if (std::memcmp(mnl_attr_get_payload(a[NDA_LLADDR]), kZero, 6) != 0) return;
@@ -239,7 +219,7 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
   MOAT_RETURN_IF_ERROR(dump(sock, req, seq++, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWLINK) return;
     const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-    Attrs a = parse_attrs(nlh, sizeof(ifinfomsg));
+    Attrs a = netlink_attrs(nlh, sizeof(ifinfomsg));
     // Nodes of an unordered_map stay put: `primaries` may point into them.
     ObservedLink& o = by_index[ifi->ifi_index];
     o.index = ifi->ifi_index;
@@ -252,12 +232,12 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
     if (int l = static_cast<int>(attr_u32(a[IFLA_LINK])); l > 0 && l != o.index) {
       link_of[o.index] = l;
     }
-    Attrs info = parse_nested(a[IFLA_LINKINFO]);
+    Attrs info = netlink_nested(a[IFLA_LINKINFO]);
     o.kind = attr_str(info[IFLA_INFO_KIND]);
     if (info[IFLA_INFO_DATA]) parse_kind_data(o.kind, info[IFLA_INFO_DATA], o, primaries);
     if (o.vxlan) {
       // The underlay: the kernel deletes the VXLAN with it.
-      Attrs data = parse_nested(info[IFLA_INFO_DATA]);
+      Attrs data = netlink_nested(info[IFLA_INFO_DATA]);
       if (int l = static_cast<int>(attr_u32(data[IFLA_VXLAN_LINK])); l > 0)
         vxlan_dev_of[o.index] = l;
     }
@@ -281,7 +261,7 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
     const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
     auto it = by_index.find(static_cast<int>(ifa->ifa_index));
     if (it == by_index.end()) return;
-    Attrs a = parse_attrs(nlh, sizeof(ifaddrmsg));
+    Attrs a = netlink_attrs(nlh, sizeof(ifaddrmsg));
     // Addresses with a lifetime (SLAAC from router advertisements, a DHCP lease) are the
     // kernel's or a daemon's, not configuration: planning against them would delete them on
     // every pass while they keep coming back.
@@ -300,7 +280,7 @@ Result<Observed> observe_with(NetlinkSocket& sock) {
   MOAT_RETURN_IF_ERROR(dump(sock, route_req, seq++, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWROUTE) return;
     const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-    Attrs a = parse_attrs(nlh, sizeof(rtmsg));
+    Attrs a = netlink_attrs(nlh, sizeof(rtmsg));
     uint32_t table = a[RTA_TABLE] ? attr_u32(a[RTA_TABLE]) : r->rtm_table;
     if (table != RT_TABLE_MAIN || r->rtm_type != RTN_UNICAST) return;
     if (r->rtm_dst_len != 0 && r->rtm_protocol != kRouteProtocol) return;
@@ -456,7 +436,7 @@ class Applier {
       dumped = dump(sock_, req, dump_seq_++, [&](const nlmsghdr* nlh) {
         if (nlh->nlmsg_type != RTM_NEWLINK) return;
         const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-        Attrs a = parse_attrs(nlh, sizeof(ifinfomsg));
+        Attrs a = netlink_attrs(nlh, sizeof(ifinfomsg));
         if (a[IFLA_IFNAME]) index_.emplace(mnl_attr_get_str(a[IFLA_IFNAME]), ifi->ifi_index);
       });
       if (dumped || dumped.error().code() != ErrorCode::Conflict) break;

@@ -40,21 +40,7 @@ constexpr uint8_t kPortMac[6] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff};
 // Messages
 // ---------------------------------------------------------------------------------------------
 
-// The attributes of a message (or a nest) by type; the last one of a type wins.
-using Attrs = std::array<const nlattr*, 128>;
-
-int store_attr(const nlattr* a, void* data) {
-  auto* attrs = static_cast<Attrs*>(data);
-  uint16_t type = mnl_attr_get_type(a);
-  if (type < attrs->size()) (*attrs)[type] = a;
-  return MNL_CB_OK;
-}
-
-Attrs parse_nested(const nlattr* nest) {
-  Attrs out{};
-  if (nest) mnl_attr_parse_nested(nest, store_attr, &out);
-  return out;
-}
+using Attrs = NetlinkAttrs;
 
 struct Message {
   std::array<uint8_t, kMessageSize> buf{};
@@ -128,8 +114,7 @@ class Rtnl {
     MOAT_RETURN_IF_ERROR(sock_.receive_dump(msg.nlh->nlmsg_seq, [&](const nlmsghdr* nlh) -> Status {
       if (nlh->nlmsg_type != RTM_NEWLINK) return {};
       const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-      Attrs a{};
-      mnl_attr_parse(nlh, sizeof(ifinfomsg), store_attr, &a);
+      Attrs a = netlink_attrs(nlh, sizeof(ifinfomsg));
       if (!a[IFLA_IFNAME]) return {};
       Link l;
       l.index = ifi->ifi_index;
@@ -137,12 +122,12 @@ class Rtnl {
       l.up = (ifi->ifi_flags & IFF_UP) != 0;
       if (a[IFLA_MASTER]) l.master = static_cast<int>(mnl_attr_get_u32(a[IFLA_MASTER]));
       if (a[IFLA_LINK]) l.peer = static_cast<int>(mnl_attr_get_u32(a[IFLA_LINK]));
-      Attrs info = parse_nested(a[IFLA_LINKINFO]);
+      Attrs info = netlink_nested(a[IFLA_LINKINFO]);
       if (info[IFLA_INFO_KIND]) l.kind = mnl_attr_get_str(info[IFLA_INFO_KIND]);
       // A bridge port's flags come in its slave data, like `ip -d link show` prints them.
       if (info[IFLA_INFO_SLAVE_KIND] &&
           std::strcmp(mnl_attr_get_str(info[IFLA_INFO_SLAVE_KIND]), "bridge") == 0) {
-        Attrs port = parse_nested(info[IFLA_INFO_SLAVE_DATA]);
+        Attrs port = netlink_nested(info[IFLA_INFO_SLAVE_DATA]);
         l.quiet = true;
         for (int flag : {IFLA_BRPORT_LEARNING, IFLA_BRPORT_UNICAST_FLOOD, IFLA_BRPORT_MCAST_FLOOD,
                          IFLA_BRPORT_BCAST_FLOOD}) {

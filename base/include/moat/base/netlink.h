@@ -4,6 +4,8 @@
 // per thread; not thread-safe.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -13,8 +15,15 @@
 
 struct mnl_socket;
 struct nlmsghdr;
+struct nlattr;
 
 namespace moat {
+
+// The attributes of a netlink message after its fixed header of `header` bytes, or of a nest,
+// by type (the last one of a type wins; types beyond the array are ignored).
+using NetlinkAttrs = std::array<const nlattr*, 128>;
+NetlinkAttrs netlink_attrs(const nlmsghdr* nlh, size_t header);
+NetlinkAttrs netlink_nested(const nlattr* nest);  // all null for a null nest
 
 class NetlinkSocket {
  public:
