@@ -181,6 +181,9 @@ std::vector<nft::Rule> blacklist_rules(TableBuilder& b, const FirewallConfig& co
 // EUI-64 link-local address of a MAC (fe80::/64 + flipped U/L bit + ff:fe).
 std::optional<IpRange> link_local(const std::string& mac);
 nft::Bytes mac_bytes(const std::string& mac);  // "bc:24:11:00:00:01" -> 6 bytes
+// A bridge-family do-reject without bridge reject (br_netfilter): IP packets get the reject
+// mark and pass, for the inet forward/input chain to answer; anything else is dropped.
+std::vector<nft::Rule> deferred_reject_rules();
 // The anti-spoofing sets of a guest's NIC `index` (family -> set name), materialized in `b`:
 // the NIC may only send from its `ipfilter-net<N>` ipset, its EUI-64 link-local address and a
 // container's static ip/ip6. None when the NIC has neither `ipfilter: 1` nor that ipset.

@@ -77,6 +77,13 @@ std::optional<std::map<int, std::string>> ipfilter_sets(TableBuilder& b, const G
   return b.materialize_ipset(set, "guest", Scope{&guest}, extra, /*all_families=*/true);
 }
 
+std::vector<nft::Rule> deferred_reject_rules() {
+  nft::Rule mark =
+      rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
+  mark.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
+  return {mark, rule({}, drop())};
+}
+
 nft::Bytes mac_bytes(const std::string& mac) {
   nft::Bytes b;
   for (int i = 0; i < 6; ++i)
@@ -555,10 +562,7 @@ void ensure_guest_skeleton(TableBuilder& b, const FirewallConfig& config, GuestS
   if (brnf) {
     // No bridge-family reject here: mark the IP packet and let the inet forward/input chain
     // answer it; host-originated packets (bridge output) are dropped by "in-local-reject".
-    nft::Rule mark =
-        rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
-    mark.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
-    rej.rules = {mark, rule({}, drop())};
+    rej.rules = detail::deferred_reject_rules();
     chain(t, "in-local-reject",
           nft::BaseChain{nft::Hook::Output, names::kGuestLocalPriority + 10, false})
         .rules = {rule({bits_any(Field::Mark, names::kMarkReject)}, drop())};

@@ -207,10 +207,7 @@ void build_verdicts(nft::Table& t, bool allow_invalid) {
   reject.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
   out.rules.push_back(reject);
   // The deferred OUT chains' REJECT: answered by the inet forward/input chain, as above.
-  nft::Rule mark =
-      rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept());
-  mark.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
-  chain(t, names::kDoReject).rules = {mark, rule({}, drop())};
+  chain(t, names::kDoReject).rules = deferred_reject_rules();
 }
 
 void build_deferred_out(TableBuilder& v, const Guest& guest) {
