@@ -6,7 +6,9 @@
 // The machine is shared and noisy: loaded and empty runs alternate `--repeat` times and the
 // medians are compared.
 // Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--layout bridge|netdev]
-//                     [--seconds 1] [--repeat 5]
+//                     [--seconds 1] [--repeat 5] [--dump FILE] [--nft-file FILE]...
+// --dump writes the ruleset of the first size as nft text (and stops), to edit into variants
+// that --nft-file then measures against the same empty path (exploration).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -23,12 +25,14 @@
 
 #include "bench_netns.h"
 #include "fw_synthetic.h"
+#include "moat/base/file.h"
 #include "moat/base/netns.h"
 #include "moat/base/strings.h"
 #include "moat/base/subprocess.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/nft_driver.h"
+#include "moat/firewall/nft_text.h"
 #include "moat/firewall/reject_ports.h"
 
 using namespace moat;
@@ -155,8 +159,8 @@ double blast(double seconds, bool established = true) {
   return static_cast<double>(count) / seconds;
 }
 
-// Applies the compiled rules of `guests` guests (compiled once per size).
-void load(int guests, const firewall::CompileOptions& options) {
+// The compiled rules of `guests` guests (compiled once per size).
+const firewall::CompileResult& compiled_for(int guests, const firewall::CompileOptions& options) {
   static std::map<int, firewall::CompileResult> cache;
   auto& compiled = cache[guests];
   auto& ruleset = compiled.ruleset;
@@ -170,6 +174,13 @@ void load(int guests, const firewall::CompileOptions& options) {
     if (!result) std::exit(1);
     compiled = std::move(*result);
   }
+  return compiled;
+}
+
+// Applies the compiled rules of `guests` guests.
+void load(int guests, const firewall::CompileOptions& options) {
+  const auto& compiled = compiled_for(guests, options);
+  const auto& ruleset = compiled.ruleset;
   // The netdev layout's reject ports must exist before rules that `fwd to` them.
   if (!firewall::sync_reject_ports(node, compiled.reject_port_bridges)) std::exit(1);
   auto driver = firewall::nft::NftDriver::open(node);
@@ -203,6 +214,9 @@ int main(int argc, char** argv) {
       seconds = std::stod(v);
     } else if (k == "--repeat") {
       repeat = static_cast<int>(*parse_uint(v));
+    } else if (k == "--dump") {
+      auto text = firewall::nft::to_nft_text(compiled_for(sizes.front(), options).ruleset);
+      return write_file_atomic(v, text) ? 0 : 1;
     }
   }
   setup();  // its namespaces are removed at exit
@@ -218,6 +232,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) != "--nft-file") continue;
     std::vector<double> loaded, empty;
+    // Hand-written variants of the netdev layout `fwd to` the bridge's reject port.
+    if (!firewall::sync_reject_ports(node, {"vmbr0"})) std::exit(1);
     for (int r = 0; r < repeat; ++r) {
       run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
       empty.push_back(blast(seconds));

@@ -100,8 +100,9 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
 void finish_netdev_table(nft::Table& t);
 // Whether chain `name` (or a group chain it jumps to) defers OUT decisions (logging rules).
 bool defers(const nft::Table& t, const std::string& name, int depth = 0);
-// `bridge moat-verdicts`: the chain applying recorded OUT verdicts after conntrack.
-void build_verdicts(nft::Table& t, bool allow_invalid);
+// `bridge moat-verdicts`, made only when some guest's OUT rules log: the chain evaluating
+// them again, with their logging, for the new traffic they deferred.
+void build_verdicts(nft::Table& t);
 // The deferred OUT chain of a guest that logs on OUT, in the verdicts table (`v`).
 void build_deferred_out(TableBuilder& v, const Guest& guest);
 // `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a reject.

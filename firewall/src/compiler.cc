@@ -106,19 +106,34 @@ using nft::Field;
 using nft::Match;
 using nft::VerdictCode;
 
-// Stash rules: meta mark bits from ct state (br_netfilter strategy).
-void add_stash(nft::Chain& c) {
-  nft::Rule clear;
-  clear.mark = nft::MarkSet{~names::kMarkMask, 0};
-  c.rules.push_back(clear);
-  for (auto [state, bit] :
-       {std::pair{nft::kCtEstablished | nft::kCtRelated, names::kMarkEstablished},
-        {nft::kCtInvalid, names::kMarkInvalid}}) {
-    nft::Rule r;
-    r.matches = {bits_any(Field::CtState, state)};
-    r.mark = nft::MarkSet{~names::kMarkMask, bit};
-    c.rules.push_back(r);
-  }
+// Stash rules: meta mark bits from ct state (br_netfilter strategy), for chains that cannot
+// read it (bridge chains without bridge conntrack, netdev egress). Established traffic, most
+// packets, leaves after the first rule. `recorded`: this hook also applies the OUT verdicts
+// the netdev layout's guest chains recorded at ingress, before conntrack (guest_netdev.cc):
+// a drop here, a reject answered by the inet input/forward chains; established traffic
+// passes whatever the OUT rules say, as it should.
+void add_stash(nft::Chain& c, bool recorded, bool allow_invalid) {
+  auto set_bits = [](nft::Rule r, uint32_t bits) {
+    r.mark = nft::MarkSet{~names::kMarkMask, bits};
+    return r;
+  };
+  c.rules.push_back(
+      set_bits(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()),
+               names::kMarkEstablished));
+  c.rules.push_back(set_bits(nft::Rule{}, 0));
+  Match invalid = bits_any(Field::CtState, nft::kCtInvalid);
+  Match from_guest = bits_any(Field::Mark, names::kMarkOutVerdict | names::kMarkOutDefer);
+  if (recorded && !allow_invalid)
+    c.rules.push_back(rule({invalid, from_guest}, drop(), "conntrack invalid"));
+  c.rules.push_back(set_bits(rule({invalid}, {}), names::kMarkInvalid));
+  if (!recorded) return;
+  auto recorded_as = [](uint32_t v) {
+    return Match{{Field::Mark}, Match::Op::MaskEq, {}, {}, names::kMarkOutVerdict, v};
+  };
+  c.rules.push_back(rule({recorded_as(names::kMarkOutDrop)}, drop()));
+  nft::Rule reject = rule({recorded_as(names::kMarkOutReject)}, {});
+  reject.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
+  c.rules.push_back(reject);
 }
 
 // ---- host table ----
@@ -196,15 +211,27 @@ void build_host(TableBuilder& b, const HostInputs& in) {
 
   if (in.guests_present && brnf) {
     add_stash(chain(t, "stash-prerouting",
-                    nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}));
+                    nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}),
+              netdev, host.nf_conntrack_allow_invalid);
     add_stash(
-        chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}));
+        chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}),
+        false, host.nf_conntrack_allow_invalid);
   }
 
   // Forward: deferred guest rejects, VNet firewalls, then routed traffic.
   nft::Chain& fwd = chain(t, "forward", nft::BaseChain{nft::Hook::Forward, 0, false});
-  if (in.guests_present && brnf)
+  if (in.guests_present && brnf) {
+    // Established traffic first (the stash's mark says so; no deferred reject pending):
+    // whatever follows accepts it too, one rule later for bridged and several for routed.
+    fwd.rules.push_back(rule({Match{{Field::Mark},
+                                    Match::Op::MaskEq,
+                                    {},
+                                    {},
+                                    names::kMarkEstablished | names::kMarkReject,
+                                    names::kMarkEstablished}},
+                             accept()));
     fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+  }
   std::map<std::string, const VnetFw*> vnets;
   for (const auto& [name, vnet] : in.config.vnets)
     if (vnet.options.enable) vnets[name] = &vnet;
@@ -663,9 +690,9 @@ namespace {
 void build_netdev_guest(CompileResult& result, TableBuilder& b, const FirewallConfig& config,
                         const Guest& guest, const CompileOptions& options, bool allow_invalid) {
   detail::build_guest_netdev(b, config, guest, allow_invalid);
-  nft::Table& v = result.ruleset.table(nft::Family::Bridge, names::kVerdictTable);
-  detail::build_verdicts(v, allow_invalid);
   if (detail::defers(b.table(), names::guest_chain(guest.vmid, Direction::Out))) {
+    nft::Table& v = result.ruleset.table(nft::Family::Bridge, names::kVerdictTable);
+    detail::build_verdicts(v);
     TableBuilder vb(v, options, config, result.warnings);
     detail::build_deferred_out(vb, guest);
   }
@@ -945,7 +972,11 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     if (!any_guest_table(ruleset)) return full();
     old_reject.reset();
   }
-  bool fresh = wanted && !ruleset.tables.contains(key);
+  // Tables this recompile makes (a new shard; the verdicts table for the first guest whose
+  // OUT rules log): all of them is new.
+  std::set<std::string> fresh;
+  for (const auto& k : keys)
+    if (wanted && !ruleset.tables.contains(k)) fresh.insert(k);
   for (auto dir : {Direction::Out, Direction::In})
     touched.push_back({key, false, names::guest_chain(vmid, dir)});
   if (wanted) {
@@ -960,6 +991,7 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       detail::build_guest_netdev(b, config, guest, allow_invalid);
       if (detail::defers(t, names::guest_chain(vmid, Direction::Out))) {
         nft::Table& v = ruleset.table(nft::Family::Bridge, names::kVerdictTable);
+        detail::build_verdicts(v);  // the first guest to defer makes the table
         TableBuilder vb(v, options, config, warnings);
         vb.track(&touched);
         detail::build_deferred_out(vb, guest);
@@ -981,11 +1013,19 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       }
     }
   }
-  if (fresh) {
-    // A new shard table: all of it is new.
-    const nft::Table& t = ruleset.tables.at(key);
-    for (const auto& [name, _] : t.chains) touched.push_back({key, false, name});
-    for (const auto& [name, _] : t.sets) touched.push_back({key, true, name});
+  if (auto v = ruleset.tables.find(vkey); netdev && v != ruleset.tables.end()) {
+    // The last guest whose OUT rules log is gone: so is the verdicts table.
+    auto deferred = v->second.sets.find(names::kOutDeferred);
+    if (deferred == v->second.sets.end() || deferred->second.elements.empty()) {
+      ruleset.tables.erase(v);
+      touched.push_back({vkey, false, "out"});
+    }
+  }
+  for (const auto& k : fresh) {
+    auto it = ruleset.tables.find(k);
+    if (it == ruleset.tables.end()) continue;
+    for (const auto& [name, _] : it->second.chains) touched.push_back({k, false, name});
+    for (const auto& [name, _] : it->second.sets) touched.push_back({k, true, name});
   }
   for (const auto& k : keys) {
     auto it = ruleset.tables.find(k);
@@ -997,11 +1037,12 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
         touched.push_back({k, false, names::kDoReject});
     }
     std::vector<std::string> chains;
-    if (!fresh || k != key)
+    bool made = fresh.contains(k);
+    if (!made)
       for (const auto& ref : touched)
         if (!ref.is_set && ref.table == k && t.chains.contains(ref.name))
           chains.push_back(ref.name);
-    if (!chains.empty() || (fresh && k == key)) detail::intern_value_sets(t, chains, &touched);
+    if (!chains.empty() || made) detail::intern_value_sets(t, chains, &touched);
     for (auto& [name, set] : t.sets) {
       if (!port_keyed(set)) continue;
       auto before = sizes.find({k, name});

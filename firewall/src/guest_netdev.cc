@@ -1,7 +1,9 @@
 // The netdev guest layout (GuestLayout::Netdev, docs/firewall-netdev.md): per guest, an OUT
 // chain at the netdev ingress of its ports that records its verdict in the mark, and an IN
-// chain at their netdev egress; `bridge moat-verdicts` applies the recorded OUT verdicts after
-// conntrack; `netdev moat-reject` answers the IN REJECTs sent to each bridge's reject port.
+// chain at their netdev egress; the inet stash chain applies the recorded OUT verdicts after
+// conntrack, and `bridge moat-verdicts`, only when some OUT rule logs, evaluates those rules
+// again for the new traffic they log; `netdev moat-reject` answers the IN REJECTs sent to
+// each bridge's reject port.
 #include <algorithm>
 #include <cstring>
 #include <tuple>
@@ -12,6 +14,7 @@
 namespace moat::firewall::detail {
 
 using namespace build;
+using nft::VerdictCode;
 
 namespace {
 
@@ -21,16 +24,25 @@ std::string reject_set(const std::string& bridge) { return "reject-" + bridge; }
 
 Match arp() { return eq(Field::Protocol, nft::be16(0x0806)); }
 
-// The chains every netdev guest table has: the OUT verdict recorders and do-reject.
+// The chains every netdev guest table has: the OUT verdict recorders and do-reject. Only
+// untagged IP frames meet conntrack and the stash that applies recorded verdicts: any other
+// frame (ARP, VLAN-tagged, ...) gets its verdict here at once, stateless, and the logging of
+// a deferring rule is skipped for it (its verdict rule follows). An accept is recorded in
+// the rule itself (finish_netdev_table()): it lets any frame pass, applied or not.
 void ensure_netdev_skeleton(nft::Table& t) {
   if (t.chains.contains(names::kDoReject)) return;
-  for (auto [v, bits] : {std::pair{std::optional{Verdict::Accept}, names::kMarkOutAccept},
-                         {Verdict::Drop, names::kMarkOutDrop},
+  for (auto [v, bits] : {std::pair{std::optional{Verdict::Drop}, names::kMarkOutDrop},
                          {Verdict::Reject, names::kMarkOutReject},
                          {std::nullopt, names::kMarkOutDefer}}) {
-    nft::Rule r = rule({}, accept());
-    r.mark = nft::MarkSet{~kOutBits, bits};
-    chain(t, record_chain(v)).rules = {r};
+    auto& rules = chain(t, record_chain(v)).rules;
+    rules.clear();
+    for (uint16_t ethertype : {0x0800, 0x86dd}) {
+      // The frame's own ethertype: br_netfilter hands VLAN-tagged frames to no inet hook.
+      nft::Rule r = rule({eq(Field::EtherType, nft::be16(ethertype))}, accept());
+      r.mark = nft::MarkSet{~kOutBits, bits};
+      rules.push_back(r);
+    }
+    rules.push_back(rule({}, v ? drop() : nft::Verdict{VerdictCode::Return, {}}));
   }
   chain(t, names::kDoReject).rules = {rule({}, drop())};
 }
@@ -150,6 +162,15 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
 }
 
 void finish_netdev_table(nft::Table& t) {
+  // Recorded accepts: the mark set in the deciding rule, no jump (every packet of a guest
+  // walks its OUT chain, established ones too; most end in an accept).
+  nft::Verdict recorder{VerdictCode::Jump, record_chain(Verdict::Accept)};
+  for (auto& [_, c] : t.chains)
+    for (auto& r : c.rules)
+      if (r.verdict == recorder) {
+        r.verdict = accept();
+        r.mark = nft::MarkSet{~kOutBits, names::kMarkOutAccept};
+      }
   // do-reject: a frame for a guest's own MAC goes to its bridge's reject port, marked to be
   // answered; anything else (flooded frames) is dropped, never answered for another guest.
   std::erase_if(t.sets, [](const auto& s) {
@@ -181,7 +202,7 @@ bool defers(const nft::Table& t, const std::string& chain_name, int depth) {
   return false;
 }
 
-void build_verdicts(nft::Table& t, bool allow_invalid) {
+void build_verdicts(nft::Table& t) {
   if (t.chains.contains("out")) return;
   nft::Set& deferred = t.sets[names::kOutDeferred];
   deferred.name = names::kOutDeferred;
@@ -189,23 +210,18 @@ void build_verdicts(nft::Table& t, bool allow_invalid) {
   deferred.key = {Field::Iifname};
   nft::Chain& out =
       chain(t, "out", nft::BaseChain{nft::Hook::Prerouting, names::kGuestOutPriority, false});
-  out.rules.push_back(
-      rule({Match{{Field::Mark}, Match::Op::BitsNone, {}, {}, kOutBits}}, accept()));
-  out.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
-  if (!allow_invalid)
-    out.rules.push_back(
-        rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop(), "conntrack invalid"));
-  nft::Rule later = rule({bits_any(Field::Mark, names::kMarkOutDefer)}, {});
+  // New (or, with nf_conntrack_allow_invalid, invalid) traffic a logging rule deferred: its
+  // guest's OUT rules again, with their logging. The stash applied every other verdict.
+  nft::Rule later = rule({Match{{Field::Mark},
+                                Match::Op::MaskEq,
+                                {},
+                                {},
+                                names::kMarkEstablished | names::kMarkOutDefer,
+                                names::kMarkOutDefer}},
+                         {});
   later.vmap_fields = {Field::Iifname};
   later.vmap = names::kOutDeferred;
   out.rules.push_back(later);
-  auto recorded = [](uint32_t v) {
-    return Match{{Field::Mark}, Match::Op::MaskEq, {}, {}, names::kMarkOutVerdict, v};
-  };
-  out.rules.push_back(rule({recorded(names::kMarkOutDrop)}, drop()));
-  nft::Rule reject = rule({recorded(names::kMarkOutReject)}, accept());
-  reject.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
-  out.rules.push_back(reject);
   // The deferred OUT chains' REJECT: answered by the inet forward/input chain, as above.
   chain(t, names::kDoReject).rules = deferred_reject_rules();
 }

@@ -55,6 +55,7 @@ size_t field_size(Field f) {
     case Field::TcpFlags:
       return 1;
     case Field::Protocol:
+    case Field::EtherType:
     case Field::Sport:
     case Field::Dport:
     case Field::ArpOp:
@@ -118,6 +119,8 @@ const char* field_expr(Field f) {
       return "ether saddr";
     case Field::EtherDaddr:
       return "ether daddr";
+    case Field::EtherType:
+      return "ether type";
     case Field::ArpOp:
       return "arp operation";
     case Field::ArpSha:

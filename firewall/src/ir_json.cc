@@ -15,7 +15,8 @@ constexpr Field kFields[] = {
     Field::Mark,      Field::CtState,   Field::Ip4Saddr,   Field::Ip4Daddr,     Field::Ip6Saddr,
     Field::Ip6Daddr,  Field::Sport,     Field::Dport,      Field::IcmpType,     Field::IcmpCode,
     Field::Icmp6Type, Field::Icmp6Code, Field::EtherSaddr, Field::ArpOp,        Field::ArpSha,
-    Field::ArpSip,    Field::ArpTip,    Field::TcpFlags,   Field::FibSaddrType, Field::EtherDaddr};
+    Field::ArpSip,    Field::ArpTip,    Field::TcpFlags,   Field::FibSaddrType, Field::EtherDaddr,
+    Field::EtherType};
 
 const char* kOps[] = {"eq", "neq", "in", "not-in", "bits-any", "bits-none", "mask-eq"};
 const char* kVerdicts[] = {"",

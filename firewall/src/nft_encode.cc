@@ -141,6 +141,8 @@ FieldInfo info(Field f) {
       return {S::Payload, NFT_PAYLOAD_LL_HEADER, 6, kTypeEtheraddr, kByteorderBig};
     case Field::EtherDaddr:
       return {S::Payload, NFT_PAYLOAD_LL_HEADER, 0, kTypeEtheraddr, kByteorderBig};
+    case Field::EtherType:
+      return {S::Payload, NFT_PAYLOAD_LL_HEADER, 12, kTypeEthertype, kByteorderBig};
     case Field::ArpOp:
       return {S::Payload, NFT_PAYLOAD_NETWORK_HEADER, 6, kTypeArpop, kByteorderBig};
     case Field::ArpSha:

@@ -65,7 +65,8 @@ std::string one_value(Field field, const Bytes& v) {
     }
     case Field::Nfproto:
       return v[0] == 2 ? "ipv4" : v[0] == 10 ? "ipv6" : std::to_string(v[0]);
-    case Field::Protocol: {
+    case Field::Protocol:
+    case Field::EtherType: {
       uint64_t p = read_be(v);
       if (p == 0x0800) return "ip";
       if (p == 0x86dd) return "ip6";

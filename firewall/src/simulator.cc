@@ -434,6 +434,9 @@ std::optional<Bytes> Evaluator::value(Field f) const {
     case Field::EtherDaddr:  // only where there is a link-layer header
       if (!hop_->ether_saddr) return std::nullopt;
       break;
+    case Field::EtherType:  // simulated frames carry no VLAN tag: the ethertype is the protocol
+      if (!hop_->ether_saddr) return std::nullopt;
+      return value(Field::Protocol);
     default:
       break;
   }

@@ -403,7 +403,8 @@ TEST_F(SimulatorTest, NetdevOutRulesRecordTheirVerdictForAfterConntrack) {
   EXPECT_EQ(drop.verdict, V::Drop);
   EXPECT_EQ(drop.decided_by, "firewall/100.fw:5");
   EXPECT_TRUE(traced(drop, "guest-100-out", "jump rec-drop"));
-  EXPECT_TRUE(traced(drop, "out", "== 0x8000000 drop"));
+  // The inet stash chain applies it, after conntrack.
+  EXPECT_TRUE(traced(drop, "stash-prerouting", "== 0x8000000 drop"));
   // A logging rule is decided again after conntrack, in moat-verdicts, where it logs.
   auto smtp = run({.from = "vm100", .to = "outside", .protocol = "tcp", .dport = 25});
   EXPECT_EQ(smtp.verdict, V::Reject);

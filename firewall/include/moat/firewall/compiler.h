@@ -37,7 +37,7 @@ enum class GuestLayout {
   // every bridged packet, and each commit re-validates its table.
   Bridge,
   // `netdev` chains bound to the guest's own ports (OUT at ingress, recording its verdict for
-  // `bridge moat-verdicts` to apply after conntrack; IN at egress), in small tables: a packet
+  // the inet stash chain to apply after conntrack; IN at egress), in small tables: a packet
   // runs only the chains of its ports. Needs br_netfilter (the conntrack stash) and a reject
   // port per bridge (Applier::sync_reject_ports) for REJECT on guest IN.
   Netdev,

@@ -51,6 +51,8 @@ enum class Field : uint8_t {
   Icmp6Code,     // icmpv6 code (1)
   EtherSaddr,    // ether saddr (6)
   EtherDaddr,    // ether daddr (6)
+  EtherType,     // ether type (2): the frame's own, 0x8100 for a VLAN-tagged frame, where
+                 // meta protocol says what the tag carries
   ArpOp,         // arp operation (2)
   ArpSha,        // arp saddr ether (6)
   ArpSip,        // arp saddr ip (4)

@@ -44,8 +44,8 @@ inline constexpr uint32_t kMarkMask = 0x70000000;
 // The netdev guest layout (GuestLayout::Netdev, docs/firewall-netdev.md). A guest's OUT chain
 // runs at its port's netdev ingress, before conntrack: it records its verdict in kMarkOutVerdict
 // (or asks for the deferred evaluation, kMarkOutDefer, when the deciding rule logs) and the
-// verdict chain of kVerdictTable applies it after conntrack, so established traffic passes
-// whatever the OUT rules say. A guest's IN chain runs at its port's netdev egress; a REJECT
+// inet stash chain applies it after conntrack, so established traffic passes whatever the OUT
+// rules say; kVerdictTable evaluates the deferred ones again. A guest's IN chain runs at its port's netdev egress; a REJECT
 // there sends the frame with kMarkRejectIn to the bridge's reject port, whose peer answers it
 // (`reject` is refused at netdev egress).
 inline constexpr uint32_t kMarkOutVerdict = 0x0c000000;  // 2 bits: the recorded verdict
@@ -54,7 +54,8 @@ inline constexpr uint32_t kMarkOutDrop = 0x08000000;
 inline constexpr uint32_t kMarkOutReject = 0x0c000000;
 inline constexpr uint32_t kMarkOutDefer = 0x01000000;  // decide after conntrack, with logging
 inline constexpr uint32_t kMarkRejectIn = 0x02000000;  // answer me (at the reject port)
-// `table bridge moat-verdicts`: applies the recorded OUT verdicts (chain "out").
+// `table bridge moat-verdicts`, while some guest's OUT rules log: chain "out" evaluates the
+// OUT rules of new traffic that recorded kMarkOutDefer again, with their logging.
 inline constexpr const char* kVerdictTable = "moat-verdicts";
 // `table netdev moat-reject`: one chain per reject port peer that answers with a reject.
 inline constexpr const char* kRejectTable = "moat-reject";
