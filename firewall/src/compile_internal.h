@@ -145,6 +145,9 @@ inline Match in_values(Field f, std::vector<nft::Bytes> values) {
 inline Match bits_any(Field f, uint32_t mask) {
   return Match{{f}, Match::Op::BitsAny, {}, {}, mask};
 }
+inline Match mask_eq(Field f, uint32_t mask, uint32_t value) {
+  return Match{{f}, Match::Op::MaskEq, {}, {}, mask, value};
+}
 inline Match l4(uint8_t proto) { return eq(Field::L4proto, nft::u8(proto)); }
 inline Match icmp6_types(std::vector<uint8_t> types) {
   std::vector<nft::Bytes> v;

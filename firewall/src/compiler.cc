@@ -127,11 +127,10 @@ void add_stash(nft::Chain& c, bool recorded, bool allow_invalid) {
     c.rules.push_back(rule({invalid, from_guest}, drop(), "conntrack invalid"));
   c.rules.push_back(set_bits(rule({invalid}, {}), names::kMarkInvalid));
   if (!recorded) return;
-  auto recorded_as = [](uint32_t v) {
-    return Match{{Field::Mark}, Match::Op::MaskEq, {}, {}, names::kMarkOutVerdict, v};
-  };
-  c.rules.push_back(rule({recorded_as(names::kMarkOutDrop)}, drop()));
-  nft::Rule reject = rule({recorded_as(names::kMarkOutReject)}, {});
+  c.rules.push_back(
+      rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutDrop)}, drop()));
+  nft::Rule reject =
+      rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutReject)}, {});
   reject.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
   c.rules.push_back(reject);
 }
@@ -223,12 +222,8 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   if (in.guests_present && brnf) {
     // Established traffic first (the stash's mark says so; no deferred reject pending):
     // whatever follows accepts it too, one rule later for bridged and several for routed.
-    fwd.rules.push_back(rule({Match{{Field::Mark},
-                                    Match::Op::MaskEq,
-                                    {},
-                                    {},
-                                    names::kMarkEstablished | names::kMarkReject,
-                                    names::kMarkEstablished}},
+    fwd.rules.push_back(rule({mask_eq(Field::Mark, names::kMarkEstablished | names::kMarkReject,
+                                      names::kMarkEstablished)},
                              accept()));
     fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   }
@@ -349,7 +344,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
                                                   {0x30, 0x20}};
     nft::Chain& tf = chain(t, "tcpflags");
     for (auto [mask, value] : kBad) {
-      std::vector<Match> m = {Match{{Field::TcpFlags}, Match::Op::MaskEq, {}, {}, mask, value}};
+      std::vector<Match> m = {mask_eq(Field::TcpFlags, mask, value)};
       if (host.tcp_flags_log_level != LogLevel::Nolog) {
         nft::Rule log = b.log_rule(0, host.tcp_flags_log_level, "tcpflags", "DROP");
         log.matches = m;

@@ -212,13 +212,9 @@ void build_verdicts(nft::Table& t) {
       chain(t, "out", nft::BaseChain{nft::Hook::Prerouting, names::kGuestOutPriority, false});
   // New (or, with nf_conntrack_allow_invalid, invalid) traffic a logging rule deferred: its
   // guest's OUT rules again, with their logging. The stash applied every other verdict.
-  nft::Rule later = rule({Match{{Field::Mark},
-                                Match::Op::MaskEq,
-                                {},
-                                {},
-                                names::kMarkEstablished | names::kMarkOutDefer,
-                                names::kMarkOutDefer}},
-                         {});
+  nft::Rule later = rule(
+      {mask_eq(Field::Mark, names::kMarkEstablished | names::kMarkOutDefer, names::kMarkOutDefer)},
+      {});
   later.vmap_fields = {Field::Iifname};
   later.vmap = names::kOutDeferred;
   out.rules.push_back(later);
