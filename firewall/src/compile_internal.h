@@ -66,6 +66,12 @@ class TableBuilder {
                                                const Scope& owner, std::vector<IpRange> extra = {},
                                                bool all_families = false);
 
+  // Rules many chains of the table have alike (a guest's option rules): one chain named by a
+  // prefix and a hash of their content ("options-in-<16 hex>"), made on first use; the
+  // callers jump to it. Each guest then costs the kernel one rule where it cost all of them
+  // (a full apply parses every expression of every rule) and a recompiled guest re-adds fewer.
+  std::string shared_chain(const char* prefix, std::vector<nft::Rule> rules);
+
   // The interface match for a device name in direction `dir` (IN: oifname for guests,
   // iifname for the host; OUT: the reverse).
   nft::Match iface_match(const std::string& device, bool to_device) const;

@@ -47,28 +47,55 @@ void ensure_netdev_skeleton(nft::Table& t) {
   chain(t, names::kDoReject).rules = {rule({}, drop())};
 }
 
+// Writes a guest chain whose option rules, alike for every guest with the same options, go to
+// chains the table shares (TableBuilder::shared_chain()): each run of them becomes one jump.
+class GuestChain {
+ public:
+  GuestChain(TableBuilder& b, nft::Chain& c, const char* prefix) : b_(b), c_(c), prefix_(prefix) {}
+  void shared(nft::Rule r) { run_.push_back(std::move(r)); }
+  void own(nft::Rule r) {
+    end_run();
+    c_.rules.push_back(std::move(r));
+  }
+  void end_run() {
+    if (run_.size() > 1) {
+      c_.rules.push_back(rule({}, jump(b_.shared_chain(prefix_, std::move(run_)))));
+    } else {
+      for (auto& r : run_) c_.rules.push_back(std::move(r));
+    }
+    run_.clear();
+  }
+
+ private:
+  TableBuilder& b_;
+  nft::Chain& c_;
+  const char* prefix_;
+  std::vector<nft::Rule> run_;
+};
+
 // DHCP from (OUT) or to (IN) the guest: allowed or dropped by the `dhcp` option.
-void add_dhcp(TableBuilder& b, nft::Chain& c, bool on, bool is_out) {
+void add_dhcp(TableBuilder& b, GuestChain& c, bool on, bool is_out) {
   uint16_t c4 = is_out ? 68 : 67, s4 = is_out ? 67 : 68, c6 = is_out ? 546 : 547,
            s6 = is_out ? 547 : 546;
   Direction dir = is_out ? Direction::Out : Direction::In;
   nft::Verdict v = b.verdict(on ? Verdict::Accept : Verdict::Drop, dir);
   for (auto [family, sport, dport] : {std::tuple{4, c4, s4}, {6, c6, s6}})
-    c.rules.push_back(rule({b.family_match(family), l4(17), eq(Field::Sport, nft::be16(sport)),
-                            eq(Field::Dport, nft::be16(dport))},
-                           v, "dhcp"));
+    c.shared(rule({b.family_match(family), l4(17), eq(Field::Sport, nft::be16(sport)),
+                   eq(Field::Dport, nft::be16(dport))},
+                  v, "dhcp"));
 }
 
 // Neighbour discovery (and, OUT, router advertisements) by the ndp and radv options; `port`
 // pins the rules to one NIC of a multi-NIC guest.
-void add_ndp(TableBuilder& b, nft::Chain& c, const GuestOptions& o, bool is_out,
+void add_ndp(TableBuilder& b, GuestChain& c, const GuestOptions& o, bool is_out,
              std::optional<Match> port) {
   Direction dir = is_out ? Direction::Out : Direction::In;
   auto add = [&](std::vector<uint8_t> types, bool on, const char* origin) {
     std::vector<Match> m;
     if (port) m.push_back(*port);
     m.insert(m.end(), {b.family_match(6), l4(58), icmp6_types(std::move(types))});
-    c.rules.push_back(rule(m, b.verdict(on ? Verdict::Accept : Verdict::Drop, dir), origin));
+    nft::Rule r = rule(m, b.verdict(on ? Verdict::Accept : Verdict::Drop, dir), origin);
+    port ? c.own(std::move(r)) : c.shared(std::move(r));
   };
   add(is_out ? std::vector<uint8_t>{133, 135, 136} : std::vector<uint8_t>{134, 135, 136}, o.ndp,
       "ndp");
@@ -93,15 +120,17 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
   nft::Chain& in = chain(t, names::guest_chain(guest.vmid, Direction::In),
                          nft::BaseChain{nft::Hook::Egress, 0, false, devices});
 
-  // IN: the conntrack state the inet stash chains left in the mark decides first.
-  in.rules.push_back(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
+  // IN: the conntrack state the inet stash chains left in the mark decides first; the
+  // established shortcut stays in the guest's chain, most packets end there.
+  GuestChain in_w(b, in, "options-in-"), out_w(b, out, "options-out-");
+  in_w.own(rule({bits_any(Field::Mark, names::kMarkEstablished)}, accept()));
   if (!allow_invalid)
-    in.rules.push_back(
-        rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop(), "conntrack invalid"));
-  in.rules.push_back(rule({arp()}, accept()));
-  for (auto& r : blacklist_rules(b, config)) in.rules.push_back(std::move(r));
-  add_dhcp(b, in, o.dhcp, false);
-  add_ndp(b, in, o, false, std::nullopt);
+    in_w.shared(rule({bits_any(Field::Mark, names::kMarkInvalid)}, drop(), "conntrack invalid"));
+  in_w.shared(rule({arp()}, accept()));
+  for (auto& r : blacklist_rules(b, config)) in_w.shared(std::move(r));
+  add_dhcp(b, in_w, o.dhcp, false);
+  add_ndp(b, in_w, o, false, std::nullopt);
+  in_w.end_run();
 
   // OUT: the MAC filter drops at once; DHCP before anti-spoofing (a client has no address).
   for (const auto& [index, nic] : guest.nics) {
@@ -123,12 +152,12 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
       return m;
     };
     auto mac = nft::single(mac_bytes(nic.mac));
-    out.rules.push_back(rule(with({Match{{Field::EtherSaddr}, Match::Op::Neq, {mac}, {}, 0}}),
-                             drop(), "macfilter"));
-    out.rules.push_back(rule(with({arp(), Match{{Field::ArpSha}, Match::Op::Neq, {mac}, {}, 0}}),
-                             drop(), "macfilter"));
+    out_w.own(rule(with({Match{{Field::EtherSaddr}, Match::Op::Neq, {mac}, {}, 0}}), drop(),
+                   "macfilter"));
+    out_w.own(rule(with({arp(), Match{{Field::ArpSha}, Match::Op::Neq, {mac}, {}, 0}}), drop(),
+                   "macfilter"));
   }
-  add_dhcp(b, out, o.dhcp, true);
+  add_dhcp(b, out_w, o.dhcp, true);
   for (const auto& [index, nic] : guest.nics) {
     if (!nic.firewall) continue;
     std::string dev = names::guest_device(guest, index);
@@ -143,17 +172,18 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
         if (port) m.push_back(*port);
         m.push_back(b.family_match(family));
         m.push_back(Match{{f}, Match::Op::NotIn, {}, name, 0});
-        out.rules.push_back(rule(m, drop(), origin));
+        out_w.own(rule(m, drop(), origin));
         if (family != 4) continue;
         m.resize(m.size() - 2);
         m.push_back(arp());
         m.push_back(Match{{Field::ArpSip}, Match::Op::NotIn, {}, name, 0});
-        out.rules.push_back(rule(m, drop(), origin));
+        out_w.own(rule(m, drop(), origin));
       }
     }
-    add_ndp(b, out, o, true, port);
+    add_ndp(b, out_w, o, true, port);
   }
-  out.rules.push_back(rule({arp()}, b.verdict(Verdict::Accept, Direction::Out)));
+  out_w.shared(rule({arp()}, b.verdict(Verdict::Accept, Direction::Out)));
+  out_w.end_run();
 
   b.add_rules(out, fw.rules, Direction::Out, scope);
   b.add_rules(in, fw.rules, Direction::In, scope);

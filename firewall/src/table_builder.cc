@@ -6,6 +6,7 @@
 #include "moat/base/strings.h"
 #include "moat/firewall/macros.h"
 #include "moat/firewall/names.h"
+#include "moat/firewall/nft_text.h"
 #include "moat/firewall/protocols.h"
 
 namespace moat::firewall::detail {
@@ -63,17 +64,26 @@ std::vector<Interval> effective_ranges(std::vector<std::pair<IpRange, bool>> ent
 
 namespace {
 
+constexpr uint64_t kFnvBasis = 1469598103934665603ull;
+
 uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
   return h;
 }
 
+// The name of an interned object: a prefix and the hash of its content.
+std::string hashed_name(const char* prefix, uint64_t h) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%s%016llx", prefix, static_cast<unsigned long long>(h));
+  return name;
+}
+
 void intern_rule(nft::Table& table, nft::Rule& rule, std::vector<nft::ObjectRef>* created) {
   for (auto& m : rule.matches) {
     if ((m.op != Match::Op::In && m.op != Match::Op::NotIn) || m.values.empty() || !m.set.empty())
       continue;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = kFnvBasis;
     for (auto f : m.fields) h = fnv1a(h, &f, sizeof(f));
     bool interval = false;
     for (const auto& v : m.values) {
@@ -81,8 +91,7 @@ void intern_rule(nft::Table& table, nft::Rule& rule, std::vector<nft::ObjectRef>
       h = fnv1a(h, v.hi.data(), v.hi.size());
       interval = interval || v.lo != v.hi;
     }
-    char name[24];
-    std::snprintf(name, sizeof(name), "c-%016llx", static_cast<unsigned long long>(h));
+    std::string name = hashed_name("c-", h);
     if (!table.sets.contains(name)) {
       nft::Set s;
       s.name = name;
@@ -287,6 +296,19 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
     }
   }
   return false;
+}
+
+std::string TableBuilder::shared_chain(const char* prefix, std::vector<nft::Rule> rules) {
+  uint64_t h = kFnvBasis;
+  for (const auto& r : rules) {
+    std::string text = nft::rule_text(r) + "\n";
+    h = fnv1a(h, text.data(), text.size());
+  }
+  std::string name = hashed_name(prefix, h);
+  if (table_.chains.contains(name)) return name;
+  if (created_) created_->push_back({nft::table_key(table_.family, table_.name), false, name});
+  build::chain(table_, name).rules = std::move(rules);
+  return name;
 }
 
 std::string TableBuilder::ensure_group(const std::string& name, Direction dir) {
