@@ -133,7 +133,9 @@ void incremental(int guests, firewall::CompileOptions options, int reps) {
   for (int i = 0; i < reps; ++i) {
     uint32_t vmid = 1000 + static_cast<uint32_t>((i * 7919) % guests);
     auto& guest = config.guests[vmid];
-    guest.fw = *firewall::parse_guest_fw(bench::guest_fw_text(vmid, i + 1), "firewall/x.fw");
+    // The guest's own file with one rule's port range and one ipset entry changed.
+    guest.fw = *firewall::parse_guest_fw(bench::guest_fw_text(vmid, i + 1),
+                                         "firewall/" + std::to_string(vmid) + ".fw");
     std::vector<std::string> warnings;
     auto t0 = Clock::now();
     auto touched =

@@ -108,9 +108,37 @@ struct Phases {
       if (!old_c->rules.empty()) flushes.push_back(op(Op::Kind::FlushChain, old_t, old_c->name));
       return deletes.push_back(op(Op::Kind::DeleteChain, old_t, old_c->name));
     }
-    if (old_c && old_c->rules != new_c->rules) {
-      flushes.push_back(op(Op::Kind::FlushChain, new_t, new_c->name));
-      add_rules(new_t, *new_c);
+    if (old_c && old_c->rules != new_c->rules) rules(new_t, *old_c, *new_c);
+  }
+  // A chain in place whose rules changed. The kernel parses every expression of every added
+  // rule (a list walk per expression), so the rules both sides share at the start and the end
+  // stay; those between are replaced.
+  void rules(const Table& t, const Chain& old_c, const Chain& new_c) {
+    const auto& a = old_c.rules;
+    const auto& b = new_c.rules;
+    size_t head = 0;
+    while (head < a.size() && head < b.size() && a[head] == b[head]) ++head;
+    size_t tail = 0;
+    while (tail < a.size() - head && tail < b.size() - head &&
+           a[a.size() - 1 - tail] == b[b.size() - 1 - tail])
+      ++tail;
+    if (head + tail == 0) {
+      flushes.push_back(op(Op::Kind::FlushChain, t, new_c.name));
+      return add_rules(t, new_c);
+    }
+    for (size_t i = head; i < a.size() - tail; ++i) {
+      Op o = op(Op::Kind::DeleteRule, t, new_c.name);
+      o.rule = a[i];
+      o.index = static_cast<int>(i);
+      flushes.push_back(std::move(o));
+    }
+    // Inserted in order before the first rule of the common end, or appended.
+    int before = tail > 0 ? static_cast<int>(a.size() - tail) : -1;
+    for (size_t i = head; i < b.size() - tail; ++i) {
+      Op o = op(Op::Kind::AddRule, t, new_c.name);
+      o.rule = b[i];
+      o.index = before;
+      adds_rules.push_back(std::move(o));
     }
   }
 
@@ -263,7 +291,15 @@ std::string to_string(const Plan& plan) {
         out += "flush chain " + where + " " + o.name;
         break;
       case Op::Kind::AddRule:
-        out += "add rule " + where + " " + o.name + " " + rule_text(o.rule);
+        // nft's `insert ... index N`: before the rule at position N (as applied).
+        out += o.index < 0 ? "add rule " + where + " " + o.name + " "
+                           : "insert rule " + where + " " + o.name + " index " +
+                                 std::to_string(o.index) + " ";
+        out += rule_text(o.rule);
+        break;
+      case Op::Kind::DeleteRule:
+        out += "delete rule " + where + " " + o.name + " index " + std::to_string(o.index) + " # " +
+               rule_text(o.rule);
         break;
       case Op::Kind::AddSet:
         out += "add set " + where + " " + o.name;

@@ -58,13 +58,21 @@ Result<NftDriver> NftDriver::open(const std::string& netns) {
 
 Result<size_t> NftDriver::apply(const Plan& plan) {
   if (plan.empty()) return 0;
-  std::map<std::string, uint32_t> ifindexes;
+  detail::KernelRefs refs;
   if (auto devices = detail::fwd_devices(plan); !devices.empty()) {
     auto scope = MOAT_TRY(NetnsScope::enter(netns_));
     for (const auto& name : devices)
-      if (unsigned index = if_nametoindex(name.c_str()); index != 0) ifindexes[name] = index;
+      if (unsigned index = if_nametoindex(name.c_str()); index != 0) refs.ifindexes[name] = index;
   }
-  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_, ifindexes));
+  for (const auto& chain : detail::positioned_chains(plan)) {
+    if (refs.rule_handles.contains(chain)) continue;
+    for (const auto& op : plan)
+      if (op.index >= 0 && detail::chain_ref(op.family, op.table, op.name) == chain) {
+        refs.rule_handles[chain] = MOAT_TRY(rule_handles(op.family, op.table, op.name));
+        break;
+      }
+  }
+  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_, refs));
   if (batch.messages() == 0) return 0;
   next_seq_ += static_cast<uint32_t>(batch.messages());
   MOAT_RETURN_IF_ERROR(socket_.reserve_send_buffer(batch.bytes.size()));
@@ -167,6 +175,30 @@ Result<bool> NftDriver::table_exists(Family family, const std::string& name) {
   if (st) return true;
   if (st.error().sys_errno() == ENOENT) return false;
   return fail(std::move(st).error().add_context("looking up table " + table_key(family, name)));
+}
+
+Result<std::vector<uint64_t>> NftDriver::rule_handles(Family family, const std::string& table,
+                                                      const std::string& chain) {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  uint32_t seq = next_seq_++;
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETRULE,
+                                        static_cast<uint16_t>(family), NLM_F_DUMP, seq);
+  mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table.c_str());
+  mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain.c_str());
+  std::vector<uint64_t> handles;
+  MOAT_RETURN_IF_ERROR(socket_.send(std::span(buf.data(), nlh->nlmsg_len)));
+  Status st = socket_.receive_dump(seq, [&](const nlmsghdr* reply) -> Status {
+    if (NFNL_MSG_TYPE(reply->nlmsg_type) != NFT_MSG_NEWRULE) return {};
+    const nlattr* handle = netlink_attrs(reply, sizeof(nfgenmsg))[NFTA_RULE_HANDLE];
+    if (!handle || mnl_attr_get_payload_len(handle) != sizeof(uint64_t))
+      return fail(ErrorCode::Kernel, "a rule without a handle in the GETRULE dump");
+    handles.push_back(be64toh(mnl_attr_get_u64(handle)));
+    return {};
+  });
+  if (!st)
+    return fail(std::move(st).error().add_context("listing the rules of chain " +
+                                                  detail::chain_ref(family, table, chain)));
+  return handles;
 }
 
 }  // namespace moat::firewall::nft

@@ -183,6 +183,8 @@ const char* kind_name(Op::Kind kind) {
       return "FlushChain";
     case Op::Kind::AddRule:
       return "AddRule";
+    case Op::Kind::DeleteRule:
+      return "DeleteRule";
     case Op::Kind::AddSet:
       return "AddSet";
     case Op::Kind::DeleteSet:
@@ -572,12 +574,23 @@ constexpr size_t kElementChunkBytes = 32 * 1024;
 
 class BatchWriter {
  public:
-  BatchWriter(uint32_t first_seq, const std::map<std::string, uint32_t>& ifindexes)
-      : ifindexes_(ifindexes), next_seq_(first_seq) {
+  BatchWriter(uint32_t first_seq, const KernelRefs& refs) : refs_(refs), next_seq_(first_seq) {
     out_.first_seq = first_seq;
   }
 
-  const std::map<std::string, uint32_t>& ifindexes() const { return ifindexes_; }
+  const std::map<std::string, uint32_t>& ifindexes() const { return refs_.ifindexes; }
+  // The kernel's handle of the rule at `op.index` of the op's chain.
+  Result<uint64_t> rule_handle(const Op& op) const {
+    std::string chain = chain_ref(op.family, op.table, op.name);
+    auto it = refs_.rule_handles.find(chain);
+    size_t have = it == refs_.rule_handles.end() ? 0 : it->second.size();
+    if (op.index < 0 || static_cast<size_t>(op.index) >= have)
+      return fail(ErrorCode::Kernel, "chain " + chain + " has " + std::to_string(have) +
+                                         " rules in the kernel, not the " +
+                                         std::to_string(op.index + 1) +
+                                         " or more the applied state says");
+    return it->second[static_cast<size_t>(op.index)];
+  }
 
   void begin_batch() {
     reserve(256);
@@ -624,7 +637,7 @@ class BatchWriter {
   }
 
  private:
-  const std::map<std::string, uint32_t>& ifindexes_;
+  const KernelRefs& refs_;
   static constexpr size_t kNone = static_cast<size_t>(-1);
 
   char* tail() { return reinterpret_cast<char*>(buf_.data() + len_); }
@@ -915,9 +928,14 @@ Status encode_rule(BatchWriter& w, const Op& op) {
     nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud.get()),
                         nftnl_udata_buf_len(ud.get()));
   }
+  // Appended, or inserted before the rule at the op's index (no NLM_F_APPEND).
+  uint16_t flags = NLM_F_APPEND | NLM_F_CREATE;
+  if (op.index >= 0) {
+    nftnl_rule_set_u64(r.get(), NFTNL_RULE_POSITION, MOAT_TRY(w.rule_handle(op)));
+    flags = NLM_F_CREATE;
+  }
   // Each expression is well under 512 bytes (the largest holds a chain name).
-  nlmsghdr* nlh =
-      w.start(NFT_MSG_NEWRULE, op.family, NLM_F_APPEND | NLM_F_CREATE, 1024 + 512 * b.count());
+  nlmsghdr* nlh = w.start(NFT_MSG_NEWRULE, op.family, flags, 1024 + 512 * b.count());
   nftnl_rule_nlmsg_build_payload(nlh, r.get());
   w.finish(nlh);
   return {};
@@ -984,11 +1002,15 @@ Status encode_op(BatchWriter& w, const Op& op) {
       w.finish(nlh);
       return {};
     }
-    case Op::Kind::FlushChain: {
+    case Op::Kind::FlushChain:
+    case Op::Kind::DeleteRule: {
+      // DELRULE without a handle flushes the chain.
       Owned<nftnl_rule> r(nftnl_rule_alloc());
       nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, op.table.c_str());
       nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, op.name.c_str());
       nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, static_cast<uint32_t>(op.family));
+      if (op.kind == Op::Kind::DeleteRule)
+        nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, MOAT_TRY(w.rule_handle(op)));
       nlmsghdr* nlh = w.start(NFT_MSG_DELRULE, op.family, 0, 1024);
       nftnl_rule_nlmsg_build_payload(nlh, r.get());
       w.finish(nlh);
@@ -1036,8 +1058,19 @@ Status encode_op(BatchWriter& w, const Op& op) {
 std::string describe(const Op& op) {
   std::string out = std::string(kind_name(op.kind)) + " " + to_string(op.family) + " " + op.table;
   if (!op.name.empty()) out += " " + op.name;
-  if (op.kind == Op::Kind::AddRule && !op.rule.origin.empty())
+  if ((op.kind == Op::Kind::AddRule || op.kind == Op::Kind::DeleteRule) && !op.rule.origin.empty())
     out += " (rule " + op.rule.origin + ")";
+  return out;
+}
+
+std::string chain_ref(Family family, const std::string& table, const std::string& chain) {
+  return table_key(family, table) + " " + chain;
+}
+
+std::set<std::string> positioned_chains(const Plan& plan) {
+  std::set<std::string> out;
+  for (const auto& op : plan)
+    if (op.index >= 0) out.insert(chain_ref(op.family, op.table, op.name));
   return out;
 }
 
@@ -1048,9 +1081,8 @@ std::set<std::string> fwd_devices(const Plan& plan) {
   return out;
 }
 
-Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq,
-                                 const std::map<std::string, uint32_t>& ifindexes) {
-  BatchWriter w(first_seq, ifindexes);
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs) {
+  BatchWriter w(first_seq, refs);
   w.begin_batch();
   for (size_t i = 0; i < plan.size(); ++i) {
     w.set_op(i);

@@ -28,18 +28,29 @@ struct EncodedBatch {
   size_t messages() const { return op_index.size(); }
 };
 
+// What a plan names that only the target namespace's kernel knows; the driver looks it up
+// before encoding.
+struct KernelRefs {
+  std::map<std::string, uint32_t> ifindexes;  // the devices of `fwd to` statements
+  // chain_ref() -> the handles of the chain's rules, in chain order (ops with an index).
+  std::map<std::string, std::vector<uint64_t>> rule_handles;
+};
+
+// "inet moat input": the key of KernelRefs::rule_handles.
+std::string chain_ref(Family family, const std::string& table, const std::string& chain);
+
 // Encodes BATCH_BEGIN, the messages of every op in order, then BATCH_END, numbered from
 // `first_seq`. An op producing no message (AddElements with no elements) is skipped. Fails
 // with InvalidArgument, naming the op, when an op cannot be encoded (value of the wrong
 // size, a range in a non-interval set, an unknown limit unit, a too long concatenation).
 // An empty plan (or one whose ops all produce nothing) gives an empty batch.
-// `ifindexes` maps the devices of `fwd to` statements to their interface index in the
-// target namespace (a missing one fails the op).
-Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq,
-                                 const std::map<std::string, uint32_t>& ifindexes = {});
+// A device or rule handle missing from `refs` fails the op.
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs = {});
 
 // The devices the `fwd to` statements of the plan's rules name.
 std::set<std::string> fwd_devices(const Plan& plan);
+// The chains (chain_ref()) whose rule handles the plan's positioned ops need.
+std::set<std::string> positioned_chains(const Plan& plan);
 
 // "AddRule inet moat input (rule cluster.fw:12)": the op's kind, family, table, chain or set,
 // and for rules the origin. Used in error messages.

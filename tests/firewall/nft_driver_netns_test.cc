@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -590,6 +591,74 @@ TEST_F(NftDriverNetnsTest, DeletesElementsFlushesAndDeletesChainsSetsAndTables) 
   auto exists = driver().table_exists(Family::Inet, "moat");
   ASSERT_TRUE(exists) << exists.error().to_string();
   EXPECT_FALSE(*exists);
+}
+
+// The comments of chain `inet moat c` in kernel order, each with its rule handle.
+std::vector<std::pair<std::string, std::string>> comments_and_handles(const std::string& listing) {
+  std::regex rule(R"re(comment "([a-z0-9]+)" # handle (\d+))re");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto it = std::sregex_iterator(listing.begin(), listing.end(), rule);
+       it != std::sregex_iterator(); ++it)
+    out.emplace_back((*it)[1], (*it)[2]);
+  return out;
+}
+
+TEST_F(NftDriverNetnsTest, ChangedChainIsEditedRuleByRuleKeepingItsCommonRules) {
+  // Rule "<name>" matches tcp dport <port>; equal names are equal rules.
+  auto chain_of = [](std::vector<std::pair<std::string, uint16_t>> rules) {
+    Ruleset rs;
+    Chain& c = rs.table(Family::Inet, "moat").chains["c"];
+    c.name = "c";
+    c.base = BaseChain{Hook::Input, 0, false};
+    for (auto& [name, port] : rules)
+      c.rules.push_back(rule({tcp(), eq(Field::Dport, be16(port))}, VerdictCode::Accept, name));
+    return rs;
+  };
+  Ruleset applied = chain_of({{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}, {"e", 5}});
+  apply_ok(creation_plan(applied));
+  struct Step {
+    const char* what;
+    std::vector<std::pair<std::string, uint16_t>> rules;
+    bool flushed;  // nothing in common: flushed and re-added
+  };
+  std::vector<Step> steps = {
+      {"one rule in the middle replaced",
+       {{"a", 1}, {"b", 2}, {"x", 33}, {"d", 4}, {"e", 5}},
+       false},
+      {"one appended", {{"a", 1}, {"b", 2}, {"x", 33}, {"d", 4}, {"e", 5}, {"f", 6}}, false},
+      {"one inserted first",
+       {{"z", 9}, {"a", 1}, {"b", 2}, {"x", 33}, {"d", 4}, {"e", 5}, {"f", 6}},
+       false},
+      {"several deleted", {{"z", 9}, {"e", 5}, {"f", 6}}, false},
+      {"last one changed", {{"z", 9}, {"e", 5}, {"g", 7}}, false},
+      {"nothing in common", {{"y", 8}, {"w", 10}}, true},
+      {"all gone", {}, true},
+  };
+  for (const auto& step : steps) {
+    SCOPED_TRACE(step.what);
+    auto before = comments_and_handles(nft({"-a", "list", "chain", "inet", "moat", "c"}));
+    Ruleset desired = chain_of(step.rules);
+    Plan plan = diff(applied, desired);
+    bool flushes = std::any_of(plan.begin(), plan.end(),
+                               [](const Op& o) { return o.kind == Op::Kind::FlushChain; });
+    EXPECT_EQ(flushes, step.flushed) << to_string(plan);
+    apply_ok(plan);
+    auto after = comments_and_handles(nft({"-a", "list", "chain", "inet", "moat", "c"}));
+    std::vector<std::string> names;
+    for (const auto& [name, _] : after) names.push_back(name);
+    std::vector<std::string> want;
+    for (const auto& [name, _] : step.rules) want.push_back(name);
+    EXPECT_EQ(names, want);
+    // Rules on both sides kept their kernel handle: they were not re-added.
+    if (!step.flushed) {
+      for (const auto& [name, handle] : after)
+        for (const auto& [old_name, old_handle] : before)
+          if (name == old_name) {
+            EXPECT_EQ(handle, old_handle) << name;
+          }
+    }
+    applied = desired;
+  }
 }
 
 TEST_F(NftDriverNetnsTest, GenerationChangesOnCommitAndTableExistsReportsTables) {

@@ -1,7 +1,7 @@
 // The diff step: from the ruleset last applied (or nothing) to the desired one, an ordered
 // list of nftables operations that the netlink driver sends as one atomic batch. Changes are
-// chain- and element-granular, so changing one guest touches that guest's chains and map
-// elements only, and an unchanged input gives an empty plan. Pure; thread-safe.
+// rule- and element-granular, so changing one guest's rule deletes and inserts that rule only,
+// and an unchanged input gives an empty plan. Pure; thread-safe.
 #pragma once
 
 #include <string>
@@ -18,8 +18,9 @@ struct Op {
     AddChain,  // chain (base chains carry hook, priority, policy)
     DeleteChain,
     FlushChain,
-    AddRule,  // appended to chain `name`
-    AddSet,   // definition only; elements follow in AddElements
+    AddRule,     // appended to chain `name`, or inserted before the rule at `index`
+    DeleteRule,  // the rule at `index` of chain `name` (`rule`: what it is, for messages)
+    AddSet,      // definition only; elements follow in AddElements
     DeleteSet,
     AddElements,
     DeleteElements,
@@ -30,7 +31,10 @@ struct Op {
   std::string table;
   std::string name;               // chain or set name
   std::optional<BaseChain> base;  // AddChain
-  Rule rule;                      // AddRule
+  Rule rule;                      // AddRule, DeleteRule
+  // AddRule/DeleteRule: a position in chain `name` as applied before this plan (the driver
+  // resolves it to the kernel's rule handle); -1: none (AddRule appends).
+  int index = -1;
   Set set;  // AddSet (definition; elements empty), Add/DeleteElements (key/kind)
   std::vector<SetElement> elements;  // Add/DeleteElements
   CtHelper helper;                   // AddHelper
@@ -38,9 +42,12 @@ struct Op {
 
 using Plan = std::vector<Op>;
 
-// Orders: element deletions, chain flushes, chain/set/table deletions, then additions of
+// Orders: element deletions, chain flushes and rule deletions, chain/set/table deletions, then
+// additions of
 // tables, sets, chains, elements and rules, so every reference exists when it is added and
-// nothing is deleted while still referenced.
+// nothing is deleted while still referenced. A chain whose rules changed keeps its common
+// first and last rules; the ones between are deleted and the new ones inserted in their place
+// (flushed and re-added when nothing is common).
 Plan diff(const Ruleset& applied, const Ruleset& desired);
 
 // A named object of a ruleset: a chain or a set of table `table` ("inet moat").

@@ -31,7 +31,8 @@ class NftDriver {
   // followed by the kernel's extended-ack text. A malformed op (a value of the wrong size, an
   // unknown limit unit) fails with InvalidArgument before anything is sent.
   // Devices named by `fwd to` are resolved to their ifindex in the namespace first (NotFound,
-  // nothing sent, when one does not exist).
+  // nothing sent, when one does not exist), and the chains edited rule by rule (ops with an
+  // index) are listed for their rules' handles.
   // Returns the number of netlink messages sent, BATCH_BEGIN and BATCH_END included.
   Result<size_t> apply(const Plan& plan);
 
@@ -40,6 +41,11 @@ class NftDriver {
 
   // Whether table `family name` exists (NFT_MSG_GETTABLE).
   Result<bool> table_exists(Family family, const std::string& name);
+
+  // The kernel's handles of the rules of a chain, in chain order (a GETRULE dump of that
+  // chain only).
+  Result<std::vector<uint64_t>> rule_handles(Family family, const std::string& table,
+                                             const std::string& chain);
 
  private:
   NftDriver(NetlinkSocket socket, std::string netns);
