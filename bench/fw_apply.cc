@@ -99,7 +99,7 @@ FullResult full_apply(int guests, const firewall::CompileOptions& options) {
   prepare(b.name, compiled);
   auto driver = must(firewall::nft::NftDriver::open(a.name), "open");
   start = Clock::now();
-  auto plan = firewall::nft::diff({}, compiled.ruleset);
+  auto plan = firewall::nft::creation(compiled.ruleset);
   must(driver.apply(plan), "apply");
   double moat_ms = ms(Clock::now() - start);
   double nft_ms = nft_file(b.name, firewall::nft::to_nft_text(compiled.ruleset));
@@ -114,7 +114,7 @@ void incremental(int guests, firewall::CompileOptions options, int reps) {
   Netns a(tag + "i");
   prepare(a.name, compiled);
   auto driver = must(firewall::nft::NftDriver::open(a.name), "open");
-  must(driver.apply(firewall::nft::diff({}, compiled.ruleset)), "apply");
+  must(driver.apply(firewall::nft::creation(compiled.ruleset)), "apply");
   firewall::nft::Ruleset applied = compiled.ruleset;
   firewall::nft::Ruleset desired = std::move(compiled.ruleset);
 
@@ -177,7 +177,7 @@ void ipset_bench() {
   Netns a(tag + "s"), b(tag + "t");
   auto driver = must(firewall::nft::NftDriver::open(a.name), "open");
   auto start = Clock::now();
-  must(driver.apply(firewall::nft::diff({}, only_set)), "apply");
+  must(driver.apply(firewall::nft::creation(only_set)), "apply");
   double load_ms = ms(Clock::now() - start);
   double nft_ms = nft_file(b.name, firewall::nft::to_nft_text(only_set));
   // One more entry.

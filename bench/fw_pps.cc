@@ -187,7 +187,7 @@ void load(int guests, const firewall::CompileOptions& options) {
   if (!driver) std::exit(1);
   // Replace whatever is loaded.
   run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
-  auto sent = driver->apply(firewall::nft::diff({}, ruleset));
+  auto sent = driver->apply(firewall::nft::creation(ruleset));
   if (!sent) {
     std::fprintf(stderr, "apply: %s\n", sent.error().to_string().c_str());
     std::exit(1);

@@ -67,10 +67,12 @@ Result<GuestStrategy> Applier::probe_strategy() {
   auto chain = op(nft::Op::Kind::AddChain);
   chain.base = nft::BaseChain{nft::Hook::Forward, 0, false};
   plan.push_back(chain);
-  auto rule = op(nft::Op::Kind::AddRule);
-  rule.rule.matches = {
+  nft::Rule reject;
+  reject.matches = {
       nft::Match{{nft::Field::CtState}, nft::Match::Op::BitsAny, {}, {}, nft::kCtNew}};
-  rule.rule.verdict = {nft::VerdictCode::RejectPortUnreach, {}};
+  reject.verdict = {nft::VerdictCode::RejectPortUnreach, {}};
+  auto rule = op(nft::Op::Kind::AddRule);
+  rule.rule = &reject;
   plan.push_back(rule);
   plan.push_back(op(nft::Op::Kind::DeleteTable));
   auto sent = driver_.apply(plan);
@@ -122,7 +124,8 @@ Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
   auto previous = MOAT_TRY(state());
   uint32_t generation = MOAT_TRY(driver_.generation());
   if (previous && previous->generation == generation) {
-    report.plan = nft::diff(previous->ruleset, desired);
+    report.applied = std::make_shared<const nft::Ruleset>(std::move(previous->ruleset));
+    report.plan = nft::diff(*report.applied, desired);
     return report;
   }
   // Unknown kernel state: delete whichever of our tables exist and add all, in one batch.
@@ -139,7 +142,7 @@ Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
     del.table = t->name;
     report.plan.push_back(std::move(del));
   }
-  for (auto& op : nft::diff({}, desired)) report.plan.push_back(std::move(op));
+  for (auto& op : nft::creation(desired)) report.plan.push_back(std::move(op));
   return report;
 }
 

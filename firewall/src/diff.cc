@@ -78,7 +78,7 @@ struct Phases {
   void add_rules(const Table& t, const Chain& c) {
     for (const auto& r : c.rules) {
       Op o = op(Op::Kind::AddRule, t, c.name);
-      o.rule = r;
+      o.rule = &r;
       adds_rules.push_back(std::move(o));
     }
   }
@@ -128,7 +128,7 @@ struct Phases {
     }
     for (size_t i = head; i < a.size() - tail; ++i) {
       Op o = op(Op::Kind::DeleteRule, t, new_c.name);
-      o.rule = a[i];
+      o.rule = &a[i];
       o.index = static_cast<int>(i);
       flushes.push_back(std::move(o));
     }
@@ -136,7 +136,7 @@ struct Phases {
     int before = tail > 0 ? static_cast<int>(a.size() - tail) : -1;
     for (size_t i = head; i < b.size() - tail; ++i) {
       Op o = op(Op::Kind::AddRule, t, new_c.name);
-      o.rule = b[i];
+      o.rule = &b[i];
       o.index = before;
       adds_rules.push_back(std::move(o));
     }
@@ -147,9 +147,14 @@ struct Phases {
     // and chain deletions must follow the flushes of the chains that jumped to them.
     std::stable_partition(deletes.begin(), deletes.end(),
                           [](const Op& o) { return o.kind != Op::Kind::DeleteSet; });
+    std::initializer_list<Plan*> phases = {&deletes_elements, &flushes,      &deletes,
+                                           &adds_tables,      &adds_objects, &adds_elements,
+                                           &adds_rules};
+    size_t total = 0;
+    for (Plan* p : phases) total += p->size();
     Plan out;
-    for (Plan* p : {&deletes_elements, &flushes, &deletes, &adds_tables, &adds_objects,
-                    &adds_elements, &adds_rules})
+    out.reserve(total);
+    for (Plan* p : phases)
       for (auto& o : *p) out.push_back(std::move(o));
     return out;
   }
@@ -228,6 +233,11 @@ Plan diff(const Ruleset& applied, const Ruleset& desired) {
   return p.join();
 }
 
+Plan creation(const Ruleset& desired) {
+  static const Ruleset nothing;
+  return diff(nothing, desired);
+}
+
 Plan diff(const Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched) {
   std::map<std::string, std::vector<const ObjectRef*>> by_table;
   for (const auto& ref : touched) by_table[ref.table].push_back(&ref);
@@ -295,11 +305,11 @@ std::string to_string(const Plan& plan) {
         out += o.index < 0 ? "add rule " + where + " " + o.name + " "
                            : "insert rule " + where + " " + o.name + " index " +
                                  std::to_string(o.index) + " ";
-        out += rule_text(o.rule);
+        out += rule_text(*o.rule);
         break;
       case Op::Kind::DeleteRule:
         out += "delete rule " + where + " " + o.name + " index " + std::to_string(o.index) + " # " +
-               rule_text(o.rule);
+               rule_text(*o.rule);
         break;
       case Op::Kind::AddSet:
         out += "add set " + where + " " + o.name;

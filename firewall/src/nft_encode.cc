@@ -842,7 +842,8 @@ Status encode_verdict(const RuleContext& ctx, RuleBuilder& b, const Verdict& v) 
 }
 
 Status encode_rule(BatchWriter& w, const Op& op) {
-  const Rule& rule = op.rule;
+  if (!op.rule) return invalid("a rule op without its rule");
+  const Rule& rule = *op.rule;
   RuleContext ctx{w, op.family, op.table};
   Owned<nftnl_rule> r(nftnl_rule_alloc());
   nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, op.table.c_str());
@@ -1058,8 +1059,7 @@ Status encode_op(BatchWriter& w, const Op& op) {
 std::string describe(const Op& op) {
   std::string out = std::string(kind_name(op.kind)) + " " + to_string(op.family) + " " + op.table;
   if (!op.name.empty()) out += " " + op.name;
-  if ((op.kind == Op::Kind::AddRule || op.kind == Op::Kind::DeleteRule) && !op.rule.origin.empty())
-    out += " (rule " + op.rule.origin + ")";
+  if (op.rule && !op.rule->origin.empty()) out += " (rule " + op.rule->origin + ")";
   return out;
 }
 
@@ -1077,7 +1077,7 @@ std::set<std::string> positioned_chains(const Plan& plan) {
 std::set<std::string> fwd_devices(const Plan& plan) {
   std::set<std::string> out;
   for (const auto& op : plan)
-    if (op.kind == Op::Kind::AddRule && !op.rule.fwd.empty()) out.insert(op.rule.fwd);
+    if (op.kind == Op::Kind::AddRule && op.rule && !op.rule->fwd.empty()) out.insert(op.rule->fwd);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -90,10 +91,6 @@ Rule rule(std::vector<Match> matches, VerdictCode code, std::string origin,
 
 SetElement elem(Interval key) { return {.key = {std::move(key)}}; }
 SetElement elem(Bytes key) { return elem(single(std::move(key))); }
-
-// The plan that creates a ruleset from nothing: diff() against an empty one (tables, helpers,
-// sets, chains, elements, then rules).
-Plan creation_plan(const Ruleset& rs) { return diff(Ruleset{}, rs); }
 
 // ---- fixture ----
 
@@ -449,7 +446,8 @@ table ip6 moat6 {
 )";
 
 TEST_F(NftDriverNetnsTest, AppliesEveryFieldMatchAndStatementAsNftPrintsThem) {
-  Plan plan = creation_plan(feature_ruleset());
+  Ruleset rs = feature_ruleset();
+  Plan plan = creation(rs);
   auto sent = driver().apply(plan);
   ASSERT_TRUE(sent) << sent.error().to_string();
   // One message per op, two per anonymous set (set + elements), BATCH_BEGIN and BATCH_END.
@@ -494,14 +492,18 @@ Op op(Op::Kind kind, std::string name = "") {
   return {.kind = kind, .family = Family::Inet, .table = "moat", .name = std::move(name)};
 }
 
+// An AddRule op. A plan only points to its rules: these live as long as the test program.
 Op add_rule(std::string chain, Rule r) {
+  static std::deque<Rule> rules;
+  rules.push_back(std::move(r));
   Op o = op(Op::Kind::AddRule, std::move(chain));
-  o.rule = std::move(r);
+  o.rule = &rules.back();
   return o;
 }
 
 TEST_F(NftDriverNetnsTest, FailingBatchNamesTheRuleAndLeavesTheRulesetUntouched) {
-  apply_ok(creation_plan(small_ruleset()));
+  Ruleset rs = small_ruleset();
+  apply_ok(creation(rs));
   const std::string before = ruleset();
   auto gen_before = driver().generation();
   ASSERT_TRUE(gen_before);
@@ -531,7 +533,8 @@ TEST_F(NftDriverNetnsTest, FailingBatchNamesTheRuleAndLeavesTheRulesetUntouched)
 }
 
 TEST_F(NftDriverNetnsTest, FailureOfTheLastOpIsReportedWithoutWaiting) {
-  apply_ok(creation_plan(small_ruleset()));
+  Ruleset rs = small_ruleset();
+  apply_ok(creation(rs));
   const std::string before = ruleset();
   Plan plan = {add_rule("input", rule({}, VerdictCode::Accept, "ok.fw:1")),
                add_rule("nosuchchain", rule({}, VerdictCode::Accept, "bad.fw:7"))};
@@ -542,7 +545,8 @@ TEST_F(NftDriverNetnsTest, FailureOfTheLastOpIsReportedWithoutWaiting) {
 }
 
 TEST_F(NftDriverNetnsTest, JumpLoopIsRefusedWholeAndNamesTheClosingRule) {
-  apply_ok(creation_plan(small_ruleset()));
+  Ruleset rs = small_ruleset();
+  apply_ok(creation(rs));
   const std::string before = ruleset();
   Plan plan = {op(Op::Kind::AddChain, "ping"), op(Op::Kind::AddChain, "pong"),
                add_rule("input", rule({}, VerdictCode::Jump, "in.fw:1", "ping")),
@@ -559,7 +563,7 @@ TEST_F(NftDriverNetnsTest, JumpLoopIsRefusedWholeAndNamesTheClosingRule) {
 
 TEST_F(NftDriverNetnsTest, DeletesElementsFlushesAndDeletesChainsSetsAndTables) {
   Ruleset rs = small_ruleset();
-  apply_ok(creation_plan(rs));
+  apply_ok(creation(rs));
   Table& t = rs.tables.at("inet moat");
 
   Op del_range = op(Op::Kind::DeleteElements, "s4");
@@ -615,7 +619,7 @@ TEST_F(NftDriverNetnsTest, ChangedChainIsEditedRuleByRuleKeepingItsCommonRules) 
     return rs;
   };
   Ruleset applied = chain_of({{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}, {"e", 5}});
-  apply_ok(creation_plan(applied));
+  apply_ok(creation(applied));
   struct Step {
     const char* what;
     std::vector<std::pair<std::string, uint16_t>> rules;
@@ -771,7 +775,7 @@ TEST_F(NftDriverNetnsTest, LookupsMatchRealPackets) {
   vmap.vmap_fields = {Field::Oifname};
   vmap.vmap = "vm";
   out.rules.push_back(vmap);
-  apply_ok(creation_plan(rs));
+  apply_ok(creation(rs));
 
   auto ping =
       run({.argv = {"ip", "netns", "exec", ns_, "ping", "-c", "1", "-W", "1", "127.0.0.1"}});
@@ -809,7 +813,7 @@ TEST_F(NftDriverNetnsTest, NetdevChainsCountOnlyTheirDevices) {
   counting("out_lo", Hook::Egress, {"lo"});
   counting("in_both", Hook::Ingress, {"absent0", "lo"});
   counting("in_absent", Hook::Ingress, {"absent0"});
-  apply_ok(creation_plan(rs));
+  apply_ok(creation(rs));
 
   auto ping =
       run({.argv = {"ip", "netns", "exec", ns_, "ping", "-c", "1", "-W", "1", "127.0.0.1"}});
@@ -847,7 +851,7 @@ TEST_F(NftDriverNetnsTest, LargeSetIsSplitAcrossMessagesOfOneBatch) {
   Ruleset rs;
   rs.table(Family::Inet, "moat").sets["big"] = big;
   auto start = std::chrono::steady_clock::now();
-  size_t sent = apply_ok(creation_plan(rs));
+  size_t sent = apply_ok(creation(rs));
   auto took = std::chrono::steady_clock::now() - start;
   // 10,000 kernel elements (start and end of each address) at most ~430 per message.
   EXPECT_GT(sent, 20u);
@@ -882,7 +886,7 @@ TEST_F(NftDriverNetnsTest, AppliesThousandsOfRulesInOneBatch) {
     in.rules.push_back(rule({eq(Field::Iifname, ifname_bytes("tap" + std::to_string(c)))},
                             VerdictCode::Jump, "cluster.fw:" + std::to_string(c), name));
   }
-  Plan plan = creation_plan(rs);
+  Plan plan = creation(rs);
   auto start = std::chrono::steady_clock::now();
   size_t sent = apply_ok(plan);
   auto took = std::chrono::steady_clock::now() - start;

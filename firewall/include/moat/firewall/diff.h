@@ -31,7 +31,10 @@ struct Op {
   std::string table;
   std::string name;               // chain or set name
   std::optional<BaseChain> base;  // AddChain
-  Rule rule;                      // AddRule, DeleteRule
+  // AddRule, DeleteRule: the rule, in the ruleset the plan was made from (not copied: a full
+  // apply's plan holds every rule of the ruleset). Keep that ruleset alive and unchanged
+  // while the plan is in use.
+  const Rule* rule = nullptr;
   // AddRule/DeleteRule: a position in chain `name` as applied before this plan (the driver
   // resolves it to the kernel's rule handle); -1: none (AddRule appends).
   int index = -1;
@@ -49,6 +52,13 @@ using Plan = std::vector<Op>;
 // first and last rules; the ones between are deleted and the new ones inserted in their place
 // (flushed and re-added when nothing is common).
 Plan diff(const Ruleset& applied, const Ruleset& desired);
+// A plan points into both rulesets: temporaries would leave it dangling.
+Plan diff(Ruleset&& applied, const Ruleset& desired) = delete;
+Plan diff(const Ruleset& applied, Ruleset&& desired) = delete;
+
+// The plan that creates `desired` where nothing of it exists: diff() from an empty ruleset.
+Plan creation(const Ruleset& desired);
+Plan creation(Ruleset&& desired) = delete;
 
 // A named object of a ruleset: a chain or a set of table `table` ("inet moat").
 struct ObjectRef {
@@ -62,6 +72,8 @@ struct ObjectRef {
 // that of the touched objects, not of the ruleset. A touched table that does not exist in
 // `applied` is created with all its objects.
 Plan diff(const Ruleset& applied, const Ruleset& desired, const std::vector<ObjectRef>& touched);
+Plan diff(Ruleset&& applied, const Ruleset& desired, const std::vector<ObjectRef>&) = delete;
+Plan diff(const Ruleset& applied, Ruleset&& desired, const std::vector<ObjectRef>&) = delete;
 
 // Copies the `touched` objects of `desired` into `applied` (removing those gone), so `applied`
 // again mirrors the kernel after the plan of the same objects was committed.
