@@ -36,6 +36,10 @@ std::string extack_of(const Error& e) {
   return std::string(text);
 }
 
+// Above this many edited chains in one table, their rule handles come from one listing of the
+// table's rules instead of one per chain.
+constexpr size_t kChainListings = 8;
+
 struct KernelFailure {
   uint32_t seq = 0;
   int err = 0;
@@ -64,13 +68,14 @@ Result<size_t> NftDriver::apply(const Plan& plan) {
     for (const auto& name : devices)
       if (unsigned index = if_nametoindex(name.c_str()); index != 0) refs.ifindexes[name] = index;
   }
-  for (const auto& chain : detail::positioned_chains(plan)) {
-    if (refs.rule_handles.contains(chain)) continue;
-    for (const auto& op : plan)
-      if (op.index >= 0 && detail::chain_ref(op.family, op.table, op.name) == chain) {
-        refs.rule_handles[chain] = MOAT_TRY(rule_handles(op.family, op.table, op.name));
-        break;
-      }
+  for (const auto& [where, chains] : detail::positioned_chains(plan)) {
+    const auto& [family, table] = where;
+    // One listing of the chain while a few are edited; of the whole table beyond that.
+    std::vector<std::string> requests(chains.begin(), chains.end());
+    if (requests.size() > kChainListings) requests = {""};
+    for (const auto& chain : requests)
+      for (auto& [name, handles] : MOAT_TRY(rule_handles(family, table, chain)))
+        refs.rule_handles[detail::chain_ref(family, table, name)] = std::move(handles);
   }
   detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_, refs));
   if (batch.messages() == 0) return 0;
@@ -177,22 +182,24 @@ Result<bool> NftDriver::table_exists(Family family, const std::string& name) {
   return fail(std::move(st).error().add_context("looking up table " + table_key(family, name)));
 }
 
-Result<std::vector<uint64_t>> NftDriver::rule_handles(Family family, const std::string& table,
-                                                      const std::string& chain) {
+Result<std::map<std::string, std::vector<uint64_t>>> NftDriver::rule_handles(
+    Family family, const std::string& table, const std::string& chain) {
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = next_seq_++;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETRULE,
                                         static_cast<uint16_t>(family), NLM_F_DUMP, seq);
   mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table.c_str());
-  mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain.c_str());
-  std::vector<uint64_t> handles;
+  if (!chain.empty()) mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain.c_str());
+  std::map<std::string, std::vector<uint64_t>> handles;
   MOAT_RETURN_IF_ERROR(socket_.send(std::span(buf.data(), nlh->nlmsg_len)));
   Status st = socket_.receive_dump(seq, [&](const nlmsghdr* reply) -> Status {
     if (NFNL_MSG_TYPE(reply->nlmsg_type) != NFT_MSG_NEWRULE) return {};
-    const nlattr* handle = netlink_attrs(reply, sizeof(nfgenmsg))[NFTA_RULE_HANDLE];
-    if (!handle || mnl_attr_get_payload_len(handle) != sizeof(uint64_t))
-      return fail(ErrorCode::Kernel, "a rule without a handle in the GETRULE dump");
-    handles.push_back(be64toh(mnl_attr_get_u64(handle)));
+    auto attrs = netlink_attrs(reply, sizeof(nfgenmsg));
+    const nlattr* handle = attrs[NFTA_RULE_HANDLE];
+    const nlattr* in = attrs[NFTA_RULE_CHAIN];
+    if (!handle || mnl_attr_get_payload_len(handle) != sizeof(uint64_t) || !in)
+      return fail(ErrorCode::Kernel, "a rule without a handle or chain in the GETRULE dump");
+    handles[mnl_attr_get_str(in)].push_back(be64toh(mnl_attr_get_u64(handle)));
     return {};
   });
   if (!st)

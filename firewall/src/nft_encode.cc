@@ -1067,10 +1067,11 @@ std::string chain_ref(Family family, const std::string& table, const std::string
   return table_key(family, table) + " " + chain;
 }
 
-std::set<std::string> positioned_chains(const Plan& plan) {
-  std::set<std::string> out;
+std::map<std::pair<Family, std::string>, std::set<std::string>> positioned_chains(
+    const Plan& plan) {
+  std::map<std::pair<Family, std::string>, std::set<std::string>> out;
   for (const auto& op : plan)
-    if (op.index >= 0) out.insert(chain_ref(op.family, op.table, op.name));
+    if (op.index >= 0) out[{op.family, op.table}].insert(op.name);
   return out;
 }
 

@@ -49,8 +49,8 @@ Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const Ker
 
 // The devices the `fwd to` statements of the plan's rules name.
 std::set<std::string> fwd_devices(const Plan& plan);
-// The chains (chain_ref()) whose rule handles the plan's positioned ops need.
-std::set<std::string> positioned_chains(const Plan& plan);
+// The tables (family, name) of the plan's positioned ops and, in each, the chains they edit.
+std::map<std::pair<Family, std::string>, std::set<std::string>> positioned_chains(const Plan& plan);
 
 // "AddRule inet moat input (rule cluster.fw:12)": the op's kind, family, table, chain or set,
 // and for rules the origin. Used in error messages.

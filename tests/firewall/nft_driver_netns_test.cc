@@ -665,6 +665,37 @@ TEST_F(NftDriverNetnsTest, ChangedChainIsEditedRuleByRuleKeepingItsCommonRules) 
   }
 }
 
+TEST_F(NftDriverNetnsTest, ManyEditedChainsTakeTheirHandlesFromOneListingOfTheTable) {
+  // Twelve chains, each with its middle rule replaced: more than the driver lists one by one.
+  auto ruleset = [](uint16_t middle) {
+    Ruleset rs;
+    Table& t = rs.table(Family::Inet, "moat");
+    for (int i = 0; i < 12; ++i) {
+      std::string name = "c" + std::to_string(i);
+      Chain& c = t.chains[name];
+      c.name = name;
+      for (uint16_t port : {uint16_t{1}, middle, uint16_t{3}})
+        c.rules.push_back(rule({tcp(), eq(Field::Dport, be16(port))}, VerdictCode::Accept,
+                               "p" + std::to_string(port)));
+    }
+    return rs;
+  };
+  Ruleset applied = ruleset(2), desired = ruleset(22);
+  apply_ok(creation(applied));
+  Plan plan = diff(applied, desired);
+  EXPECT_EQ(std::count_if(plan.begin(), plan.end(),
+                          [](const Op& o) { return o.kind == Op::Kind::DeleteRule; }),
+            12);
+  apply_ok(plan);
+  for (int i = 0; i < 12; ++i) {
+    auto listed =
+        comments_and_handles(nft({"-a", "list", "chain", "inet", "moat", "c" + std::to_string(i)}));
+    std::vector<std::string> names;
+    for (const auto& [name, _] : listed) names.push_back(name);
+    EXPECT_EQ(names, (std::vector<std::string>{"p1", "p22", "p3"})) << "chain c" << i;
+  }
+}
+
 TEST_F(NftDriverNetnsTest, GenerationChangesOnCommitAndTableExistsReportsTables) {
   auto g0 = driver().generation();
   ASSERT_TRUE(g0) << g0.error().to_string();

@@ -42,10 +42,11 @@ class NftDriver {
   // Whether table `family name` exists (NFT_MSG_GETTABLE).
   Result<bool> table_exists(Family family, const std::string& name);
 
-  // The kernel's handles of the rules of a chain, in chain order (a GETRULE dump of that
-  // chain only).
-  Result<std::vector<uint64_t>> rule_handles(Family family, const std::string& table,
-                                             const std::string& chain);
+  // The kernel's handles of the rules of a chain (every chain of the table when `chain` is
+  // empty), by chain, in chain order: one GETRULE dump.
+  Result<std::map<std::string, std::vector<uint64_t>>> rule_handles(Family family,
+                                                                    const std::string& table,
+                                                                    const std::string& chain = "");
 
  private:
   NftDriver(NetlinkSocket socket, std::string netns);
