@@ -203,8 +203,10 @@ Result<std::map<std::string, std::vector<uint64_t>>> NftDriver::rule_handles(
     return {};
   });
   if (!st)
-    return fail(std::move(st).error().add_context("listing the rules of chain " +
-                                                  detail::chain_ref(family, table, chain)));
+    return fail(std::move(st).error().add_context(
+        "listing the rules of " + (chain.empty()
+                                       ? "table " + table_key(family, table)
+                                       : "chain " + detail::chain_ref(family, table, chain))));
   return handles;
 }
 

@@ -287,10 +287,6 @@ bool TableBuilder::resolve(const AddressMatch& addr, const Scope& scope, const R
                  (addr.scope == "sdn" ? " (SDN ipsets come from the SDN configuration)" : ""));
         return false;
       }
-      if (sets.empty()) {
-        // The ipset exists but is empty: the rule matches nothing.
-        return true;
-      }
       for (const auto& [family, name] : sets) out.families[family].set = name;
       return true;
     }

@@ -45,10 +45,9 @@ inline constexpr uint32_t kMarkMask = 0x70000000;
 // runs at its port's netdev ingress, before conntrack: it records its verdict in kMarkOutVerdict
 // (or asks for the deferred evaluation, kMarkOutDefer, when the deciding rule logs) and the
 // inet stash chain applies it after conntrack, so established traffic passes whatever the OUT
-// rules say; kVerdictTable evaluates the deferred ones again. A guest's IN chain runs at its port's
-// netdev egress; a REJECT there sends the frame with kMarkRejectIn to the bridge's reject port,
-// whose peer answers it
-// (`reject` is refused at netdev egress).
+// rules say; kVerdictTable evaluates the deferred ones again. A guest's IN chain runs at its
+// port's netdev egress; a REJECT there sends the frame with kMarkRejectIn to the bridge's reject
+// port, whose peer answers it (`reject` is refused at netdev egress).
 inline constexpr uint32_t kMarkOutVerdict = 0x0c000000;  // 2 bits: the recorded verdict
 inline constexpr uint32_t kMarkOutAccept = 0x04000000;
 inline constexpr uint32_t kMarkOutDrop = 0x08000000;
