@@ -81,7 +81,7 @@ Result<size_t> NftDriver::apply(const Plan& plan) {
   if (batch.messages() == 0) return 0;
   next_seq_ += static_cast<uint32_t>(batch.messages());
   MOAT_RETURN_IF_ERROR(socket_.reserve_send_buffer(batch.bytes.size()));
-  MOAT_RETURN_IF_ERROR(socket_.send(batch.bytes));
+  MOAT_RETURN_IF_ERROR(socket_.send(batch.bytes.span()));
 
   // nfnetlink handles the whole batch inside sendmsg, then queues, in message order, an error
   // for every failing message and the ack of the last command (NLM_F_ACK). A failed commit

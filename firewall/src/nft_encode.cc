@@ -572,6 +572,19 @@ constexpr size_t kElementChunkBytes = 32 * 1024;
 
 // ---- the batch ----
 
+}  // namespace
+
+void BatchBytes::reserve_more(size_t n) {
+  if (capacity_ - size_ >= n) return;
+  size_t capacity = std::max(capacity_ * 2, size_ + n);
+  auto bigger = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+  if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+  data_ = std::move(bigger);
+  capacity_ = capacity;
+}
+
+namespace {
+
 class BatchWriter {
  public:
   BatchWriter(uint32_t first_seq, const KernelRefs& refs) : refs_(refs), next_seq_(first_seq) {
@@ -592,22 +605,20 @@ class BatchWriter {
     return it->second[static_cast<size_t>(op.index)];
   }
 
-  void begin_batch() {
-    reserve(256);
+  void begin_batch(size_t expected_bytes) {
+    out_.bytes.reserve_more(expected_bytes);
     finish(nftnl_batch_begin(tail(), next_seq_++), false);
   }
 
   // Appends BATCH_END and returns the batch, or an empty batch when no op wrote anything.
   EncodedBatch end_batch() && {
     if (last_command_ == kNone) return EncodedBatch{.first_seq = out_.first_seq};
-    auto* last = reinterpret_cast<nlmsghdr*>(buf_.data() + last_command_);
+    auto* last = reinterpret_cast<nlmsghdr*>(out_.bytes.data() + last_command_);
     last->nlmsg_flags |= NLM_F_ACK;
     out_.ack_seq = last->nlmsg_seq;
-    reserve(256);
+    out_.bytes.reserve_more(256);
     current_op_ = kNoOp;
     finish(nftnl_batch_end(tail(), next_seq_++), false);
-    buf_.resize(len_);
-    out_.bytes = std::move(buf_);
     return std::move(out_);
   }
 
@@ -615,12 +626,12 @@ class BatchWriter {
 
   // Starts a message of `type` with room for `payload` bytes; finish() it after building.
   nlmsghdr* start(uint16_t type, Family family, uint16_t flags, size_t payload) {
-    reserve(payload + 1024);
+    out_.bytes.reserve_more(payload + 1024);
     return nftnl_nlmsg_build_hdr(tail(), type, static_cast<uint16_t>(family), flags, next_seq_++);
   }
   void finish(nlmsghdr* nlh, bool command = true) {
-    if (command) last_command_ = len_;
-    len_ += NLMSG_ALIGN(nlh->nlmsg_len);
+    if (command) last_command_ = out_.bytes.size();
+    out_.bytes.grow(NLMSG_ALIGN(nlh->nlmsg_len));
     out_.op_index.push_back(current_op_);
   }
 
@@ -640,14 +651,8 @@ class BatchWriter {
   const KernelRefs& refs_;
   static constexpr size_t kNone = static_cast<size_t>(-1);
 
-  char* tail() { return reinterpret_cast<char*>(buf_.data() + len_); }
-  void reserve(size_t n) {
-    if (buf_.size() - len_ >= n) return;
-    buf_.resize(std::max(buf_.size() * 2, len_ + n));
-  }
+  char* tail() { return reinterpret_cast<char*>(out_.bytes.data() + out_.bytes.size()); }
 
-  std::vector<uint8_t> buf_ = std::vector<uint8_t>(64 * 1024);
-  size_t len_ = 0;
   size_t last_command_ = kNone;
   uint32_t next_seq_;
   size_t current_op_ = kNoOp;
@@ -1084,7 +1089,9 @@ std::set<std::string> fwd_devices(const Plan& plan) {
 
 Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs) {
   BatchWriter w(first_seq, refs);
-  w.begin_batch();
+  // About 400 bytes per rule message at most for our rulesets; room that is never written
+  // is never faulted in.
+  w.begin_batch(64 * 1024 + plan.size() * 512);
   for (size_t i = 0; i < plan.size(); ++i) {
     w.set_op(i);
     if (auto st = encode_op(w, plan[i]); !st)
