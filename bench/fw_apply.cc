@@ -7,6 +7,7 @@
 //   B5 an ipset of 12,000 entries: load, then add one entry; vs nft -f / nft add element;
 //   peak memory of the compile.
 // Usage: bench_fw_apply [--guests 1000,5000] [--reps 50] [--shards 8] [--layout bridge|netdev]
+//                       [--full-runs 5] (B1: runs per size, medians reported)
 //                       [--spacing-ms 0] (B2: idle time before each change; 0: back to back)
 #include <sys/resource.h>
 #include <unistd.h>
@@ -73,7 +74,8 @@ long peak_rss_mib() {
 }
 
 struct FullResult {
-  double compile_ms, moat_ms, nft_ms;
+  double compile_ms, moat_ms, nft_ms;  // medians over the runs
+  double min_ratio, max_ratio;         // nft/moat of single runs
   size_t rules;
 };
 
@@ -85,26 +87,50 @@ void prepare(const std::string& netns, const firewall::CompileResult& compiled) 
   }
 }
 
-FullResult full_apply(int guests, const firewall::CompileOptions& options) {
-  auto config = bench::synthetic_config(guests);
-  auto start = Clock::now();
-  auto compiled = must(firewall::compile(config, options), "compile");
-  double compile_ms = ms(Clock::now() - start);
-  size_t rules = 0;
-  for (const auto& [_, t] : compiled.ruleset.tables)
-    for (const auto& [_, c] : t.chains) rules += c.rules.size();
+double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
 
+// One run: our batch and `nft -f` of the same text, each into a fresh namespace. `nft_first`
+// swaps the order, so that neither side always finds the kernel after the other's work.
+std::pair<double, double> apply_both(const firewall::CompileResult& compiled,
+                                     const std::string& text, bool nft_first) {
   std::string tag = "mtb" + std::to_string(getpid());
   Netns a(tag + "a"), b(tag + "b");
   prepare(a.name, compiled);
   prepare(b.name, compiled);
   auto driver = must(firewall::nft::NftDriver::open(a.name), "open");
-  start = Clock::now();
-  auto plan = firewall::nft::creation(compiled.ruleset);
-  must(driver.apply(plan), "apply");
+  double nft_ms = nft_first ? nft_file(b.name, text) : 0;
+  auto start = Clock::now();
+  must(driver.apply(firewall::nft::creation(compiled.ruleset)), "apply");
   double moat_ms = ms(Clock::now() - start);
-  double nft_ms = nft_file(b.name, firewall::nft::to_nft_text(compiled.ruleset));
-  return {compile_ms, moat_ms, nft_ms, rules};
+  if (!nft_first) nft_ms = nft_file(b.name, text);
+  return {moat_ms, nft_ms};
+}
+
+FullResult full_apply(int guests, const firewall::CompileOptions& options, int runs) {
+  auto config = bench::synthetic_config(guests);
+  std::vector<double> compile_ms, moat_ms, nft_ms, ratios;
+  firewall::CompileResult compiled;
+  for (int i = 0; i < runs; ++i) {
+    auto start = Clock::now();
+    compiled = must(firewall::compile(config, options), "compile");
+    compile_ms.push_back(ms(Clock::now() - start));
+    auto [moat, nft] = apply_both(compiled, firewall::nft::to_nft_text(compiled.ruleset), i % 2);
+    moat_ms.push_back(moat);
+    nft_ms.push_back(nft);
+    ratios.push_back(nft / moat);
+    // Removing the namespaces frees their rulesets in a kernel worker: let it finish before
+    // the next run measures.
+    usleep(static_cast<useconds_t>(guests) * 300);
+  }
+  size_t rules = 0;
+  for (const auto& [_, t] : compiled.ruleset.tables)
+    for (const auto& [_, c] : t.chains) rules += c.rules.size();
+  return {median(compile_ms),
+          median(moat_ms),
+          median(nft_ms),
+          *std::min_element(ratios.begin(), ratios.end()),
+          *std::max_element(ratios.begin(), ratios.end()),
+          rules};
 }
 
 void incremental(int guests, firewall::CompileOptions options, int reps, int spacing_ms) {
@@ -219,6 +245,7 @@ int main(int argc, char** argv) {
   int spacing_ms = 0;
   firewall::CompileOptions options;  // shards 0: automatic, as the CLI
   bool full_only = false;
+  int full_runs = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--guests") {
@@ -228,6 +255,8 @@ int main(int argc, char** argv) {
       reps = static_cast<int>(*parse_uint(v));
     } else if (k == "--spacing-ms") {
       spacing_ms = static_cast<int>(*parse_uint(v));
+    } else if (k == "--full-runs") {
+      full_runs = std::max(1, static_cast<int>(*parse_uint(v)));
     } else if (k == "--full-only") {
       full_only = v == "1";
     } else if (k == "--shards") {
@@ -238,12 +267,14 @@ int main(int argc, char** argv) {
   }
   std::vector<FullResult> results;
   for (int n : sizes) {
-    auto r = full_apply(n, options);
+    auto r = full_apply(n, options, full_runs);
     results.push_back(r);
     std::printf(
-        "B1 full apply, %d guests x 10 rules + per-guest ipsets (%zu nft rules): compile %.0f ms, "
-        "moat netlink %.0f ms, nft -f %.0f ms: %.2fx faster\n",
-        n, r.rules, r.compile_ms, r.moat_ms, r.nft_ms, r.nft_ms / r.moat_ms);
+        "B1 full apply, %d guests x 10 rules + per-guest ipsets (%zu nft rules), median of %d "
+        "runs: compile %.0f ms, moat netlink %.0f ms, nft -f %.0f ms: %.2fx faster (runs "
+        "%.2f-%.2fx)\n",
+        n, r.rules, full_runs, r.compile_ms, r.moat_ms, r.nft_ms, r.nft_ms / r.moat_ms, r.min_ratio,
+        r.max_ratio);
   }
   if (results.size() >= 2)
     std::printf("B1 scaling: time(%d)/time(%d) = %.2f (moat apply), %.2f (compile+apply)\n",
