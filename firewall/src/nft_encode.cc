@@ -1089,8 +1089,8 @@ std::set<std::string> fwd_devices(const Plan& plan) {
 
 Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs) {
   BatchWriter w(first_seq, refs);
-  // About 400 bytes per rule message at most for our rulesets; room that is never written
-  // is never faulted in.
+  // Our rule messages average about 400 bytes; room that is never written is never faulted
+  // in, and a plan that needs more (large element lists) grows the buffer.
   w.begin_batch(64 * 1024 + plan.size() * 512);
   for (size_t i = 0; i < plan.size(); ++i) {
     w.set_op(i);
