@@ -19,6 +19,7 @@
 #include <numeric>
 
 #include "bench_netns.h"
+#include "bench_stats.h"
 #include "fw_synthetic.h"
 #include "moat/base/file.h"
 #include "moat/base/strings.h"
@@ -31,6 +32,8 @@
 
 using namespace moat;
 using Clock = std::chrono::steady_clock;
+using bench::median;
+using bench::percentile;
 
 namespace {
 
@@ -62,11 +65,6 @@ double nft_file(const std::string& netns, const std::string& text) {
   return t;
 }
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
 long peak_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -86,8 +84,6 @@ void prepare(const std::string& netns, const firewall::CompileResult& compiled) 
     std::exit(1);
   }
 }
-
-double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
 
 // One run: our batch and `nft -f` of the same text, each into a fresh namespace. `nft_first`
 // swaps the order, so that neither side always finds the kernel after the other's work.
@@ -155,13 +151,17 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
       "recompile+diff %.1f ms\n",
       guests, noop.size(), noop_ms);
 
+  // Change i's guest, after `spacing_ms` of idle time. Back to back, the kernel's walk over
+  // every chain of the namespace finds them in cache; an operator's changes come after idle
+  // time, when it does not.
+  auto pause_then_pick = [&](int i) {
+    if (spacing_ms > 0) usleep(static_cast<useconds_t>(spacing_ms) * 1000);
+    return 1000 + static_cast<uint32_t>((i * 7919) % guests);
+  };
   std::vector<double> times, commit_times;
   size_t ops = 0;
   for (int i = 0; i < reps; ++i) {
-    // Back to back, the kernel's walk over every chain of the namespace finds them in cache;
-    // an operator's changes come after idle time, when it does not.
-    if (spacing_ms > 0) usleep(static_cast<useconds_t>(spacing_ms) * 1000);
-    uint32_t vmid = 1000 + static_cast<uint32_t>((i * 7919) % guests);
+    uint32_t vmid = pause_then_pick(i);
     auto& guest = config.guests[vmid];
     // The guest's own file with one rule's port range and one ipset entry changed.
     guest.fw = *firewall::parse_guest_fw(bench::guest_fw_text(vmid, i + 1),
@@ -192,16 +192,14 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
   // commit walks every chain of the namespace (two per guest), whatever it changed.
   std::vector<double> floor_times;
   for (int i = 0; i < reps; ++i) {
-    if (spacing_ms > 0) usleep(static_cast<useconds_t>(spacing_ms) * 1000);
-    uint32_t vmid = 1000 + static_cast<uint32_t>((i * 7919) % guests);
-    const firewall::nft::Table* table = nullptr;
-    std::string set_name = "v4-guest-" + std::to_string(vmid) + "/allowed";
-    for (const auto& [_, t] : desired.tables)
+    std::string set_name = "v4-guest-" + std::to_string(pause_then_pick(i)) + "/allowed";
+    firewall::nft::Table* table = nullptr;
+    for (auto& [_, t] : desired.tables)
       if (t.sets.contains(set_name)) table = &t;
     if (table == nullptr) break;  // a layout without per-guest sets
     std::vector<firewall::nft::ObjectRef> touched = {
         {firewall::nft::table_key(table->family, table->name), true, set_name}};
-    auto& elements = desired.tables.at(touched[0].table).sets.at(set_name).elements;
+    auto& elements = table->sets.at(set_name).elements;
     firewall::nft::SetElement extra{{firewall::nft::single({10, 99, 0, 1})}, {}, 0};
     if (auto it = std::find(elements.begin(), elements.end(), extra); it != elements.end())
       elements.erase(it);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bench_netns.h"
+#include "bench_stats.h"
 #include "fw_synthetic.h"
 #include "moat/base/file.h"
 #include "moat/base/netns.h"
@@ -36,6 +37,7 @@
 #include "moat/firewall/reject_ports.h"
 
 using namespace moat;
+using bench::median;
 
 namespace {
 
@@ -224,10 +226,6 @@ int main(int argc, char** argv) {
     auto applier = firewall::Applier::open({.netns = node, .state_dir = "/tmp/" + tag});
     if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   // Exploration: measure hand-written rulesets (nft syntax files) against the same path.
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) != "--nft-file") continue;
