@@ -22,6 +22,10 @@ using namespace std::chrono_literals;
 
 // Short: every blocked probe waits this long.
 constexpr auto kBlocked = 300ms;
+// Long: a probe that expects an answer returns when it comes, so only a failure waits this
+// long, and a loaded machine (ctest -j2) that is slow to answer a fresh topology's first
+// packet does not fail the test.
+constexpr auto kAnswered = 3s;
 
 struct TwoGuests {
   Node node;
@@ -130,7 +134,7 @@ TEST_F(HarnessTest, GuestsOnOneBridgeReachEachOther) {
   ASSERT_TRUE(topo().listen_tcp(g->b.ns, 8080));
   EXPECT_EQ(topo().tcp_connect(g->a.ns, g->b.ipv4, 8080), TcpOutcome::Connected);
   EXPECT_EQ(topo().tcp_connect(g->a.ns, g->b.ipv6, 8080), TcpOutcome::Connected);
-  EXPECT_EQ(topo().tcp_connect(g->b.ns, g->a.ipv4, 8080, kBlocked), TcpOutcome::Refused);
+  EXPECT_EQ(topo().tcp_connect(g->b.ns, g->a.ipv4, 8080, kAnswered), TcpOutcome::Refused);
 
   EXPECT_EQ(topo().udp_probe(g->a.ns, g->b.ns, g->b.ipv4, 5353), UdpOutcome::Delivered);
   EXPECT_EQ(topo().udp_probe(g->a.ns, g->b.ns, g->b.ipv6, 5353), UdpOutcome::Delivered);
@@ -145,7 +149,7 @@ TEST_F(HarnessTest, ProbesTellRefusedFromTimedOut) {
   const std::string& a = g->a.ns;
 
   // Nobody listens: the peer's kernel answers with a RST.
-  EXPECT_EQ(topo().tcp_connect(a, g->b.ipv4, 9000, kBlocked), TcpOutcome::Refused);
+  EXPECT_EQ(topo().tcp_connect(a, g->b.ipv4, 9000, kAnswered), TcpOutcome::Refused);
   // Nobody has the address: no ARP answer, nothing comes back.
   EXPECT_EQ(topo().tcp_connect(a, "10.77.0.200", 9000, kBlocked), TcpOutcome::TimedOut);
   EXPECT_EQ(topo().udp_probe(a, g->b.ns, "10.77.0.200", 9000, kBlocked), UdpOutcome::Lost);
@@ -163,15 +167,15 @@ TEST_F(HarnessTest, ProbesTellRefusedFromTimedOut) {
   ASSERT_TRUE(nft && nft->exit_code == 0) << out_of(nft);
   ASSERT_TRUE(topo().listen_tcp(g->b.ns, 9001));
   ASSERT_TRUE(topo().listen_tcp(g->b.ns, 9002));
-  EXPECT_EQ(topo().tcp_connect(a, g->b.ipv4, 9001, kBlocked), TcpOutcome::Refused);
-  EXPECT_EQ(topo().tcp_connect(a, g->b.ipv6, 9001, kBlocked), TcpOutcome::Refused);
+  EXPECT_EQ(topo().tcp_connect(a, g->b.ipv4, 9001, kAnswered), TcpOutcome::Refused);
+  EXPECT_EQ(topo().tcp_connect(a, g->b.ipv6, 9001, kAnswered), TcpOutcome::Refused);
   EXPECT_EQ(topo().tcp_connect(a, g->b.ipv4, 9002, kBlocked), TcpOutcome::TimedOut);
-  EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv4, 9003, kBlocked), UdpOutcome::Rejected);
-  EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv6, 9003, kBlocked), UdpOutcome::Rejected);
+  EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv4, 9003, kAnswered), UdpOutcome::Rejected);
+  EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv6, 9003, kAnswered), UdpOutcome::Rejected);
   EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv4, 9004, kBlocked), UdpOutcome::Lost);
   // Rejects stay observable in a burst (ICMP rate limits are off in the node).
   for (int i = 0; i < 10; ++i)
-    EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv4, 9003, kBlocked), UdpOutcome::Rejected);
+    EXPECT_EQ(topo().udp_probe(a, g->b.ns, g->b.ipv4, 9003, kAnswered), UdpOutcome::Rejected);
 }
 
 // After ~3 s the sender's kernel gives up on ARP and reports EHOSTUNREACH to itself; that is
