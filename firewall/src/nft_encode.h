@@ -1,5 +1,5 @@
-// Private to the nftables driver: turns a Plan into the bytes of one nfnetlink batch with
-// libnftnl, following what `nft` itself generates (registers, byte order, set userdata) so
+// Private to the nftables driver: turns a Plan into the bytes of one nfnetlink batch,
+// following what `nft` itself generates (registers, byte order, set userdata) so
 // that `nft list ruleset` prints what was sent. Pure: no sockets, no global state.
 #pragma once
 
