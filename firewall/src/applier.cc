@@ -65,7 +65,8 @@ Result<GuestStrategy> Applier::probe_strategy() {
   };
   plan.push_back(op(nft::Op::Kind::AddTable));
   auto chain = op(nft::Op::Kind::AddChain);
-  chain.base = nft::BaseChain{nft::Hook::Forward, 0, false};
+  const nft::BaseChain forward{nft::Hook::Forward, 0, false};
+  chain.base = &forward;
   plan.push_back(chain);
   nft::Rule reject;
   reject.matches = {

@@ -34,44 +34,32 @@ Op op(Op::Kind kind, const Table& t, std::string name = {}) {
   return o;
 }
 
-Set definition_of(const Set& s) {
-  return Set{.name = s.name,
-             .kind = s.kind,
-             .key = s.key,
-             .interval = s.interval,
-             .dynamic = s.dynamic,
-             .timeout_s = s.timeout_s,
-             .size = s.size,
-             .elements = {},
-             .comment = s.comment};
-}
-
 struct Phases {
   Plan deletes_elements, flushes, deletes, adds_tables, adds_objects, adds_elements, adds_rules;
 
   void add_set(const Table& t, const Set& s) {
     Op o = op(Op::Kind::AddSet, t, s.name);
-    o.set = definition_of(s);
+    o.set = &s;
     adds_objects.push_back(std::move(o));
     add_elements(t, s, s.elements);
   }
   void add_elements(const Table& t, const Set& s, std::vector<SetElement> elements) {
     if (elements.empty()) return;
     Op o = op(Op::Kind::AddElements, t, s.name);
-    o.set = definition_of(s);
+    o.set = &s;
     o.elements = std::move(elements);
     adds_elements.push_back(std::move(o));
   }
   void delete_elements(const Table& t, const Set& s, std::vector<SetElement> elements) {
     if (elements.empty()) return;
     Op o = op(Op::Kind::DeleteElements, t, s.name);
-    o.set = definition_of(s);
+    o.set = &s;
     o.elements = std::move(elements);
     deletes_elements.push_back(std::move(o));
   }
   void add_chain(const Table& t, const Chain& c) {
     Op o = op(Op::Kind::AddChain, t, c.name);
-    o.base = c.base;
+    if (c.base) o.base = &*c.base;
     adds_objects.push_back(std::move(o));
     add_rules(t, c);
   }
@@ -86,7 +74,7 @@ struct Phases {
     adds_tables.push_back(op(Op::Kind::AddTable, t));
     for (const auto& [name, h] : t.helpers) {
       Op o = op(Op::Kind::AddHelper, t, name);
-      o.helper = h;
+      o.helper = &h;
       adds_objects.push_back(std::move(o));
     }
     for (const auto& [_, s] : t.sets) add_set(t, s);
@@ -286,7 +274,8 @@ std::string to_string(const Plan& plan) {
         out += "add table " + where;
         break;
       case Op::Kind::AddHelper:
-        out += "add ct helper " + where + " " + o.name + " type " + o.helper.type;
+        out += "add ct helper " + where + " " + o.name;
+        if (o.helper) out += " type " + o.helper->type;
         break;
       case Op::Kind::DeleteTable:
         out += "delete table " + where;
@@ -320,7 +309,8 @@ std::string to_string(const Plan& plan) {
       case Op::Kind::AddElements:
       case Op::Kind::DeleteElements:
         out += std::string(o.kind == Op::Kind::AddElements ? "add" : "delete") + " element " +
-               where + " " + o.name + " { " + elements_text(o.set, o.elements) + " }";
+               where + " " + o.name + " { " + (o.set ? elements_text(*o.set, o.elements) : "?") +
+               " }";
         break;
     }
     out += '\n';

@@ -1064,17 +1064,19 @@ Status encode_rule(BatchWriter& w, const Op& op) {
 Status encode_op(BatchWriter& w, const Op& op) {
   switch (op.kind) {
     case Op::Kind::AddHelper: {
-      if (op.helper.type.empty() || op.helper.type.size() >= 16)
+      if (!op.helper) return invalid("ct helper '" + op.name + "' without its definition");
+      const CtHelper& helper = *op.helper;
+      if (helper.type.empty() || helper.type.size() >= 16)
         return invalid("ct helper '" + op.name + "' needs a type of 1 to 15 characters");
       Owned<nftnl_obj> o(nftnl_obj_alloc());
       nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, op.table.c_str());
       nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, op.name.c_str());
       nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_CT_HELPER);
       nftnl_obj_set_u32(o.get(), NFTNL_OBJ_FAMILY, static_cast<uint32_t>(op.family));
-      nftnl_obj_set_str(o.get(), NFTNL_OBJ_CT_HELPER_NAME, op.helper.type.c_str());
+      nftnl_obj_set_str(o.get(), NFTNL_OBJ_CT_HELPER_NAME, helper.type.c_str());
       nftnl_obj_set_u16(o.get(), NFTNL_OBJ_CT_HELPER_L3PROTO,
-                        op.helper.family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-      nftnl_obj_set_u8(o.get(), NFTNL_OBJ_CT_HELPER_L4PROTO, op.helper.protocol);
+                        helper.family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+      nftnl_obj_set_u8(o.get(), NFTNL_OBJ_CT_HELPER_L4PROTO, helper.protocol);
       nlmsghdr* nlh = w.start(NFT_MSG_NEWOBJ, op.family, NLM_F_CREATE, 1024);
       nftnl_obj_nlmsg_build_payload(nlh, o.get());
       w.finish(nlh);
@@ -1137,15 +1139,17 @@ Status encode_op(BatchWriter& w, const Op& op) {
     case Op::Kind::AddRule:
       return encode_rule(w, op);
     case Op::Kind::AddSet: {
-      SetShape shape{op.set.key, op.set.kind, op.set.interval};
+      if (!op.set) return invalid("a set op without its set");
+      const Set& set = *op.set;
+      SetShape shape{set.key, set.kind, set.interval};
       MOAT_RETURN_IF_ERROR(check_shape(shape));
       uint32_t id = w.new_set_id(op.family, op.table, op.name);
-      uint32_t flags = op.set.dynamic ? NFT_SET_EVAL | NFT_SET_TIMEOUT : 0;
+      uint32_t flags = set.dynamic ? NFT_SET_EVAL | NFT_SET_TIMEOUT : 0;
       Owned<nftnl_set> s =
-          set_definition(op.family, op.table, op.name, shape, id, flags, op.set.comment);
-      if (op.set.timeout_s)
-        nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{op.set.timeout_s} * 1000);
-      if (op.set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, op.set.size);
+          set_definition(op.family, op.table, op.name, shape, id, flags, set.comment);
+      if (set.timeout_s)
+        nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{set.timeout_s} * 1000);
+      if (set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
       nlmsghdr* nlh = w.start(NFT_MSG_NEWSET, op.family, NLM_F_CREATE, 1024);
       nftnl_set_nlmsg_build_payload(nlh, s.get());
       w.finish(nlh);
@@ -1161,7 +1165,8 @@ Status encode_op(BatchWriter& w, const Op& op) {
     case Op::Kind::AddElements:
     case Op::Kind::DeleteElements: {
       if (op.elements.empty()) return {};
-      SetShape shape{op.set.key, op.set.kind, op.set.interval};
+      if (!op.set) return invalid("a set op without its set");
+      SetShape shape{op.set->key, op.set->kind, op.set->interval};
       MOAT_RETURN_IF_ERROR(check_shape(shape));
       bool add = op.kind == Op::Kind::AddElements;
       return put_elements(w, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, op.family, op.table,

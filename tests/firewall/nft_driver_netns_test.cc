@@ -509,7 +509,8 @@ TEST_F(NftDriverNetnsTest, FailingBatchNamesTheRuleAndLeavesTheRulesetUntouched)
   ASSERT_TRUE(gen_before);
 
   Op add_set = op(Op::Kind::AddSet, "later");
-  add_set.set = {.name = "later", .key = {Field::Ip4Daddr}};
+  const Set later{.name = "later", .key = {Field::Ip4Daddr}};
+  add_set.set = &later;
   Plan plan = {op(Op::Kind::AddChain, "extra"),
                add_rule("extra", rule({}, VerdictCode::Accept, "extra.fw:1")),
                add_rule("input", rule({tcp()}, VerdictCode::Jump, "cluster.fw:42", "missing")),
@@ -567,10 +568,10 @@ TEST_F(NftDriverNetnsTest, DeletesElementsFlushesAndDeletesChainsSetsAndTables) 
   Table& t = rs.tables.at("inet moat");
 
   Op del_range = op(Op::Kind::DeleteElements, "s4");
-  del_range.set = t.sets.at("s4");
+  del_range.set = &t.sets.at("s4");
   del_range.elements = {elem(range(ip4("192.168.1.5"), ip4("192.168.1.9")))};
   Op del_vm = op(Op::Kind::DeleteElements, "vm");
-  del_vm.set = t.sets.at("vm");
+  del_vm.set = &t.sets.at("vm");
   del_vm.elements = {{.key = {single(ifname_bytes("tap2"))}}};
   // The vmap element was the last reference to from_tap2, so the chain can go in the same batch.
   apply_ok({del_range, del_vm, op(Op::Kind::FlushChain, "input"),
@@ -727,7 +728,8 @@ TEST_F(NftDriverNetnsTest, EmptyPlanSendsNothing) {
   EXPECT_EQ(*sent, 0u);
   // An op list whose ops produce no message is empty too.
   Op nothing = op(Op::Kind::AddElements, "s4");
-  nothing.set = {.name = "s4", .key = {Field::Ip4Saddr}};
+  const Set s4{.name = "s4", .key = {Field::Ip4Saddr}};
+  nothing.set = &s4;
   sent = driver().apply({nothing});
   ASSERT_TRUE(sent);
   EXPECT_EQ(*sent, 0u);

@@ -28,7 +28,7 @@ struct AppliedState {
 };
 
 struct ApplyReport {
-  nft::Plan plan;  // its rules point into `applied` (deleted ones) and the desired ruleset
+  nft::Plan plan;  // its objects point into `applied` (deleted ones) and the desired ruleset
   std::shared_ptr<const nft::Ruleset> applied;  // what the plan was made against, if known
   bool resync = false;  // the kernel changed behind our back: our tables were replaced whole
   size_t messages = 0;  // netlink messages sent (0 when nothing changed)

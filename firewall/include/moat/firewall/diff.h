@@ -29,18 +29,20 @@ struct Op {
   Kind kind = Kind::AddTable;
   Family family = Family::Inet;
   std::string table;
-  std::string name;               // chain or set name
-  std::optional<BaseChain> base;  // AddChain
-  // AddRule, DeleteRule: the rule, in the ruleset the plan was made from (not copied: a full
-  // apply's plan holds every rule of the ruleset). Keep that ruleset alive and unchanged
-  // while the plan is in use.
-  const Rule* rule = nullptr;
+  std::string name;  // chain or set name
+  // The objects an op adds or refers to live in the ruleset the plan was made from (not
+  // copied: a full apply's plan holds every rule of the ruleset). Keep that ruleset alive and
+  // unchanged while the plan is in use.
+  const BaseChain* base = nullptr;  // AddChain of a base chain
+  const Rule* rule = nullptr;       // AddRule, DeleteRule: the rule
   // AddRule/DeleteRule: a position in chain `name` as applied before this plan (the driver
   // resolves it to the kernel's rule handle); -1: none (AddRule appends).
   int index = -1;
-  Set set;  // AddSet (definition; elements empty), Add/DeleteElements (key/kind)
+  // AddSet: the set to define (its elements follow in AddElements); Add/DeleteElements: the
+  // set whose key and kind the elements have.
+  const Set* set = nullptr;
   std::vector<SetElement> elements;  // Add/DeleteElements
-  CtHelper helper;                   // AddHelper
+  const CtHelper* helper = nullptr;  // AddHelper
 };
 
 using Plan = std::vector<Op>;
