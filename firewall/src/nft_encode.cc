@@ -310,15 +310,12 @@ class RuleBuilder {
     element_ = a_.begin(NFTA_LIST_ELEM);
     a_.put(NFTA_EXPR_NAME, name, std::strlen(name) + 1);
     data_ = a_.begin(NFTA_EXPR_DATA);
-    ++count_;
     return a_;
   }
   void close() {
     a_.end(data_);
     a_.end(element_);
   }
-  size_t count() const { return count_; }
-
   void load(Field f, uint32_t reg) {
     FieldInfo fi = info(f);
     switch (fi.source) {
@@ -424,7 +421,7 @@ class RuleBuilder {
 
  private:
   Attrs& a_;
-  size_t element_ = 0, data_ = 0, count_ = 0;
+  size_t element_ = 0, data_ = 0;
 };
 
 // The kernel verdict code of an accept/drop/return/jump/goto verdict; nullopt for others.
@@ -964,12 +961,14 @@ Status encode_rule(BatchWriter& w, const Op& op) {
   if (!op.rule) return invalid("a rule op without its rule");
   const Rule& rule = *op.rule;
   RuleContext ctx{w, op.family, op.table};
-  // Anonymous sets are whole messages of their own, sent before the rule's.
-  std::vector<uint32_t> anonymous_ids(rule.matches.size(), 0);
+  // Anonymous sets are whole messages of their own, sent before the rule's (rare: literal
+  // lists are named constant sets, so most rules allocate nothing here).
+  std::vector<uint32_t> anonymous_ids;
   for (size_t i = 0; i < rule.matches.size(); ++i) {
     const Match& m = rule.matches[i];
-    if ((m.op == Match::Op::In || m.op == Match::Op::NotIn) && m.set.empty())
-      anonymous_ids[i] = MOAT_TRY(put_anonymous_set(ctx, m));
+    if ((m.op != Match::Op::In && m.op != Match::Op::NotIn) || !m.set.empty()) continue;
+    anonymous_ids.resize(rule.matches.size());
+    anonymous_ids[i] = MOAT_TRY(put_anonymous_set(ctx, m));
   }
   // Appended, or inserted before the rule at the op's index (no NLM_F_APPEND).
   std::optional<uint64_t> position;
@@ -986,7 +985,8 @@ Status encode_rule(BatchWriter& w, const Op& op) {
   RuleBuilder b(a);
 
   for (size_t i = 0; i < rule.matches.size(); ++i)
-    MOAT_RETURN_IF_ERROR(encode_match(ctx, b, rule.matches[i], anonymous_ids[i]));
+    MOAT_RETURN_IF_ERROR(
+        encode_match(ctx, b, rule.matches[i], anonymous_ids.empty() ? 0 : anonymous_ids[i]));
   if (rule.counter) {
     b.open("counter");
     b.close();
