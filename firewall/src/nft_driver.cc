@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <set>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -40,6 +41,9 @@ std::string extack_of(const Error& e) {
 // table's rules instead of one per chain.
 constexpr size_t kChainListings = 8;
 
+// Batches refused because another process committed first, before giving up.
+constexpr int kAttempts = 3;
+
 struct KernelFailure {
   uint32_t seq = 0;
   int err = 0;
@@ -62,16 +66,32 @@ Result<NftDriver> NftDriver::open(const std::string& netns) {
 
 Result<size_t> NftDriver::apply(const Plan& plan) {
   if (plan.empty()) return 0;
+  for (int attempt = 1;; ++attempt) {
+    auto sent = apply_once(plan);
+    if (sent || sent.error().sys_errno() != ERESTART || attempt == kAttempts) return sent;
+  }
+}
+
+Result<size_t> NftDriver::apply_once(const Plan& plan) {
   detail::KernelRefs refs;
   if (auto devices = detail::fwd_devices(plan); !devices.empty()) {
     auto scope = MOAT_TRY(NetnsScope::enter(netns_));
     for (const auto& name : devices)
       if (unsigned index = if_nametoindex(name.c_str()); index != 0) refs.ifindexes[name] = index;
   }
+  // The generation read before any listing: a commit after it fails the batch, not the edit.
+  refs.genid = genid_ ? *genid_ : MOAT_TRY(generation());
   for (const auto& [where, chains] : detail::positioned_chains(plan)) {
     const auto& [family, table] = where;
+    std::vector<std::string> requests;
+    for (const auto& chain : chains) {
+      std::string ref = detail::chain_ref(family, table, chain);
+      if (auto it = known_.find(ref); genid_ && it != known_.end())
+        refs.rule_handles[ref] = it->second;
+      else
+        requests.push_back(chain);
+    }
     // One listing of the chain while a few are edited; of the whole table beyond that.
-    std::vector<std::string> requests(chains.begin(), chains.end());
     if (requests.size() > kChainListings) requests = {""};
     for (const auto& chain : requests)
       for (auto& [name, handles] : MOAT_TRY(rule_handles(family, table, chain)))
@@ -100,17 +120,23 @@ Result<size_t> NftDriver::apply(const Plan& plan) {
     if (error_code == 0) {
       // The socket itself failed (ENOBUFS when thousands of errors overflowed the receive
       // buffer). The batch has errors, so the kernel rolled it back.
+      forget();
       return fail(std::move(st).error().add_context("applying " + std::to_string(plan.size()) +
                                                     " nftables ops (nothing was applied)"));
     }
     if (!in_batch(error_seq)) continue;
     failures.push_back({error_seq, error_code, extack_of(st.error())});
     if (error_seq == batch.ack_seq) break;
-    // Out of memory while queueing errors: the kernel sends this one error for BATCH_BEGIN
-    // and nothing after it.
-    if (error_seq == batch.first_seq && error_code == ENOMEM) break;
+    // The kernel sends this one error for BATCH_BEGIN and nothing after it when the batch's
+    // generation is no longer the ruleset's (ERESTART: nothing was processed) or when it ran
+    // out of memory queueing errors.
+    if (error_seq == batch.first_seq && (error_code == ERESTART || error_code == ENOMEM)) break;
   }
-  if (failures.empty()) return batch.messages();
+  if (failures.empty()) {
+    remember(plan, std::move(batch.new_rule_handles), refs.genid);
+    return batch.messages();
+  }
+  forget();
 
   std::string message = "nftables rejected the batch of " + std::to_string(plan.size()) +
                         " ops (nothing was applied): ";
@@ -127,6 +153,43 @@ Result<size_t> NftDriver::apply(const Plan& plan) {
     seen.push_back(std::move(what));
   }
   return fail_errno(failures.front().err, std::move(message));
+}
+
+void NftDriver::remember(const Plan& plan,
+                         std::map<std::string, std::vector<uint64_t>> new_rule_handles,
+                         uint32_t genid) {
+  genid_ = genid + 1 == 0 ? 1 : genid + 1;  // the kernel's counter skips 0 when it wraps
+  // Chains this batch changed have handles no one told us (tables it created excepted).
+  std::set<std::pair<Family, std::string>> created;
+  for (const Op& op : plan) {
+    if (op.kind == Op::Kind::AddTable) created.insert({op.family, op.table});
+    if (op.kind == Op::Kind::DeleteTable) {
+      std::string prefix = table_key(op.family, op.table) + " ";
+      auto it = known_.lower_bound(prefix);
+      while (it != known_.end() && it->first.starts_with(prefix)) it = known_.erase(it);
+    }
+  }
+  const std::string* table = nullptr;
+  Family family = Family::Inet;
+  bool in_created = false;
+  for (const Op& op : plan) {
+    bool chain_op = op.kind == Op::Kind::AddChain || op.kind == Op::Kind::DeleteChain ||
+                    op.kind == Op::Kind::FlushChain || op.kind == Op::Kind::AddRule ||
+                    op.kind == Op::Kind::DeleteRule;
+    if (!chain_op) continue;
+    if (table == nullptr || *table != op.table || family != op.family) {
+      table = &op.table;
+      family = op.family;
+      in_created = created.contains({family, *table});
+    }
+    if (!in_created) known_.erase(detail::chain_ref(op.family, op.table, op.name));
+  }
+  for (auto& [chain, handles] : new_rule_handles) known_[chain] = std::move(handles);
+}
+
+void NftDriver::forget() {
+  genid_.reset();
+  known_.clear();
 }
 
 Status NftDriver::request(std::span<const uint8_t> bytes, uint32_t seq,

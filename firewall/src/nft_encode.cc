@@ -674,9 +674,30 @@ class BatchWriter {
     return it->second[static_cast<size_t>(op.index)];
   }
 
-  void begin_batch(size_t expected_bytes) {
+  // BATCH_BEGIN, carrying `genid` (when not 0) as NFNL_BATCH_GENID: the kernel then refuses
+  // the whole batch with ERESTART unless the ruleset is still at that generation.
+  void begin_batch(size_t expected_bytes, uint32_t genid) {
     out_.bytes.reserve_more(expected_bytes);
-    finish(nftnl_batch_begin(tail(), next_seq_++), false);
+    size_t at = out_.bytes.size();
+    out_.bytes.grow(nftnl_batch_begin(tail(), next_seq_++)->nlmsg_len);
+    if (genid != 0) attrs_.be32(NFNL_BATCH_GENID, genid);
+    auto len = static_cast<uint32_t>(out_.bytes.size() - at);
+    std::memcpy(out_.bytes.data() + at, &len, sizeof(len));  // nlmsg_len, the first field
+    out_.op_index.push_back(kNoOp);
+  }
+
+  // A table this batch creates numbers the chains, sets, objects and rules made in it 1, 2,
+  // ... in message order (the kernel's per-table handle counter starts at 0 and nothing else
+  // can add to the table before the batch commits); other tables' handles are the kernel's
+  // to choose. created() marks such a table, takes_handle() counts one object made in it.
+  void created(Family family, const std::string& table) { fresh_[table_key(family, table)] = 0; }
+  std::optional<uint64_t> takes_handle(Family family, const std::string& table) {
+    auto it = fresh_.find(table_key(family, table));
+    if (it == fresh_.end()) return std::nullopt;
+    return ++it->second;
+  }
+  void rule_added(const Op& op, uint64_t handle) {
+    out_.new_rule_handles[chain_ref(op.family, op.table, op.name)].push_back(handle);
   }
 
   // Appends BATCH_END and returns the batch, or an empty batch when no op wrote anything.
@@ -745,6 +766,7 @@ class BatchWriter {
   size_t current_op_ = kNoOp;
   uint32_t last_set_id_ = 0;
   std::map<std::tuple<Family, std::string, std::string>, uint32_t, std::less<>> set_ids_;
+  std::map<std::string, uint64_t> fresh_;  // table_key() -> the last handle it gave
   EncodedBatch out_;
   Attrs attrs_{out_.bytes};
 };
@@ -814,6 +836,7 @@ Result<uint32_t> put_anonymous_set(RuleContext& ctx, const Match& m) {
 
   const std::string name = "__set%d";
   uint32_t id = ctx.w.new_set_id(ctx.family, ctx.table, "");
+  ctx.w.takes_handle(ctx.family, ctx.table);
   Owned<nftnl_set> s = set_definition(ctx.family, ctx.table, name, shape, id,
                                       NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, "");
   nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, static_cast<uint32_t>(specs.size()));
@@ -975,6 +998,7 @@ Status encode_rule(BatchWriter& w, const Op& op) {
   if (op.index >= 0) position = MOAT_TRY(w.rule_handle(op));
   uint16_t flags = position ? NLM_F_CREATE : NLM_F_APPEND | NLM_F_CREATE;
 
+  if (auto handle = w.takes_handle(op.family, op.table)) w.rule_added(op, *handle);
   size_t message = w.begin_message(NFT_MSG_NEWRULE, op.family, flags);
   Attrs& a = w.attrs();
   a.str(NFTA_RULE_TABLE, op.table);
@@ -1077,6 +1101,7 @@ Status encode_op(BatchWriter& w, const Op& op) {
       nftnl_obj_set_u16(o.get(), NFTNL_OBJ_CT_HELPER_L3PROTO,
                         helper.family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
       nftnl_obj_set_u8(o.get(), NFTNL_OBJ_CT_HELPER_L4PROTO, helper.protocol);
+      w.takes_handle(op.family, op.table);
       nlmsghdr* nlh = w.start(NFT_MSG_NEWOBJ, op.family, NLM_F_CREATE, 1024);
       nftnl_obj_nlmsg_build_payload(nlh, o.get());
       w.finish(nlh);
@@ -1088,8 +1113,11 @@ Status encode_op(BatchWriter& w, const Op& op) {
       nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, op.table.c_str());
       nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, static_cast<uint32_t>(op.family));
       bool add = op.kind == Op::Kind::AddTable;
+      // Created, never merged into a table of the same name that is already there: the
+      // handles its objects get are then known (BatchWriter::created()).
+      if (add) w.created(op.family, op.table);
       nlmsghdr* nlh = w.start(add ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, op.family,
-                              add ? NLM_F_CREATE : 0, 1024);
+                              add ? NLM_F_CREATE | NLM_F_EXCL : 0, 1024);
       nftnl_table_nlmsg_build_payload(nlh, t.get());
       w.finish(nlh);
       return {};
@@ -1116,6 +1144,7 @@ Status encode_op(BatchWriter& w, const Op& op) {
                             op.base->policy_drop ? NF_DROP : NF_ACCEPT);
         nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
       }
+      if (add) w.takes_handle(op.family, op.table);
       nlmsghdr* nlh = w.start(add ? NFT_MSG_NEWCHAIN : NFT_MSG_DELCHAIN, op.family,
                               add ? NLM_F_CREATE : 0, 1024);
       nftnl_chain_nlmsg_build_payload(nlh, c.get());
@@ -1150,6 +1179,7 @@ Status encode_op(BatchWriter& w, const Op& op) {
       if (set.timeout_s)
         nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{set.timeout_s} * 1000);
       if (set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
+      w.takes_handle(op.family, op.table);
       nlmsghdr* nlh = w.start(NFT_MSG_NEWSET, op.family, NLM_F_CREATE, 1024);
       nftnl_set_nlmsg_build_payload(nlh, s.get());
       w.finish(nlh);
@@ -1208,7 +1238,7 @@ Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const Ker
   BatchWriter w(first_seq, refs);
   // Our rule messages average about 400 bytes; room that is never written is never faulted
   // in, and a plan that needs more (large element lists) grows the buffer.
-  w.begin_batch(64 * 1024 + plan.size() * 512);
+  w.begin_batch(64 * 1024 + plan.size() * 512, refs.genid);
   for (size_t i = 0; i < plan.size(); ++i) {
     w.set_op(i);
     if (auto st = encode_op(w, plan[i]); !st)

@@ -44,6 +44,9 @@ struct EncodedBatch {
   uint32_t first_seq = 0;
   // The one message sent with NLM_F_ACK: the last one before BATCH_END.
   uint32_t ack_seq = 0;
+  // chain_ref() -> the handles the kernel gives the rules this batch adds to the chains of
+  // the tables it creates, in chain order (see BatchWriter::created()).
+  std::map<std::string, std::vector<uint64_t>> new_rule_handles;
   size_t messages() const { return op_index.size(); }
 };
 
@@ -53,6 +56,8 @@ struct KernelRefs {
   std::map<std::string, uint32_t> ifindexes;  // the devices of `fwd to` statements
   // chain_ref() -> the handles of the chain's rules, in chain order (ops with an index).
   std::map<std::string, std::vector<uint64_t>> rule_handles;
+  // The ruleset generation the batch is for (0: any); see BatchWriter::begin_batch().
+  uint32_t genid = 0;
 };
 
 // "inet moat input": the key of KernelRefs::rule_handles.

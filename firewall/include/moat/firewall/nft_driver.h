@@ -7,8 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "moat/base/netlink.h"
 #include "moat/base/result.h"
@@ -31,8 +34,11 @@ class NftDriver {
   // followed by the kernel's extended-ack text. A malformed op (a value of the wrong size, an
   // unknown limit unit) fails with InvalidArgument before anything is sent.
   // Devices named by `fwd to` are resolved to their ifindex in the namespace first (NotFound,
-  // nothing sent, when one does not exist), and the chains edited rule by rule (ops with an
-  // index) are listed for their rules' handles.
+  // nothing sent, when one does not exist). The chains edited rule by rule (ops with an
+  // index) need their rules' handles: known from this driver's earlier batches while the
+  // ruleset is still at the generation its last commit made, else listed. Every batch carries
+  // the generation it was built for, so a commit by anyone else in between makes the kernel
+  // refuse it (ERESTART); it is then built again from a fresh listing, twice at most.
   // Returns the number of netlink messages sent, BATCH_BEGIN and BATCH_END included.
   Result<size_t> apply(const Plan& plan);
 
@@ -48,16 +54,29 @@ class NftDriver {
                                                                     const std::string& table,
                                                                     const std::string& chain = "");
 
+  // The rule handles this driver knows without listing, by detail::chain_ref() ("netdev
+  // moat-guests-0 guest-1000-in"): every chain of the tables its batches created, until a
+  // batch edits the chain or anyone else commits. For tests and diagnostics.
+  const std::map<std::string, std::vector<uint64_t>>& known_rule_handles() const { return known_; }
+
  private:
   NftDriver(NetlinkSocket socket, std::string netns);
   // Sends one non-batch request (built into `bytes`, sequence `seq`) with NLM_F_ACK and reads
   // its replies, skipping anything left over from earlier requests.
   Status request(std::span<const uint8_t> bytes, uint32_t seq,
                  const NetlinkSocket::MessageHandler& on_message);
+  Result<size_t> apply_once(const Plan& plan);
+  // After a committed batch built for generation `genid`: what the driver knows now.
+  void remember(const Plan& plan, std::map<std::string, std::vector<uint64_t>> new_rule_handles,
+                uint32_t genid);
+  void forget();
 
   NetlinkSocket socket_;
   std::string netns_;  // where `fwd to` device names are resolved
   uint32_t next_seq_;
+  // The generation this driver's last commit made, while `known_` describes it.
+  std::optional<uint32_t> genid_;
+  std::map<std::string, std::vector<uint64_t>> known_;
 };
 
 }  // namespace moat::firewall::nft
