@@ -133,7 +133,11 @@ Result<size_t> NftDriver::apply_once(const Plan& plan) {
     if (error_seq == batch.first_seq && (error_code == ERESTART || error_code == ENOMEM)) break;
   }
   if (failures.empty()) {
-    remember(plan, std::move(batch.new_rule_handles), refs.genid);
+    // Generation 0 is "any" to the kernel: such a batch was not checked, so nothing is known.
+    if (refs.genid != 0)
+      remember(plan, std::move(batch.new_rule_handles), refs.genid);
+    else
+      forget();
     return batch.messages();
   }
   forget();

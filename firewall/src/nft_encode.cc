@@ -690,14 +690,28 @@ class BatchWriter {
   // ... in message order (the kernel's per-table handle counter starts at 0 and nothing else
   // can add to the table before the batch commits); other tables' handles are the kernel's
   // to choose. created() marks such a table, takes_handle() counts one object made in it.
-  void created(Family family, const std::string& table) { fresh_[table_key(family, table)] = 0; }
+  // Both are called once per rule, for runs of rules of one table and chain: the last table
+  // and chain looked up are kept, so that a run builds no key.
+  void created(Family family, const std::string& table) {
+    fresh_[table_key(family, table)] = 0;
+    last_table_ = nullptr;
+  }
   std::optional<uint64_t> takes_handle(Family family, const std::string& table) {
-    auto it = fresh_.find(table_key(family, table));
-    if (it == fresh_.end()) return std::nullopt;
-    return ++it->second;
+    if (last_table_ == nullptr || last_family_ != family || *last_table_ != table) {
+      auto it = fresh_.find(table_key(family, table));
+      last_counter_ = it == fresh_.end() ? nullptr : &it->second;
+      last_table_ = &table;
+      last_family_ = family;
+    }
+    if (last_counter_ == nullptr) return std::nullopt;
+    return ++*last_counter_;
   }
   void rule_added(const Op& op, uint64_t handle) {
-    out_.new_rule_handles[chain_ref(op.family, op.table, op.name)].push_back(handle);
+    if (last_chain_op_ == nullptr || last_chain_op_->family != op.family ||
+        last_chain_op_->table != op.table || last_chain_op_->name != op.name)
+      last_chain_handles_ = &out_.new_rule_handles[chain_ref(op.family, op.table, op.name)];
+    last_chain_op_ = &op;
+    last_chain_handles_->push_back(handle);
   }
 
   // Appends BATCH_END and returns the batch, or an empty batch when no op wrote anything.
@@ -767,6 +781,11 @@ class BatchWriter {
   uint32_t last_set_id_ = 0;
   std::map<std::tuple<Family, std::string, std::string>, uint32_t, std::less<>> set_ids_;
   std::map<std::string, uint64_t> fresh_;  // table_key() -> the last handle it gave
+  const std::string* last_table_ = nullptr;
+  Family last_family_ = Family::Inet;
+  uint64_t* last_counter_ = nullptr;
+  const Op* last_chain_op_ = nullptr;
+  std::vector<uint64_t>* last_chain_handles_ = nullptr;
   EncodedBatch out_;
   Attrs attrs_{out_.bytes};
 };
