@@ -681,8 +681,7 @@ class BatchWriter {
     size_t at = out_.bytes.size();
     out_.bytes.grow(nftnl_batch_begin(tail(), next_seq_++)->nlmsg_len);
     if (genid != 0) attrs_.be32(NFNL_BATCH_GENID, genid);
-    auto len = static_cast<uint32_t>(out_.bytes.size() - at);
-    std::memcpy(out_.bytes.data() + at, &len, sizeof(len));  // nlmsg_len, the first field
+    close_message(at);
     out_.op_index.push_back(kNoOp);
   }
 
@@ -748,8 +747,7 @@ class BatchWriter {
     return at;
   }
   void end_message(size_t at) {
-    auto len = static_cast<uint32_t>(out_.bytes.size() - at);
-    std::memcpy(out_.bytes.data() + at, &len, sizeof(len));  // nlmsg_len, the first field
+    close_message(at);
     last_command_ = at;
     out_.op_index.push_back(current_op_);
   }
@@ -774,6 +772,12 @@ class BatchWriter {
   static constexpr size_t kNone = static_cast<size_t>(-1);
 
   char* tail() { return reinterpret_cast<char*>(out_.bytes.data() + out_.bytes.size()); }
+  // The message written from offset `at` up to here gets its length (nlmsg_len, its first
+  // field).
+  void close_message(size_t at) {
+    auto len = static_cast<uint32_t>(out_.bytes.size() - at);
+    std::memcpy(out_.bytes.data() + at, &len, sizeof(len));
+  }
 
   size_t last_command_ = kNone;
   uint32_t next_seq_;
