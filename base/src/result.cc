@@ -1,5 +1,6 @@
 #include "moat/base/result.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace moat {
@@ -60,6 +61,9 @@ std::unexpected<Error> fail_errno(int err, std::string message) {
       break;
     case EEXIST:
       code = ErrorCode::AlreadyExists;
+      break;
+    case ERESTART:  // nf_tables: the batch was built for a generation that is gone
+      code = ErrorCode::Conflict;
       break;
     case EAFNOSUPPORT:
     case EPROTONOSUPPORT:

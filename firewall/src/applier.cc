@@ -17,6 +17,13 @@ namespace moat::firewall {
 
 namespace json = boost::json;
 
+namespace {
+
+// Plans made again because someone else committed between a plan and its batch.
+constexpr int kPlanAttempts = 3;
+
+}  // namespace
+
 Result<Applier> Applier::open(const ApplierOptions& options, const Clock& clock) {
   auto driver = MOAT_TRY(nft::NftDriver::open(options.netns));
   return Applier(options, std::move(driver), clock);
@@ -75,10 +82,11 @@ Result<GuestStrategy> Applier::probe_strategy() {
   auto rule = op(nft::Op::Kind::AddRule);
   rule.rule = &reject;
   plan.push_back(rule);
-  plan.push_back(op(nft::Op::Kind::DeleteTable));
-  auto sent = driver_.apply(plan);
-  if (sent) return GuestStrategy::BridgeConntrack;
-  log::debug("bridge conntrack probe: {}", sent.error().to_string());
+  // Checked, not committed: a commit would move the generation, and the next apply would
+  // take it for someone else's change and replace our tables whole.
+  auto checked = driver_.check(plan);
+  if (checked) return GuestStrategy::BridgeConntrack;
+  log::debug("bridge conntrack probe: {}", checked.error().to_string());
   return GuestStrategy::BrNetfilter;
 }
 
@@ -124,6 +132,7 @@ Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
   ApplyReport report;
   auto previous = MOAT_TRY(state());
   uint32_t generation = MOAT_TRY(driver_.generation());
+  report.generation = generation;
   if (previous && previous->generation == generation) {
     report.applied = std::make_shared<const nft::Ruleset>(std::move(previous->ruleset));
     report.plan = nft::diff(*report.applied, desired);
@@ -150,13 +159,26 @@ Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
 Result<ApplyReport> Applier::plan(const nft::Ruleset& desired) { return make_plan(desired); }
 
 Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy strategy) {
-  auto report = MOAT_TRY(make_plan(desired));
-  if (report.plan.empty()) return report;
-  auto start = clock_->monotonic();
-  report.messages = MOAT_TRY(driver_.apply(report.plan));
-  report.kernel_time =
-      std::chrono::duration_cast<std::chrono::microseconds>(clock_->monotonic() - start);
-  uint32_t generation = MOAT_TRY(driver_.generation());
+  // The plan holds for the generation it was made at; someone else's commit before ours
+  // makes the kernel refuse it (Conflict), and the next plan sees that generation and
+  // replaces our tables whole.
+  ApplyReport report;
+  for (int attempt = 1;; ++attempt) {
+    report = MOAT_TRY(make_plan(desired));
+    if (report.plan.empty()) return report;
+    auto start = clock_->monotonic();
+    auto sent = driver_.apply(report.plan, report.generation);
+    report.kernel_time =
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_->monotonic() - start);
+    if (sent) {
+      report.messages = *sent;
+      break;
+    }
+    if (sent.error().code() != ErrorCode::Conflict || attempt == kPlanAttempts)
+      return std::unexpected(sent.error());
+  }
+  // The generation our commit made (not read back: by then it could be someone else's).
+  uint32_t generation = report.generation + 1 == 0 ? 1 : report.generation + 1;
   json::object root{
       {"applied_at",
        std::chrono::duration_cast<std::chrono::seconds>(clock_->now().time_since_epoch()).count()},

@@ -64,15 +64,30 @@ Result<NftDriver> NftDriver::open(const std::string& netns) {
   return NftDriver(std::move(socket), netns);
 }
 
-Result<size_t> NftDriver::apply(const Plan& plan) {
+Result<size_t> NftDriver::apply(const Plan& plan, std::optional<uint32_t> planned_at) {
+  return send_plan(plan, planned_at, Mode::Commit);
+}
+
+Status NftDriver::check(const Plan& plan) {
+  MOAT_RETURN_IF_ERROR(send_plan(plan, std::nullopt, Mode::Check));
+  return {};
+}
+
+Result<size_t> NftDriver::send_plan(const Plan& plan, std::optional<uint32_t> planned_at,
+                                    Mode mode) {
   if (plan.empty()) return 0;
   for (int attempt = 1;; ++attempt) {
-    auto sent = apply_once(plan);
-    if (sent || sent.error().sys_errno() != ERESTART || attempt == kAttempts) return sent;
+    auto sent = send_once(plan, planned_at, mode);
+    if (sent || sent.error().sys_errno() != ERESTART) return sent;
+    if (planned_at)
+      return fail(std::move(sent).error().add_context(
+          "nftables changed since the plan was made at generation " + std::to_string(*planned_at)));
+    if (attempt == kAttempts) return sent;
   }
 }
 
-Result<size_t> NftDriver::apply_once(const Plan& plan) {
+Result<size_t> NftDriver::send_once(const Plan& plan, std::optional<uint32_t> planned_at,
+                                    Mode mode) {
   detail::KernelRefs refs;
   if (auto devices = detail::fwd_devices(plan); !devices.empty()) {
     auto scope = MOAT_TRY(NetnsScope::enter(netns_));
@@ -80,13 +95,15 @@ Result<size_t> NftDriver::apply_once(const Plan& plan) {
       if (unsigned index = if_nametoindex(name.c_str()); index != 0) refs.ifindexes[name] = index;
   }
   // The generation read before any listing: a commit after it fails the batch, not the edit.
-  refs.genid = genid_ ? *genid_ : MOAT_TRY(generation());
+  refs.genid = planned_at ? *planned_at : genid_ ? *genid_ : MOAT_TRY(generation());
+  // What this driver knows describes the generation its last commit made, and no other.
+  bool known = genid_ && *genid_ == refs.genid;
   for (const auto& [where, chains] : detail::positioned_chains(plan)) {
     const auto& [family, table] = where;
     std::vector<std::string> requests;
     for (const auto& chain : chains) {
       std::string ref = detail::chain_ref(family, table, chain);
-      if (auto it = known_.find(ref); genid_ && it != known_.end())
+      if (auto it = known_.find(ref); known && it != known_.end())
         refs.rule_handles[ref] = it->second;
       else
         requests.push_back(chain);
@@ -97,7 +114,9 @@ Result<size_t> NftDriver::apply_once(const Plan& plan) {
       for (auto& [name, handles] : MOAT_TRY(rule_handles(family, table, chain)))
         refs.rule_handles[detail::chain_ref(family, table, name)] = std::move(handles);
   }
-  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(plan, next_seq_, refs));
+  detail::EncodedBatch batch = MOAT_TRY(detail::encode_plan(
+      plan, next_seq_, refs,
+      mode == Mode::Commit ? detail::BatchEnd::Commit : detail::BatchEnd::Abort));
   if (batch.messages() == 0) return 0;
   next_seq_ += static_cast<uint32_t>(batch.messages());
   MOAT_RETURN_IF_ERROR(socket_.reserve_send_buffer(batch.bytes.size()));
@@ -133,6 +152,7 @@ Result<size_t> NftDriver::apply_once(const Plan& plan) {
     if (error_seq == batch.first_seq && (error_code == ERESTART || error_code == ENOMEM)) break;
   }
   if (failures.empty()) {
+    if (mode == Mode::Check) return batch.messages();
     // Generation 0 is "any" to the kernel: such a batch was not checked, so nothing is known.
     if (refs.genid != 0)
       remember(plan, std::move(batch.new_rule_handles), refs.genid);

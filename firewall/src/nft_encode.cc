@@ -713,15 +713,18 @@ class BatchWriter {
     last_chain_handles_->push_back(handle);
   }
 
-  // Appends BATCH_END and returns the batch, or an empty batch when no op wrote anything.
-  EncodedBatch end_batch() && {
+  // Appends BATCH_END (for Commit) and returns the batch, or an empty batch when no op wrote
+  // anything.
+  EncodedBatch end_batch(BatchEnd end) && {
     if (last_command_ == kNone) return EncodedBatch{.first_seq = out_.first_seq};
     auto* last = reinterpret_cast<nlmsghdr*>(out_.bytes.data() + last_command_);
     last->nlmsg_flags |= NLM_F_ACK;
     out_.ack_seq = last->nlmsg_seq;
-    out_.bytes.reserve_more(256);
-    current_op_ = kNoOp;
-    finish(nftnl_batch_end(tail(), next_seq_++), false);
+    if (end == BatchEnd::Commit) {
+      out_.bytes.reserve_more(256);
+      current_op_ = kNoOp;
+      finish(nftnl_batch_end(tail(), next_seq_++), false);
+    }
     return std::move(out_);
   }
 
@@ -1257,7 +1260,8 @@ std::set<std::string> fwd_devices(const Plan& plan) {
   return out;
 }
 
-Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs) {
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs,
+                                 BatchEnd end) {
   BatchWriter w(first_seq, refs);
   // Our rule messages average about 400 bytes; room that is never written is never faulted
   // in, and a plan that needs more (large element lists) grows the buffer.
@@ -1267,7 +1271,7 @@ Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const Ker
     if (auto st = encode_op(w, plan[i]); !st)
       return fail(std::move(st).error().add_context("encoding " + describe(plan[i])));
   }
-  return std::move(w).end_batch();
+  return std::move(w).end_batch(end);
 }
 
 }  // namespace moat::firewall::nft::detail

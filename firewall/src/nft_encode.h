@@ -42,7 +42,7 @@ struct EncodedBatch {
   // Message i has sequence number first_seq + i and was produced by plan[op_index[i]].
   std::vector<size_t> op_index;
   uint32_t first_seq = 0;
-  // The one message sent with NLM_F_ACK: the last one before BATCH_END.
+  // The one message sent with NLM_F_ACK: the last command (before BATCH_END, if any).
   uint32_t ack_seq = 0;
   // chain_ref() -> the handles the kernel gives the rules this batch adds to the chains of
   // the tables it creates, in chain order (see BatchWriter::created()).
@@ -63,13 +63,17 @@ struct KernelRefs {
 // "inet moat input": the key of KernelRefs::rule_handles.
 std::string chain_ref(Family family, const std::string& table, const std::string& chain);
 
-// Encodes BATCH_BEGIN, the messages of every op in order, then BATCH_END, numbered from
-// `first_seq`. An op producing no message (AddElements with no elements) is skipped. Fails
-// with InvalidArgument, naming the op, when an op cannot be encoded (value of the wrong
-// size, a range in a non-interval set, an unknown limit unit, a too long concatenation).
-// An empty plan (or one whose ops all produce nothing) gives an empty batch.
-// A device or rule handle missing from `refs` fails the op.
-Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs = {});
+// How a batch ends: BATCH_END commits it; without, the kernel validates it and aborts.
+enum class BatchEnd { Commit, Abort };
+
+// Encodes BATCH_BEGIN, the messages of every op in order, then BATCH_END (unless `end` is
+// Abort), numbered from `first_seq`. An op producing no message (AddElements with no elements) is
+// skipped. Fails with InvalidArgument, naming the op, when an op cannot be encoded (value of the
+// wrong size, a range in a non-interval set, an unknown limit unit, a too long concatenation). An
+// empty plan (or one whose ops all produce nothing) gives an empty batch. A device or rule handle
+// missing from `refs` fails the op.
+Result<EncodedBatch> encode_plan(const Plan& plan, uint32_t first_seq, const KernelRefs& refs = {},
+                                 BatchEnd end = BatchEnd::Commit);
 
 // The devices the `fwd to` statements of the plan's rules name.
 std::set<std::string> fwd_devices(const Plan& plan);

@@ -751,6 +751,47 @@ TEST_F(NftDriverNetnsTest, ACommitByAnotherProcessMakesTheDriverListAgain) {
   EXPECT_TRUE(nft({"list", "tables"}).find("someone-else") != std::string::npos);
 }
 
+TEST_F(NftDriverNetnsTest, CheckValidatesWithoutCommitting) {
+  Ruleset rs;
+  Chain& c = rs.table(Family::Inet, "moat").chains["input"];
+  c.name = "input";
+  c.base = BaseChain{Hook::Input, 0, false};
+  c.rules.push_back(rule({tcp(), eq(Field::Dport, be16(22))}, VerdictCode::Accept, "ssh"));
+  auto g0 = driver().generation();
+  ASSERT_TRUE(g0) << g0.error().to_string();
+
+  auto valid = driver().check(creation(rs));
+  ASSERT_TRUE(valid) << valid.error().to_string();
+  EXPECT_EQ(driver().generation().value_or(0), *g0);
+  EXPECT_EQ(driver().table_exists(Family::Inet, "moat").value_or(true), false);
+
+  // The kernel refuses what it would refuse in a commit, naming the op: a jump to no chain.
+  c.rules.push_back(rule({tcp()}, VerdictCode::Jump, "to-nowhere", "nowhere"));
+  auto invalid = driver().check(creation(rs));
+  ASSERT_FALSE(invalid);
+  EXPECT_THAT(invalid.error().to_string(), HasSubstr("to-nowhere"));
+  EXPECT_EQ(driver().generation().value_or(0), *g0);
+  EXPECT_EQ(ruleset(), "");
+}
+
+TEST_F(NftDriverNetnsTest, APlanMadeAtAnOlderGenerationIsRefusedNotRetried) {
+  const Plan table = {{.kind = Op::Kind::AddTable, .family = Family::Inet, .table = "moat"}};
+  auto g0 = driver().generation();
+  ASSERT_TRUE(g0) << g0.error().to_string();
+  nft({"add", "table", "inet", "someone-else"});
+  auto sent = driver().apply(table, *g0);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code(), ErrorCode::Conflict) << sent.error().to_string();
+  EXPECT_EQ(driver().table_exists(Family::Inet, "moat").value_or(true), false);
+  EXPECT_FALSE(driver().committed_generation());
+
+  // Made at the generation the kernel is at, it commits and the driver knows the next one.
+  auto g1 = driver().generation();
+  ASSERT_TRUE(g1);
+  ASSERT_TRUE(driver().apply(table, *g1));
+  EXPECT_EQ(driver().committed_generation(), driver().generation().value_or(0));
+}
+
 TEST_F(NftDriverNetnsTest, GenerationChangesOnCommitAndTableExistsReportsTables) {
   auto g0 = driver().generation();
   ASSERT_TRUE(g0) << g0.error().to_string();

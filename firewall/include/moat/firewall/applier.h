@@ -30,6 +30,7 @@ struct AppliedState {
 struct ApplyReport {
   nft::Plan plan;  // its objects point into `applied` (deleted ones) and the desired ruleset
   std::shared_ptr<const nft::Ruleset> applied;  // what the plan was made against, if known
+  uint32_t generation = 0;                      // the nftables generation the plan was made at
   bool resync = false;  // the kernel changed behind our back: our tables were replaced whole
   size_t messages = 0;  // netlink messages sent (0 when nothing changed)
   std::chrono::microseconds kernel_time{0};
@@ -46,8 +47,8 @@ class Applier {
                               const Clock& clock = SystemClock::instance());
 
   // Which guest strategy this kernel supports: BridgeConntrack when a bridge-family table may
-  // hold `ct state` and `reject` (probed with a batch that adds and deletes a scratch table,
-  // so nothing is left behind), else BrNetfilter.
+  // hold `ct state` and `reject` (probed with a batch that the kernel validates and aborts,
+  // so nothing is left behind and the generation does not move), else BrNetfilter.
   Result<GuestStrategy> probe_strategy();
 
   // Makes bridged IP traffic visible to the inet hooks (br_netfilter sysctls in the
@@ -64,7 +65,8 @@ class Applier {
 
   // What apply() would send.
   Result<ApplyReport> plan(const nft::Ruleset& desired);
-  // Sends the difference and records the new state.
+  // Sends the difference and records the new state. When someone else commits between the
+  // plan and its batch, the kernel refuses the batch and the plan is made again (a resync).
   Result<ApplyReport> apply(const nft::Ruleset& desired, GuestStrategy strategy);
 
   // The nftables generation now: equal to state()->generation while nobody committed since.

@@ -39,8 +39,22 @@ class NftDriver {
   // ruleset is still at the generation its last commit made, else listed. Every batch carries
   // the generation it was built for, so a commit by anyone else in between makes the kernel
   // refuse it (ERESTART); it is then built again from a fresh listing, twice at most.
+  // `planned_at`, when given, is the generation the caller made the plan against (a diff
+  // against what it believes is applied): the batch is built for that generation, and after
+  // anyone else's commit it is refused with Conflict and not retried, nothing applied, so
+  // that the caller plans again from what the kernel now holds.
   // Returns the number of netlink messages sent, BATCH_BEGIN and BATCH_END included.
-  Result<size_t> apply(const Plan& plan);
+  Result<size_t> apply(const Plan& plan, std::optional<uint32_t> planned_at = std::nullopt);
+
+  // Sends the plan like apply() but without BATCH_END, as `nft --check` does: the kernel
+  // builds and validates every object, answers each message, and aborts instead of
+  // committing, so nothing changes and the generation does not move. The errors are
+  // apply()'s.
+  Status check(const Plan& plan);
+
+  // The generation this driver's last commit made, as long as no refusal since told it
+  // that someone else committed.
+  std::optional<uint32_t> committed_generation() const { return genid_; }
 
   // The ruleset generation id (NFT_MSG_GETGEN); it changes on every commit by anyone.
   Result<uint32_t> generation();
@@ -65,7 +79,9 @@ class NftDriver {
   // its replies, skipping anything left over from earlier requests.
   Status request(std::span<const uint8_t> bytes, uint32_t seq,
                  const NetlinkSocket::MessageHandler& on_message);
-  Result<size_t> apply_once(const Plan& plan);
+  enum class Mode { Commit, Check };
+  Result<size_t> send_plan(const Plan& plan, std::optional<uint32_t> planned_at, Mode mode);
+  Result<size_t> send_once(const Plan& plan, std::optional<uint32_t> planned_at, Mode mode);
   // After a committed batch built for generation `genid`: what the driver knows now.
   void remember(const Plan& plan, std::map<std::string, std::vector<uint64_t>> new_rule_handles,
                 uint32_t genid);
