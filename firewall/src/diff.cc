@@ -9,14 +9,31 @@ namespace moat::firewall::nft {
 
 namespace {
 
-// Elements of `a` that `b` lacks or holds with other content; both sorted by key.
-std::vector<SetElement> minus(const std::vector<SetElement>& a, const std::vector<SetElement>& b) {
-  std::vector<SetElement> out;
-  size_t j = 0;
-  for (const auto& e : a) {
-    while (j < b.size() && b[j] < e) ++j;
-    if (j == b.size() || e < b[j] || e != b[j]) out.push_back(e);
+// What changes from the elements `a` to the elements `b`, both sorted by key, in one merge:
+// those only `a` holds (or holds with another verdict or mark) go, those only `b` holds come.
+struct ElementChanges {
+  std::vector<SetElement> gone, added;
+};
+ElementChanges element_changes(const std::vector<SetElement>& a, const std::vector<SetElement>& b) {
+  ElementChanges out;
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    auto order = a[i].key <=> b[j].key;
+    if (order < 0) {
+      out.gone.push_back(a[i++]);
+    } else if (order > 0) {
+      out.added.push_back(b[j++]);
+    } else {
+      if (a[i].verdict != b[j].verdict || a[i].data != b[j].data) {
+        out.gone.push_back(a[i]);
+        out.added.push_back(b[j]);
+      }
+      ++i;
+      ++j;
+    }
   }
+  out.gone.insert(out.gone.end(), a.begin() + static_cast<ptrdiff_t>(i), a.end());
+  out.added.insert(out.added.end(), b.begin() + static_cast<ptrdiff_t>(j), b.end());
   return out;
 }
 
@@ -86,8 +103,9 @@ struct Phases {
     if (!old_s && new_s) return add_set(new_t, *new_s);
     if (old_s && !new_s) return deletes.push_back(op(Op::Kind::DeleteSet, old_t, old_s->name));
     if (!old_s) return;
-    delete_elements(new_t, *new_s, minus(old_s->elements, new_s->elements));
-    add_elements(new_t, *new_s, minus(new_s->elements, old_s->elements));
+    auto [gone, added] = element_changes(old_s->elements, new_s->elements);
+    delete_elements(new_t, *new_s, std::move(gone));
+    add_elements(new_t, *new_s, std::move(added));
   }
   // One chain present on either side.
   void chain(const Table& old_t, const Table& new_t, const Chain* old_c, const Chain* new_c) {
