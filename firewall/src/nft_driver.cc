@@ -128,10 +128,20 @@ Result<size_t> NftDriver::send_once(const Plan& plan, std::optional<uint32_t> pl
   // sees every reply of this batch; anything else is left over from an earlier request.
   auto in_batch = [&](uint32_t seq) { return seq - batch.first_seq < batch.messages(); };
   std::vector<KernelFailure> failures;
+  // The handles of the echoed rules (EncodedBatch::echoed_seqs), by sequence: the kernel
+  // sends them once the batch committed, before the acks.
+  std::map<uint32_t, uint64_t> echoed;
+  auto on_echo = [&](const nlmsghdr* nlh) -> Status {
+    if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE || !in_batch(nlh->nlmsg_seq)) return {};
+    const nlattr* handle = netlink_attrs(nlh, sizeof(nfgenmsg))[NFTA_RULE_HANDLE];
+    if (handle && mnl_attr_get_payload_len(handle) == sizeof(uint64_t))
+      echoed[nlh->nlmsg_seq] = be64toh(mnl_attr_get_u64(handle));
+    return {};
+  };
   for (;;) {
     uint32_t error_seq = 0;
     int error_code = 0;
-    Status st = socket_.receive_until(batch.ack_seq, {}, [&](uint32_t seq, int err) {
+    Status st = socket_.receive_until(batch.ack_seq, on_echo, [&](uint32_t seq, int err) {
       error_seq = seq;
       error_code = err;
     });
@@ -155,7 +165,7 @@ Result<size_t> NftDriver::send_once(const Plan& plan, std::optional<uint32_t> pl
     if (mode == Mode::Check) return batch.messages();
     // Generation 0 is "any" to the kernel: such a batch was not checked, so nothing is known.
     if (refs.genid != 0)
-      remember(plan, std::move(batch.new_rule_handles), refs.genid);
+      remember(plan, batch, refs, known, echoed);
     else
       forget();
     return batch.messages();
@@ -179,11 +189,13 @@ Result<size_t> NftDriver::send_once(const Plan& plan, std::optional<uint32_t> pl
   return fail_errno(failures.front().err, std::move(message));
 }
 
-void NftDriver::remember(const Plan& plan,
-                         std::map<std::string, std::vector<uint64_t>> new_rule_handles,
-                         uint32_t genid) {
-  genid_ = genid + 1 == 0 ? 1 : genid + 1;  // the kernel's counter skips 0 when it wraps
-  // Chains this batch changed have handles no one told us (tables it created excepted).
+void NftDriver::remember(const Plan& plan, detail::EncodedBatch& batch,
+                         const detail::KernelRefs& refs, bool known,
+                         const std::map<uint32_t, uint64_t>& echoed) {
+  genid_ = refs.genid + 1 == 0 ? 1 : refs.genid + 1;  // the kernel's counter skips 0 on wrap
+  // Built for a generation that is not the one known_ describes (someone else committed in
+  // between): none of it holds any more.
+  if (!known) known_.clear();
   std::set<std::pair<Family, std::string>> created;
   for (const Op& op : plan) {
     if (op.kind == Op::Kind::AddTable) created.insert({op.family, op.table});
@@ -193,10 +205,27 @@ void NftDriver::remember(const Plan& plan,
       while (it != known_.end() && it->first.starts_with(prefix)) it = known_.erase(it);
     }
   }
+  // The chains edited in tables that existed: their handles now are those they had (listed
+  // for this batch, or known) less the deleted rules, plus the echoed handles of the added
+  // ones in their places. Without all of those, the chain is listed next time.
+  struct Edit {
+    std::optional<std::vector<uint64_t>> before;    // the chain's handles before the batch
+    std::set<int> deleted;                          // indices into `before`
+    std::map<int, std::vector<uint64_t>> inserted;  // before the rule at this index
+    std::vector<uint64_t> appended;
+    bool complete = true;
+    bool gone = false;
+  };
+  std::map<std::string, Edit> edits;
+  std::vector<uint32_t> rule_seq(plan.size(), 0);  // an AddRule op's own message
+  for (size_t i = 0; i < batch.messages(); ++i)
+    if (size_t op = batch.op_index[i]; op != detail::kNoOp)
+      rule_seq[op] = batch.first_seq + static_cast<uint32_t>(i);
   const std::string* table = nullptr;
   Family family = Family::Inet;
   bool in_created = false;
-  for (const Op& op : plan) {
+  for (size_t k = 0; k < plan.size(); ++k) {
+    const Op& op = plan[k];
     bool chain_op = op.kind == Op::Kind::AddChain || op.kind == Op::Kind::DeleteChain ||
                     op.kind == Op::Kind::FlushChain || op.kind == Op::Kind::AddRule ||
                     op.kind == Op::Kind::DeleteRule;
@@ -206,9 +235,53 @@ void NftDriver::remember(const Plan& plan,
       family = op.family;
       in_created = created.contains({family, *table});
     }
-    if (!in_created) known_.erase(detail::chain_ref(op.family, op.table, op.name));
+    if (in_created) continue;
+    std::string ref = detail::chain_ref(op.family, op.table, op.name);
+    auto [it, fresh] = edits.try_emplace(ref);
+    Edit& e = it->second;
+    if (fresh) {
+      if (auto listed = refs.rule_handles.find(ref); listed != refs.rule_handles.end())
+        e.before = listed->second;
+      else if (auto had = known_.find(ref); known && had != known_.end())
+        e.before = had->second;
+    }
+    switch (op.kind) {
+      case Op::Kind::AddChain:
+      case Op::Kind::FlushChain:
+        e.before = std::vector<uint64_t>{};
+        break;
+      case Op::Kind::DeleteChain:
+        e.gone = true;
+        break;
+      case Op::Kind::DeleteRule:
+        e.deleted.insert(op.index);
+        break;
+      case Op::Kind::AddRule: {
+        auto handle = echoed.find(rule_seq[k]);
+        if (handle == echoed.end())
+          e.complete = false;
+        else if (op.index >= 0)
+          e.inserted[op.index].push_back(handle->second);
+        else
+          e.appended.push_back(handle->second);
+        break;
+      }
+      default:
+        break;
+    }
   }
-  for (auto& [chain, handles] : new_rule_handles) known_[chain] = std::move(handles);
+  for (auto& [ref, e] : edits) {
+    known_.erase(ref);
+    if (e.gone || !e.complete || !e.before) continue;
+    std::vector<uint64_t>& now = known_[ref];
+    for (size_t i = 0; i < e.before->size(); ++i) {
+      if (auto in = e.inserted.find(static_cast<int>(i)); in != e.inserted.end())
+        now.insert(now.end(), in->second.begin(), in->second.end());
+      if (!e.deleted.contains(static_cast<int>(i))) now.push_back((*e.before)[i]);
+    }
+    now.insert(now.end(), e.appended.begin(), e.appended.end());
+  }
+  for (auto& [chain, handles] : batch.new_rule_handles) known_[chain] = std::move(handles);
 }
 
 void NftDriver::forget() {

@@ -705,6 +705,12 @@ class BatchWriter {
     if (last_counter_ == nullptr) return std::nullopt;
     return ++*last_counter_;
   }
+  // Whether the next message asks to be echoed (see EncodedBatch::echoed_seqs).
+  bool echo_next() {
+    if (out_.echoed_seqs.size() >= kEchoedRules) return false;
+    out_.echoed_seqs.push_back(next_seq_);
+    return true;
+  }
   void rule_added(const Op& op, uint64_t handle) {
     if (last_chain_op_ == nullptr || last_chain_op_->family != op.family ||
         last_chain_op_->table != op.table || last_chain_op_->name != op.name)
@@ -1024,7 +1030,10 @@ Status encode_rule(BatchWriter& w, const Op& op) {
   if (op.index >= 0) position = MOAT_TRY(w.rule_handle(op));
   uint16_t flags = position ? NLM_F_CREATE : NLM_F_APPEND | NLM_F_CREATE;
 
-  if (auto handle = w.takes_handle(op.family, op.table)) w.rule_added(op, *handle);
+  if (auto handle = w.takes_handle(op.family, op.table))
+    w.rule_added(op, *handle);
+  else if (w.echo_next())
+    flags |= NLM_F_ECHO;
   size_t message = w.begin_message(NFT_MSG_NEWRULE, op.family, flags);
   Attrs& a = w.attrs();
   a.str(NFTA_RULE_TABLE, op.table);

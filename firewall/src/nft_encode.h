@@ -20,6 +20,10 @@ namespace moat::firewall::nft::detail {
 // op_index value of BATCH_BEGIN and BATCH_END, which belong to no op.
 inline constexpr size_t kNoOp = static_cast<size_t>(-1);
 
+// Rules added to existing tables whose handles a batch asks back, at most (about 500 bytes
+// each in the receive buffer).
+inline constexpr size_t kEchoedRules = 64;
+
 // Bytes that grow without being zeroed first: a 5,000-guest batch is 37 MB, and a vector
 // zero-filled every page it grew into before the encoder wrote it.
 class BatchBytes {
@@ -47,6 +51,10 @@ struct EncodedBatch {
   // chain_ref() -> the handles the kernel gives the rules this batch adds to the chains of
   // the tables it creates, in chain order (see BatchWriter::created()).
   std::map<std::string, std::vector<uint64_t>> new_rule_handles;
+  // The rule messages, to tables the batch does not create, sent with NLM_F_ECHO: once the
+  // batch commits the kernel sends each back with the handle it gave the rule. At most
+  // kEchoedRules, so that the echoes fit the socket's receive buffer.
+  std::vector<uint32_t> echoed_seqs;
   size_t messages() const { return op_index.size(); }
 };
 

@@ -654,6 +654,12 @@ TEST_F(NftDriverNetnsTest, ChangedChainIsEditedRuleByRuleKeepingItsCommonRules) 
     std::vector<std::string> want;
     for (const auto& [name, _] : step.rules) want.push_back(name);
     EXPECT_EQ(names, want);
+    // The driver learned the chain's handles from the kernel's echo of the added rules.
+    std::vector<uint64_t> handles;
+    for (const auto& [_, handle] : after) handles.push_back(std::stoull(handle));
+    auto known = driver().known_rule_handles().find("inet moat c");
+    ASSERT_NE(known, driver().known_rule_handles().end());
+    EXPECT_EQ(known->second, handles);
     // Rules on both sides kept their kernel handle: they were not re-added.
     if (!step.flushed) {
       for (const auto& [name, handle] : after)
@@ -694,7 +700,36 @@ TEST_F(NftDriverNetnsTest, ManyEditedChainsTakeTheirHandlesFromOneListingOfTheTa
     std::vector<std::string> names;
     for (const auto& [name, _] : listed) names.push_back(name);
     EXPECT_EQ(names, (std::vector<std::string>{"p1", "p22", "p3"})) << "chain c" << i;
+    std::vector<uint64_t> handles;
+    for (const auto& [_, handle] : listed) handles.push_back(std::stoull(handle));
+    auto known = driver().known_rule_handles().find("inet moat c" + std::to_string(i));
+    ASSERT_NE(known, driver().known_rule_handles().end()) << "chain c" << i;
+    EXPECT_EQ(known->second, handles) << "chain c" << i;
   }
+}
+
+// The kernel echoes the handles of at most kEchoedRules added rules per batch (they must fit
+// the receive buffer): a chain with more added is listed the next time it is edited.
+TEST_F(NftDriverNetnsTest, AChainWithMoreAddedRulesThanEchoedIsListedNextTime) {
+  auto ports = [](uint16_t first, uint16_t count) {
+    Ruleset rs;
+    Chain& c = rs.table(Family::Inet, "moat").chains["c"];
+    c.name = "c";
+    for (uint16_t p = first; p < first + count; ++p)
+      c.rules.push_back(
+          rule({tcp(), eq(Field::Dport, be16(p))}, VerdictCode::Accept, "p" + std::to_string(p)));
+    return rs;
+  };
+  Ruleset applied = ports(1, 1);
+  apply_ok(creation(applied));
+  Ruleset many = ports(1, 100);
+  apply_ok(diff(applied, many));
+  EXPECT_FALSE(driver().known_rule_handles().contains("inet moat c"));
+  Ruleset fewer = ports(1, 50);
+  apply_ok(diff(many, fewer));
+  auto listed = comments_and_handles(nft({"-a", "list", "chain", "inet", "moat", "c"}));
+  ASSERT_EQ(listed.size(), 50u);
+  EXPECT_EQ(listed.back().first, "p50");
 }
 
 // The driver does not list the chains of tables it created: it knows the handles the kernel
@@ -722,7 +757,7 @@ TEST_F(NftDriverNetnsTest, KnowsTheRuleHandlesOfTheTablesItCreated) {
 
 // A commit by another process between two of the driver's batches: the kernel refuses the
 // batch built on what the driver knew (its generation is stale), and the driver builds it
-// again from a listing. The chain it edited is listed next time, not assumed.
+// again from a listing; the handles of the chain it edited are then the kernel's echo.
 TEST_F(NftDriverNetnsTest, ACommitByAnotherProcessMakesTheDriverListAgain) {
   auto chain_of = [](uint16_t middle) {
     Ruleset rs;
@@ -745,7 +780,11 @@ TEST_F(NftDriverNetnsTest, ACommitByAnotherProcessMakesTheDriverListAgain) {
     std::vector<std::string> names;
     for (const auto& [name, _] : listed) names.push_back(name);
     EXPECT_EQ(names, (std::vector<std::string>{"p1", "p" + std::to_string(middle), "p3"}));
-    EXPECT_FALSE(driver().known_rule_handles().contains("inet moat c"));
+    std::vector<uint64_t> handles;
+    for (const auto& [_, handle] : listed) handles.push_back(std::stoull(handle));
+    auto known = driver().known_rule_handles().find("inet moat c");
+    ASSERT_NE(known, driver().known_rule_handles().end());
+    EXPECT_EQ(known->second, handles);
     applied = desired;
   }
   EXPECT_TRUE(nft({"list", "tables"}).find("someone-else") != std::string::npos);
@@ -790,6 +829,38 @@ TEST_F(NftDriverNetnsTest, APlanMadeAtAnOlderGenerationIsRefusedNotRetried) {
   ASSERT_TRUE(g1);
   ASSERT_TRUE(driver().apply(table, *g1));
   EXPECT_EQ(driver().committed_generation(), driver().generation().value_or(0));
+}
+
+// Another driver edits chain d; this one, told the generation that edit made (as the applier
+// reads it from its state file), edits chain c and then d: what it knew of d from before
+// the other's commit must not be used.
+TEST_F(NftDriverNetnsTest, WhatTheDriverKnewBeforeAnotherDriversCommitIsDropped) {
+  auto chains = [](uint16_t c_middle, uint16_t d_middle) {
+    Ruleset rs;
+    for (auto [name, middle] : {std::pair{"c", c_middle}, {"d", d_middle}}) {
+      Chain& c = rs.table(Family::Inet, "moat").chains[name];
+      c.name = name;
+      for (uint16_t port : {uint16_t{1}, middle, uint16_t{3}})
+        c.rules.push_back(rule({tcp(), eq(Field::Dport, be16(port))}, VerdictCode::Accept,
+                               "p" + std::to_string(port)));
+    }
+    return rs;
+  };
+  Ruleset v1 = chains(2, 2), v2 = chains(2, 22), v3 = chains(4, 22), v4 = chains(4, 222);
+  apply_ok(creation(v1));
+  auto other = NftDriver::open(ns_);
+  ASSERT_TRUE(other) << other.error().to_string();
+  ASSERT_TRUE(other->apply(diff(v1, v2)));
+  for (auto [from, to] : {std::pair{&v2, &v3}, {&v3, &v4}}) {
+    auto at = driver().generation();
+    ASSERT_TRUE(at);
+    auto sent = driver().apply(diff(*from, *to), *at);
+    ASSERT_TRUE(sent) << sent.error().to_string();
+  }
+  auto listed = comments_and_handles(nft({"-a", "list", "chain", "inet", "moat", "d"}));
+  std::vector<std::string> names;
+  for (const auto& [name, _] : listed) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"p1", "p222", "p3"}));
 }
 
 TEST_F(NftDriverNetnsTest, GenerationChangesOnCommitAndTableExistsReportsTables) {

@@ -20,6 +20,11 @@
 
 namespace moat::firewall::nft {
 
+namespace detail {
+struct EncodedBatch;
+struct KernelRefs;
+}  // namespace detail
+
 class NftDriver {
  public:
   // Opens a NETLINK_NETFILTER socket in network namespace `netns` ("" = the caller's). The
@@ -36,7 +41,8 @@ class NftDriver {
   // Devices named by `fwd to` are resolved to their ifindex in the namespace first (NotFound,
   // nothing sent, when one does not exist). The chains edited rule by rule (ops with an
   // index) need their rules' handles: known from this driver's earlier batches while the
-  // ruleset is still at the generation its last commit made, else listed. Every batch carries
+  // ruleset is still at the generation its last commit made (see known_rule_handles()), else
+  // listed. Every batch carries
   // the generation it was built for, so a commit by anyone else in between makes the kernel
   // refuse it (ERESTART); it is then built again from a fresh listing, twice at most.
   // `planned_at`, when given, is the generation the caller made the plan against (a diff
@@ -69,8 +75,10 @@ class NftDriver {
                                                                     const std::string& chain = "");
 
   // The rule handles this driver knows without listing, by detail::chain_ref() ("netdev
-  // moat-guests-0 guest-1000-in"): every chain of the tables its batches created, until a
-  // batch edits the chain or anyone else commits. For tests and diagnostics.
+  // moat-guests-0 guest-1000-in"), until anyone else commits: every chain of the tables its
+  // batches created, and the chains its batches edited in other tables when it knew their
+  // handles before (the kernel echoes the handles of up to kEchoedRules added rules per
+  // batch). For tests and diagnostics.
   const std::map<std::string, std::vector<uint64_t>>& known_rule_handles() const { return known_; }
 
  private:
@@ -82,9 +90,11 @@ class NftDriver {
   enum class Mode { Commit, Check };
   Result<size_t> send_plan(const Plan& plan, std::optional<uint32_t> planned_at, Mode mode);
   Result<size_t> send_once(const Plan& plan, std::optional<uint32_t> planned_at, Mode mode);
-  // After a committed batch built for generation `genid`: what the driver knows now.
-  void remember(const Plan& plan, std::map<std::string, std::vector<uint64_t>> new_rule_handles,
-                uint32_t genid);
+  // After a committed batch built for generation `refs.genid`: what the driver knows now.
+  // `known`: whether known_ described that generation; `echoed`: the handles the kernel
+  // echoed for the batch's rules, by message sequence.
+  void remember(const Plan& plan, detail::EncodedBatch& batch, const detail::KernelRefs& refs,
+                bool known, const std::map<uint32_t, uint64_t>& echoed);
   void forget();
 
   NetlinkSocket socket_;
