@@ -9,6 +9,8 @@
 // Usage: bench_fw_apply [--guests 1000,5000] [--reps 50] [--shards 8] [--layout bridge|netdev]
 //                       [--full-runs 5] (B1: runs per size, medians reported)
 //                       [--spacing-ms 0] (B2: idle time before each change; 0: back to back)
+//                       [--same-guest 0] (B2: 1 changes one guest again and again, as an
+//                       operator working on its rules; 0 a different guest each time)
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -129,7 +131,8 @@ FullResult full_apply(int guests, const firewall::CompileOptions& options, int r
           rules};
 }
 
-void incremental(int guests, firewall::CompileOptions options, int reps, int spacing_ms) {
+void incremental(int guests, firewall::CompileOptions options, int reps, int spacing_ms,
+                 bool same_guest) {
   auto config = bench::synthetic_config(guests);
   auto compiled = must(firewall::compile(config, options), "compile");
   options.shards = compiled.shards;  // what recompile_guest must use
@@ -156,7 +159,7 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
   // time, when it does not.
   auto pause_then_pick = [&](int i) {
     if (spacing_ms > 0) usleep(static_cast<useconds_t>(spacing_ms) * 1000);
-    return 1000 + static_cast<uint32_t>((i * 7919) % guests);
+    return 1000 + static_cast<uint32_t>(same_guest ? 0 : (i * 7919) % guests);
   };
   std::vector<double> times, compile_times, commit_times;
   size_t ops = 0;
@@ -181,13 +184,14 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
     ops += plan.size();
   }
   std::printf(
-      "B2 one guest changed at %d guests (%s layout, %d tables, %d ms between changes): "
+      "B2 one guest changed at %d guests (%s layout, %d tables, %d ms between changes%s): "
       "compile->commit p50 %.2f ms, p99 %.2f ms (recompile+diff p50 %.2f, p99 %.2f; kernel "
       "commit p50 %.2f ms, p99 %.2f ms), %.1f ops/change\n",
       guests, firewall::to_string(options.layout), options.shards, spacing_ms,
-      percentile(times, 0.5), percentile(times, 0.99), percentile(compile_times, 0.5),
-      percentile(compile_times, 0.99), percentile(commit_times, 0.5),
-      percentile(commit_times, 0.99), static_cast<double>(ops) / reps);
+      same_guest ? ", the same guest each time" : "", percentile(times, 0.5),
+      percentile(times, 0.99), percentile(compile_times, 0.5), percentile(compile_times, 0.99),
+      percentile(commit_times, 0.5), percentile(commit_times, 0.99),
+      static_cast<double>(ops) / reps);
 
   // The floor under B2's kernel commit: the smallest change any tool can make, one element
   // in or out of one guest's ipset, after the same idle time in the same namespace. Every
@@ -288,6 +292,7 @@ int main(int argc, char** argv) {
   firewall::CompileOptions options;  // shards 0: automatic, as the CLI
   bool full_only = false;
   int full_runs = 5;
+  bool same_guest = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--guests") {
@@ -299,6 +304,8 @@ int main(int argc, char** argv) {
       spacing_ms = static_cast<int>(*parse_uint(v));
     } else if (k == "--full-runs") {
       full_runs = std::max(1, static_cast<int>(*parse_uint(v)));
+    } else if (k == "--same-guest") {
+      same_guest = v == "1";
     } else if (k == "--full-only") {
       full_only = v == "1";
     } else if (k == "--shards") {
@@ -328,7 +335,7 @@ int main(int argc, char** argv) {
         results.back().nft_ms / results.front().nft_ms);
   std::printf("peak memory (RSS) so far: %ld MiB\n", peak_rss_mib());
   if (full_only) return 0;
-  incremental(sizes.back(), options, reps, spacing_ms);
+  incremental(sizes.back(), options, reps, spacing_ms, same_guest);
   ipset_bench();
   std::printf("peak memory (RSS): %ld MiB\n", peak_rss_mib());
   return 0;
