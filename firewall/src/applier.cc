@@ -130,26 +130,29 @@ Result<uint32_t> Applier::kernel_generation() { return driver_.generation(); }
 
 Result<ApplyReport> Applier::make_plan(const nft::Ruleset& desired) {
   ApplyReport report;
-  auto previous = MOAT_TRY(state());
   uint32_t generation = MOAT_TRY(driver_.generation());
   report.generation = generation;
-  if (previous && previous->generation == generation) {
-    report.applied = std::make_shared<const nft::Ruleset>(std::move(previous->ruleset));
+  auto previous = state();
+  if (!previous && previous.error().code() != ErrorCode::InvalidConfig)
+    return std::unexpected(previous.error());
+  if (!previous) {
+    // Written by another version of Moat, or damaged: what it says cannot be used, but it
+    // must not keep the node from getting its firewall.
+    log::warn("{}; replacing every Moat table instead of trusting it",
+              previous.error().to_string());
+  } else if (*previous && (*previous)->generation == generation) {
+    report.applied = std::make_shared<const nft::Ruleset>(std::move((*previous)->ruleset));
     report.plan = nft::diff(*report.applied, desired);
     return report;
   }
-  // Unknown kernel state: delete whichever of our tables exist and add all, in one batch.
+  // Unknown kernel state: delete every table of ours that exists and add all, in one batch.
   report.resync = true;
-  std::map<std::string, const nft::Table*> ours;
-  for (const auto& [key, t] : desired.tables) ours[key] = &t;
-  if (previous)
-    for (const auto& [key, t] : previous->ruleset.tables) ours.emplace(key, &t);
-  for (const auto& [_, t] : ours) {
-    if (!MOAT_TRY(driver_.table_exists(t->family, t->name))) continue;
+  for (const auto& [family, name] : MOAT_TRY(driver_.tables())) {
+    if (!names::owned_table(name)) continue;
     nft::Op del;
     del.kind = nft::Op::Kind::DeleteTable;
-    del.family = t->family;
-    del.table = t->name;
+    del.family = family;
+    del.table = name;
     report.plan.push_back(std::move(del));
   }
   for (auto& op : nft::creation(desired)) report.plan.push_back(std::move(op));

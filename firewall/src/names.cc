@@ -6,6 +6,10 @@ namespace moat::firewall::names {
 
 std::string guest_table(int shard) { return "moat-guests-" + std::to_string(shard); }
 
+bool owned_table(const std::string& name) {
+  return name == kHostTable || name.starts_with(std::string(kHostTable) + "-");
+}
+
 std::string guest_chain(uint32_t vmid, Direction dir) {
   return "guest-" + std::to_string(vmid) + (dir == Direction::In ? "-in" : "-out");
 }

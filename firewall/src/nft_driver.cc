@@ -342,6 +342,25 @@ Result<bool> NftDriver::table_exists(Family family, const std::string& name) {
   return fail(std::move(st).error().add_context("looking up table " + table_key(family, name)));
 }
 
+Result<std::vector<std::pair<Family, std::string>>> NftDriver::tables() {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  uint32_t seq = next_seq_++;
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
+                                        AF_UNSPEC, NLM_F_DUMP, seq);
+  std::vector<std::pair<Family, std::string>> out;
+  MOAT_RETURN_IF_ERROR(socket_.send(std::span(buf.data(), nlh->nlmsg_len)));
+  Status st = socket_.receive_dump(seq, [&](const nlmsghdr* reply) -> Status {
+    if (NFNL_MSG_TYPE(reply->nlmsg_type) != NFT_MSG_NEWTABLE) return {};
+    const auto* header = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(reply));
+    const nlattr* name = netlink_attrs(reply, sizeof(nfgenmsg))[NFTA_TABLE_NAME];
+    if (!name) return fail(ErrorCode::Kernel, "a table without a name in the GETTABLE dump");
+    out.emplace_back(static_cast<Family>(header->nfgen_family), mnl_attr_get_str(name));
+    return {};
+  });
+  if (!st) return fail(std::move(st).error().add_context("listing the tables"));
+  return out;
+}
+
 Result<std::map<std::string, std::vector<uint64_t>>> NftDriver::rule_handles(
     Family family, const std::string& table, const std::string& chain) {
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 
 #include "harness/netns.h"
@@ -136,6 +137,35 @@ TEST_F(ApplierTest, SomeoneElsesCommitBetweenPlanAndBatchMakesItPlanAgain) {
   auto state = applier->state();
   ASSERT_TRUE(state && *state);
   EXPECT_EQ((*state)->generation, applier->kernel_generation().value_or(0));
+}
+
+// A state file this version cannot read (another version's format, damage) must not keep
+// the node from getting its firewall: the apply replaces every table Moat owns (`moat`,
+// `moat-*`), including one the unreadable state alone knew of, and leaves the others.
+TEST_F(ApplierTest, AnUnreadableStateFileIsReplacedByAResync) {
+  auto applier = open();
+  ASSERT_TRUE(applier) << applier.error().to_string();
+  nft::Ruleset with_guests = accepting({22});
+  nft::Table& guests = with_guests.table(nft::Family::Netdev, "moat-guests-7");
+  guests.chains["c"].name = "c";
+  ASSERT_TRUE(applier->apply(with_guests, GuestStrategy::BrNetfilter));
+  nft({"add", "table", "inet", "someone-else"});
+  {
+    std::ofstream damaged(applier->state_file(), std::ios::trunc);
+    damaged << "{\"ruleset\": {\"tables\": 7}}";
+  }
+  auto report = applier->apply(accepting({22, 80}), GuestStrategy::BrNetfilter);
+  ASSERT_TRUE(report) << report.error().to_string();
+  EXPECT_TRUE(report->resync);
+  std::string tables = nft({"list", "tables"});
+  EXPECT_EQ(tables.find("moat-guests-7"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("table inet someone-else\n"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("table inet moat\n"), std::string::npos) << tables;
+  EXPECT_NE(nft({"list", "table", "inet", "moat"}).find("dport 80"), std::string::npos);
+  auto state = applier->state();
+  ASSERT_TRUE(state) << state.error().to_string();
+  ASSERT_TRUE(*state);
+  EXPECT_EQ((*state)->ruleset, accepting({22, 80}));
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 // The apply step of the firewall: diff the desired ruleset against what Moat last applied in
 // a network namespace and send only the difference as one atomic batch. What was applied is
 // remembered in a state file (ruleset, time, nftables generation); when the kernel's
-// generation moved since (someone else committed), Moat replaces its own tables wholesale in
-// one batch instead of trusting the file. A failed batch changes nothing, and the state file
-// is only written after the kernel accepted the batch. One applier per thread.
+// generation moved since (someone else committed), or there is no state file, or it cannot be
+// read (another version's format), Moat replaces every table it owns (names::owned_table())
+// in one batch instead of trusting the file. A failed batch changes nothing, and the state
+// file is only written after the kernel accepted the batch. One applier per thread.
 #pragma once
 
 #include <chrono>

@@ -14,6 +14,9 @@ namespace moat::firewall::names {
 inline constexpr const char* kHostTable = "moat";
 // `table bridge moat-guests-<shard>`: guest chains, sharded to keep each commit small.
 std::string guest_table(int shard);
+// The tables Moat owns in a namespace, of any family: `moat` and `moat-*`. A resync (the
+// kernel or the state file no longer says what Moat applied) replaces every one of them.
+bool owned_table(const std::string& name);
 
 std::string guest_chain(uint32_t vmid, Direction dir);             // guest-100-in / guest-100-out
 std::string group_chain(const std::string& group, Direction dir);  // group-web-in/-out/-fwd

@@ -68,6 +68,9 @@ class NftDriver {
   // Whether table `family name` exists (NFT_MSG_GETTABLE).
   Result<bool> table_exists(Family family, const std::string& name);
 
+  // Every table of the namespace, of every family: one GETTABLE dump.
+  Result<std::vector<std::pair<Family, std::string>>> tables();
+
   // The kernel's handles of the rules of a chain (every chain of the table when `chain` is
   // empty), by chain, in chain order: one GETRULE dump.
   Result<std::map<std::string, std::vector<uint64_t>>> rule_handles(Family family,
