@@ -48,7 +48,7 @@ Result<std::optional<AppliedState>> Applier::state() const {
     return fail(ErrorCode::InvalidConfig, "corrupt state file " + state_file().string());
   const auto& o = root.as_object();
   AppliedState s;
-  s.ruleset = MOAT_TRY(nft::ruleset_from_json(json::serialize(o.at("ruleset"))));
+  s.ruleset = MOAT_TRY(nft::ruleset_from_json(o.at("ruleset")));
   if (auto* v = o.if_contains("applied_at"); v && v->is_int64()) s.applied_at = v->as_int64();
   if (auto* v = o.if_contains("generation"); v && v->is_number())
     s.generation = static_cast<uint32_t>(v->to_number<uint64_t>());
@@ -187,9 +187,13 @@ Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy st
        std::chrono::duration_cast<std::chrono::seconds>(clock_->now().time_since_epoch()).count()},
       {"generation", generation},
       {"strategy", to_string(strategy)},
-      {"netns", options_.netns},
-      {"ruleset", json::parse(nft::to_json(desired))}};
-  MOAT_RETURN_IF_ERROR(write_file_atomic(state_file(), json::serialize(root)));
+      {"netns", options_.netns}};
+  // The ruleset's JSON is spliced in as text: parsed into the object only to be printed again,
+  // it cost 0.3 s at 5,000 guests (21 MB).
+  std::string text = json::serialize(root);
+  text.pop_back();  // the closing brace
+  text += ",\"ruleset\":" + nft::to_json(desired) + "}";
+  MOAT_RETURN_IF_ERROR(write_file_atomic(state_file(), text));
   return report;
 }
 

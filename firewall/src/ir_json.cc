@@ -284,6 +284,10 @@ Result<Ruleset> ruleset_from_json(std::string_view text) {
   boost::system::error_code ec;
   json::value root = json::parse(text, ec);
   if (ec) return fail(ErrorCode::InvalidConfig, "invalid JSON: " + ec.message());
+  return ruleset_from_json(root);
+}
+
+Result<Ruleset> ruleset_from_json(const json::value& root) {
   Reader rd;
   Ruleset rs;
   try {
