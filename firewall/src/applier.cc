@@ -123,7 +123,15 @@ Status Applier::write_sysctls(const std::map<std::string, std::string>& sysctls)
 Status Applier::prepare(const CompileResult& compiled) {
   if (compiled.needs_bridge_netfilter) MOAT_RETURN_IF_ERROR(enable_bridge_netfilter());
   MOAT_RETURN_IF_ERROR(write_sysctls(compiled.sysctls));
-  return sync_reject_ports(options_.netns, compiled.reject_port_bridges);
+  // Other bridges' reject ports stay until the apply succeeded: the ruleset in place may
+  // still forward to them, and it stays in place if the apply fails.
+  reject_bridges_ = compiled.reject_port_bridges;
+  return sync_reject_ports(options_.netns, compiled.reject_port_bridges, OtherRejectPorts::Keep);
+}
+
+Status Applier::remove_unused_reject_ports() {
+  if (!reject_bridges_) return {};
+  return sync_reject_ports(options_.netns, *std::exchange(reject_bridges_, std::nullopt));
 }
 
 Result<uint32_t> Applier::kernel_generation() { return driver_.generation(); }
@@ -168,7 +176,10 @@ Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy st
   ApplyReport report;
   for (int attempt = 1;; ++attempt) {
     report = MOAT_TRY(make_plan(desired));
-    if (report.plan.empty()) return report;
+    if (report.plan.empty()) {
+      MOAT_RETURN_IF_ERROR(remove_unused_reject_ports());
+      return report;
+    }
     auto start = clock_->monotonic();
     auto sent = driver_.apply(report.plan, report.generation);
     report.kernel_time =
@@ -194,6 +205,7 @@ Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy st
   text.pop_back();  // the closing brace
   text += ",\"ruleset\":" + nft::to_json(desired) + "}";
   MOAT_RETURN_IF_ERROR(write_file_atomic(state_file(), text));
+  MOAT_RETURN_IF_ERROR(remove_unused_reject_ports());
   return report;
 }
 

@@ -227,7 +227,8 @@ Status disable_ipv6(const std::string& dev) {
 
 }  // namespace
 
-Status sync_reject_ports(const std::string& netns, const std::set<std::string>& bridges) {
+Status sync_reject_ports(const std::string& netns, const std::set<std::string>& bridges,
+                         OtherRejectPorts others) {
   Rtnl rtnl(MOAT_TRY(NetlinkSocket::open(NETLINK_ROUTE, netns)));
   std::map<std::string, Link> links = MOAT_TRY(rtnl.links());
   // Per-pair failures are kept, not returned, so one broken pair does not leave the others.
@@ -238,8 +239,9 @@ Status sync_reject_ports(const std::string& netns, const std::set<std::string>& 
     return ok;
   };
 
-  // Deletes first: pairs of bridges no longer in the set, and wanted names held by something
-  // other than a veth pair of each other (a leftover half, a foreign link), to be made anew.
+  // Deletes first: pairs of bridges no longer in the set (unless kept), and wanted names held
+  // by something other than a veth pair of each other (a leftover half, a foreign link), to be
+  // made anew.
   std::map<std::string, std::string> pairs;  // port -> peer
   for (const std::string& bridge : bridges)
     pairs[names::reject_port(bridge)] = names::reject_peer(bridge);
@@ -248,9 +250,9 @@ Status sync_reject_ports(const std::string& netns, const std::set<std::string>& 
     wanted.insert(port);
     wanted.insert(peer);
   }
-  for (const auto& [name, link] : links) {
-    if (is_reject_link(name) && !wanted.contains(name)) keep(delete_link(rtnl, link));
-  }
+  for (const auto& [name, link] : links)
+    if (others == OtherRejectPorts::Remove && is_reject_link(name) && !wanted.contains(name))
+      keep(delete_link(rtnl, link));
   bool created = false;
   for (const auto& [port, peer] : pairs) {
     auto p = links.find(port);

@@ -7,8 +7,10 @@
 
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "harness/netns.h"
+#include "moat/firewall/names.h"
 
 namespace moat::firewall {
 namespace {
@@ -52,6 +54,7 @@ class ApplierTest : public testing::NetnsTest {
     if (IsSkipped() || HasFatalFailure()) return;
     auto node = topo().add_node("node");
     ASSERT_TRUE(node) << node.error().to_string();
+    node_ = *node;
     ns_ = node->ns;
   }
 
@@ -69,6 +72,12 @@ class ApplierTest : public testing::NetnsTest {
     return r ? r->out : "";
   }
 
+  bool link_exists(const std::string& name) {
+    auto r = topo().exec(ns_, {"ip", "link", "show", "dev", name});
+    return r && r->exit_code == 0;
+  }
+
+  testing::Node node_;
   std::string ns_;
 };
 
@@ -166,6 +175,38 @@ TEST_F(ApplierTest, AnUnreadableStateFileIsReplacedByAResync) {
   ASSERT_TRUE(state) << state.error().to_string();
   ASSERT_TRUE(*state);
   EXPECT_EQ((*state)->ruleset, accepting({22, 80}));
+}
+
+// A guest leaves bridge vmbr1, and the kernel refuses the new ruleset: the ruleset in place
+// still forwards vmbr1's rejects to its reject port, so the port stays until an apply succeeds.
+TEST_F(ApplierTest, AFailedApplyKeepsTheRejectPortsOfTheRulesetInPlace) {
+  for (const char* bridge : {"vmbr0", "vmbr1"})
+    ASSERT_TRUE(topo().add_bridge({.node = node_, .name = bridge}));
+  auto applier = open();
+  ASSERT_TRUE(applier) << applier.error().to_string();
+  auto apply = [&](nft::Ruleset ruleset, std::set<std::string> bridges) {
+    CompileResult compiled;
+    compiled.ruleset = std::move(ruleset);
+    compiled.reject_port_bridges = std::move(bridges);
+    auto prepared = applier->prepare(compiled);
+    EXPECT_TRUE(prepared) << prepared.error().to_string();
+    return applier->apply(compiled.ruleset, GuestStrategy::BrNetfilter);
+  };
+  ASSERT_TRUE(apply(accepting({22}), {"vmbr0", "vmbr1"}));
+  EXPECT_TRUE(link_exists(names::reject_port("vmbr1")));
+
+  nft::Ruleset refused = accepting({22, 80});
+  nft::Rule to_nowhere;
+  to_nowhere.verdict = {nft::VerdictCode::Jump, "nowhere"};
+  refused.tables.begin()->second.chains["input"].rules.push_back(to_nowhere);
+  EXPECT_FALSE(apply(refused, {"vmbr0"}));
+  EXPECT_TRUE(link_exists(names::reject_port("vmbr1")));
+  EXPECT_TRUE(link_exists(names::reject_peer("vmbr1")));
+
+  ASSERT_TRUE(apply(accepting({22, 80}), {"vmbr0"}));
+  EXPECT_FALSE(link_exists(names::reject_port("vmbr1")));
+  EXPECT_FALSE(link_exists(names::reject_peer("vmbr1")));
+  EXPECT_TRUE(link_exists(names::reject_port("vmbr0")));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "moat/base/clock.h"
@@ -60,8 +61,9 @@ class Applier {
   Status write_sysctls(const std::map<std::string, std::string>& sysctls);
 
   // Readies the namespace for `compiled` before its apply(): br_netfilter when it needs it, its
-  // sysctls, and the reject ports of its bridges (those of other bridges are removed), which
-  // must exist before rules that `fwd to` them are sent.
+  // sysctls, and the reject ports of its bridges, which must exist before rules that `fwd to`
+  // them are sent. The reject ports of other bridges are removed by the next apply() that
+  // succeeds (until then the ruleset in place may use them).
   Status prepare(const CompileResult& compiled);
 
   // What apply() would send.
@@ -81,10 +83,13 @@ class Applier {
   Applier(ApplierOptions options, nft::NftDriver driver, const Clock& clock)
       : options_(std::move(options)), driver_(std::move(driver)), clock_(&clock) {}
   Result<ApplyReport> make_plan(const nft::Ruleset& desired);
+  // After a successful apply: the reject ports of bridges the prepared ruleset does not use.
+  Status remove_unused_reject_ports();
 
   ApplierOptions options_;
   nft::NftDriver driver_;
   const Clock* clock_;
+  std::optional<std::set<std::string>> reject_bridges_;  // prepare()'s, until apply() used them
 };
 
 }  // namespace moat::firewall
