@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <bit>
+
 #include "moat/base/strings.h"
 
 namespace moat {
@@ -43,12 +45,20 @@ IpRange prefix_range(IpAddress a, int len) {
 }  // namespace
 
 std::optional<int> IpRange::prefix_length() const {
-  int bits = static_cast<int>(first.size()) * 8;
-  for (int len = 0; len <= bits; ++len) {
-    IpRange r = prefix_range(first, len);
-    if (r.first == first && r.last == last) return len;
-  }
-  return std::nullopt;
+  // The bits both ends share are the prefix; after them `first` must be all zeros and `last`
+  // all ones. (Trying every length was 129 masked copies per call, and the ipset compile
+  // sorts by it: a third of a 12,000-entry compile.)
+  size_t n = first.size();
+  if (last.size() != n) return std::nullopt;
+  size_t i = 0;
+  while (i < n && first.bytes[i] == last.bytes[i]) ++i;
+  if (i == n) return static_cast<int>(n) * 8;
+  int shared = std::countl_zero(static_cast<uint8_t>(first.bytes[i] ^ last.bytes[i]));
+  auto host = static_cast<uint8_t>(0xff >> shared);
+  if ((first.bytes[i] & host) != 0 || (last.bytes[i] & host) != host) return std::nullopt;
+  for (size_t j = i + 1; j < n; ++j)
+    if (first.bytes[j] != 0 || last.bytes[j] != 0xff) return std::nullopt;
+  return static_cast<int>(i) * 8 + shared;
 }
 
 std::string IpRange::to_string() const {
