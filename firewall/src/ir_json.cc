@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <string_view>
+
 namespace moat::firewall::nft {
 
 namespace json = boost::json;
@@ -112,8 +115,14 @@ struct Reader {
       fail<bool>("odd hex string");
       return b;
     }
+    auto nibble = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return fail<bool>("not a hex digit in '" + std::string(s) + "'"), 0;
+    };
     for (size_t i = 0; i < s.size(); i += 2)
-      b.push_back(static_cast<uint8_t>(std::stoi(std::string(s.substr(i, 2)), nullptr, 16)));
+      b.push_back(static_cast<uint8_t>(nibble(s[i]) << 4 | nibble(s[i + 1])));
     return b;
   }
   template <size_t N>
@@ -124,12 +133,18 @@ struct Reader {
     return 0;
   }
   std::vector<Field> fields(const json::value& v) {
+    static const std::map<std::string_view, Field> by_name = [] {
+      std::map<std::string_view, Field> m;
+      for (auto k : kFields) m.emplace(field_expr(k), k);
+      return m;
+    }();
     std::vector<Field> out;
     for (const auto& f : v.as_array()) {
-      bool found = false;
-      for (auto k : kFields)
-        if (f.as_string() == field_expr(k)) out.push_back(k), found = true;
-      if (!found) fail<bool>("unknown field '" + std::string(f.as_string()) + "'");
+      auto it = by_name.find(std::string_view(f.as_string()));
+      if (it == by_name.end())
+        fail<bool>("unknown field '" + std::string(f.as_string()) + "'");
+      else
+        out.push_back(it->second);
     }
     return out;
   }
