@@ -191,8 +191,10 @@ Result<ApplyReport> Applier::apply(const nft::Ruleset& desired, GuestStrategy st
     if (sent.error().code() != ErrorCode::Conflict || attempt == kPlanAttempts)
       return std::unexpected(sent.error());
   }
-  // The generation our commit made (not read back: by then it could be someone else's).
-  uint32_t generation = report.generation + 1 == 0 ? 1 : report.generation + 1;
+  // The generation our commit made, as the driver knows it (read back, it could already be
+  // someone else's).
+  auto committed = driver_.committed_generation();
+  uint32_t generation = committed ? *committed : MOAT_TRY(driver_.generation());
   json::object root{
       {"applied_at",
        std::chrono::duration_cast<std::chrono::seconds>(clock_->now().time_since_epoch()).count()},
