@@ -242,7 +242,7 @@ void NftDriver::remember(const Plan& plan, detail::EncodedBatch& batch,
     if (fresh) {
       if (auto listed = refs.rule_handles.find(ref); listed != refs.rule_handles.end())
         e.before = listed->second;
-      else if (auto had = known_.find(ref); known && had != known_.end())
+      else if (auto had = known_.find(ref); had != known_.end())  // cleared unless `known`
         e.before = had->second;
     }
     switch (op.kind) {
