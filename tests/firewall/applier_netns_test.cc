@@ -55,30 +55,28 @@ class ApplierTest : public testing::NetnsTest {
     auto node = topo().add_node("node");
     ASSERT_TRUE(node) << node.error().to_string();
     node_ = *node;
-    ns_ = node->ns;
   }
 
   Result<Applier> open(const Clock& clock = SystemClock::instance()) {
     return Applier::open(
-        {.netns = ns_, .state_dir = std::filesystem::temp_directory_path() / topo().prefix()},
+        {.netns = node_.ns, .state_dir = std::filesystem::temp_directory_path() / topo().prefix()},
         clock);
   }
 
   // `nft ARGS...` in the node's namespace, as another tool would run it; its stdout.
   std::string nft(std::vector<std::string> args) {
     args.insert(args.begin(), "nft");
-    auto r = topo().exec(ns_, args);
+    auto r = topo().exec(node_.ns, args);
     EXPECT_TRUE(r && r->exit_code == 0) << (r ? r->err : r.error().to_string());
     return r ? r->out : "";
   }
 
   bool link_exists(const std::string& name) {
-    auto r = topo().exec(ns_, {"ip", "link", "show", "dev", name});
+    auto r = topo().exec(node_.ns, {"ip", "link", "show", "dev", name});
     return r && r->exit_code == 0;
   }
 
   testing::Node node_;
-  std::string ns_;
 };
 
 // Where the kernel has bridge conntrack, the probe's batch is valid: committed, it would move
