@@ -608,6 +608,21 @@ std::vector<std::pair<std::string, std::string>> comments_and_handles(const std:
   return out;
 }
 
+// Whether the handles the driver knows for `chain` ("inet moat c") are the kernel's, as
+// comments_and_handles() listed them.
+::testing::AssertionResult knows_handles(
+    const NftDriver& driver, const std::string& chain,
+    const std::vector<std::pair<std::string, std::string>>& listed) {
+  std::vector<uint64_t> handles;
+  for (const auto& [_, handle] : listed) handles.push_back(std::stoull(handle));
+  auto known = driver.known_rule_handles().find(chain);
+  if (known == driver.known_rule_handles().end())
+    return ::testing::AssertionFailure() << "no handles known for " << chain;
+  if (known->second != handles)
+    return ::testing::AssertionFailure() << chain << ": the known handles are not the kernel's";
+  return ::testing::AssertionSuccess();
+}
+
 TEST_F(NftDriverNetnsTest, ChangedChainIsEditedRuleByRuleKeepingItsCommonRules) {
   // Rule "<name>" matches tcp dport <port>; equal names are equal rules.
   auto chain_of = [](std::vector<std::pair<std::string, uint16_t>> rules) {
@@ -655,11 +670,7 @@ TEST_F(NftDriverNetnsTest, ChangedChainIsEditedRuleByRuleKeepingItsCommonRules) 
     for (const auto& [name, _] : step.rules) want.push_back(name);
     EXPECT_EQ(names, want);
     // The driver learned the chain's handles from the kernel's echo of the added rules.
-    std::vector<uint64_t> handles;
-    for (const auto& [_, handle] : after) handles.push_back(std::stoull(handle));
-    auto known = driver().known_rule_handles().find("inet moat c");
-    ASSERT_NE(known, driver().known_rule_handles().end());
-    EXPECT_EQ(known->second, handles);
+    EXPECT_TRUE(knows_handles(driver(), "inet moat c", after));
     // Rules on both sides kept their kernel handle: they were not re-added.
     if (!step.flushed) {
       for (const auto& [name, handle] : after)
@@ -700,11 +711,7 @@ TEST_F(NftDriverNetnsTest, ManyEditedChainsTakeTheirHandlesFromOneListingOfTheTa
     std::vector<std::string> names;
     for (const auto& [name, _] : listed) names.push_back(name);
     EXPECT_EQ(names, (std::vector<std::string>{"p1", "p22", "p3"})) << "chain c" << i;
-    std::vector<uint64_t> handles;
-    for (const auto& [_, handle] : listed) handles.push_back(std::stoull(handle));
-    auto known = driver().known_rule_handles().find("inet moat c" + std::to_string(i));
-    ASSERT_NE(known, driver().known_rule_handles().end()) << "chain c" << i;
-    EXPECT_EQ(known->second, handles) << "chain c" << i;
+    EXPECT_TRUE(knows_handles(driver(), "inet moat c" + std::to_string(i), listed));
   }
 }
 
@@ -780,11 +787,7 @@ TEST_F(NftDriverNetnsTest, ACommitByAnotherProcessMakesTheDriverListAgain) {
     std::vector<std::string> names;
     for (const auto& [name, _] : listed) names.push_back(name);
     EXPECT_EQ(names, (std::vector<std::string>{"p1", "p" + std::to_string(middle), "p3"}));
-    std::vector<uint64_t> handles;
-    for (const auto& [_, handle] : listed) handles.push_back(std::stoull(handle));
-    auto known = driver().known_rule_handles().find("inet moat c");
-    ASSERT_NE(known, driver().known_rule_handles().end());
-    EXPECT_EQ(known->second, handles);
+    EXPECT_TRUE(knows_handles(driver(), "inet moat c", listed));
     applied = desired;
   }
   EXPECT_TRUE(nft({"list", "tables"}).find("someone-else") != std::string::npos);
