@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 #include "moat/firewall/local_network.h"
+#include "moat/firewall/ovs_nics.h"
 #include "moat/firewall/parser.h"
 
 namespace moat::cli {
@@ -23,6 +25,10 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
   cmd->add_option("--local-network", args.local_networks,
                   "the node's local network (CIDR, repeatable) for the local_network alias; "
                   "default: detected from the node's addresses and /etc/hosts");
+  cmd->add_option("--ovs-bridge", args.ovs_bridges,
+                  "a bridge of the guest configs that is an Open vSwitch bridge (repeatable): "
+                  "its firewalled NICs are on Proxmox's fwbr<vmid>i<N> bridges; default: the "
+                  "configured bridges that exist in the namespace and are not Linux bridges");
 }
 
 namespace {
@@ -40,11 +46,19 @@ Result<std::vector<IpRange>> local_networks(const FwArgs& args) {
   return out;
 }
 
+// The --ovs-bridge values, or the OVS bridges detected in the target namespace.
+Result<std::set<std::string>> ovs_bridges(const FwArgs& args,
+                                          const firewall::FirewallConfig& config) {
+  if (args.ovs_bridges.empty()) return firewall::detect_ovs_bridges(args.netns, config);
+  return std::set<std::string>(args.ovs_bridges.begin(), args.ovs_bridges.end());
+}
+
 }  // namespace
 
 Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrategy strategy) {
   auto loaded = MOAT_TRY(firewall::load_config(args.config_root, args.node));
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  firewall::plug_ovs_nics(loaded.config, MOAT_TRY(ovs_bridges(args, loaded.config)));
   firewall::CompileOptions options{.strategy = strategy,
                                    .layout = *firewall::parse_guest_layout(args.layout),
                                    .shards = args.shards,

@@ -10,6 +10,7 @@
 #include "moat/base/strings.h"
 #include "moat/firewall/names.h"
 #include "moat/firewall/nft_text.h"
+#include "moat/firewall/ovs_nics.h"
 #include "moat/firewall/protocols.h"
 
 namespace moat::firewall::sim {
@@ -70,6 +71,10 @@ struct Endpoint {
   Bytes mac = kUnknownMac;       // Port: the MAC frames from it carry
   const Guest* guest = nullptr;  // Port: the guest NIC behind it, when there is one
   int nic = -1;
+  // Port on a guest's firewall bridge in front of an OVS bridge: the OVS bridge (also the
+  // host's device on it) and the firewall bridge's port into it.
+  std::string ovs;
+  std::string ovs_port;
 };
 
 std::unexpected<Error> bad_zone(const std::string& zone, const std::string& why) {
@@ -124,6 +129,10 @@ Result<Endpoint> parse_zone(const std::string& zone, const FirewallConfig& confi
     e.mac = mac_or_unknown(nic.mac);
     e.guest = &g;
     e.nic = index;
+    if (!nic.ovs_bridge.empty()) {
+      e.ovs = nic.ovs_bridge;
+      e.ovs_port = ovs_link_port(g.vmid, index);
+    }
     return e;
   }
   if (tail && !head.empty() && !tail->empty() && tail->find('/') == std::string::npos) {
@@ -190,43 +199,87 @@ Endpoint uplink(const std::string& bridge) {
   return e;
 }
 
+// A frame bridged from port `a` to port `b` of the same bridge: br_netfilter runs inet
+// forward at bridge forward priority -1, with the bridge as both devices, and inet postrouting
+// after the last bridge postrouting chain.
+Path bridged(const Endpoint& a, const Endpoint& b) {
+  Path p = ingress(a);
+  append(p, {{Family::Bridge, Hook::Forward, INT_MIN, -2, a.port, b.port, a.mac},
+             {Family::Inet, Hook::Forward, INT_MIN, INT_MAX, a.bridge, b.bridge, a.mac},
+             {Family::Bridge, Hook::Forward, -1, INT_MAX, a.port, b.port, a.mac},
+             {Family::Bridge, Hook::Postrouting, INT_MIN, INT_MAX, "", b.port, a.mac},
+             {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt},
+             {Family::Netdev, Hook::Egress, INT_MIN, INT_MAX, "", b.port, a.mac}});
+  return p;
+}
+
+// The port of `e`'s firewall bridge into OVS, as the source or destination of frames from
+// `mac`. OVS runs no netfilter hook: a frame crossing it is bridged by each firewall bridge.
+Endpoint ovs_side(const Endpoint& e, const Bytes& mac) {
+  Endpoint s;
+  s.kind = Endpoint::Kind::Port;
+  s.bridge = e.bridge;
+  s.port = e.ovs_port;
+  s.mac = mac;
+  return s;
+}
+
+// The host's device toward port `e`: its bridge, or the OVS bridge behind its firewall bridge.
+const std::string& l3_device(const Endpoint& e) { return e.ovs.empty() ? e.bridge : e.ovs; }
+
+// A frame from port `a` up to the host's IP stack, before its input or forward hook.
+Path into_host(const Endpoint& a) {
+  if (a.ovs.empty()) {
+    Path p = ingress(a);
+    p.push_back({Family::Bridge, Hook::Input, INT_MIN, INT_MAX, a.port, "", a.mac});
+    return p;
+  }
+  Path p = bridged(a, ovs_side(a, a.mac));
+  p.push_back({Family::Inet, Hook::Prerouting, INT_MIN, INT_MAX, a.ovs, "", a.mac});
+  return p;
+}
+
+// A packet the host sends (routed or local) out to port `b`, from inet postrouting on.
+Path out_of_host(const Endpoint& b) {
+  Path p = {{Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", l3_device(b), std::nullopt}};
+  append(p, b.ovs.empty() ? local_egress(b) : bridged(ovs_side(b, kHostMac), b));
+  return p;
+}
+
 Result<Path> path(Endpoint a, Endpoint b) {
   using K = Endpoint::Kind;
+  // The outside meets a guest on a firewall bridge in OVS: only that bridge has hooks.
+  if (a.kind == K::Outside && b.kind == K::Port && !b.ovs.empty())
+    return bridged(ovs_side(b, kOutsideMac), b);
+  if (b.kind == K::Outside && a.kind == K::Port && !a.ovs.empty())
+    return bridged(a, ovs_side(a, a.mac));
   if (a.kind == K::Outside && b.kind == K::Port) a = uplink(b.bridge);
   if (b.kind == K::Outside && a.kind == K::Port) b = uplink(a.bridge);
   Path p;
   if (a.kind == K::Port && b.kind == K::Port) {
     if (a.bridge == b.bridge && a.port == b.port)
       return fail(ErrorCode::InvalidArgument, "from and to are the same port " + a.port);
-    append(p, ingress(a));
-    if (a.bridge == b.bridge) {
-      // Bridged: br_netfilter runs inet forward at bridge forward priority -1, with the bridge
-      // as both devices, and inet postrouting after the last bridge postrouting chain.
-      append(p, {{Family::Bridge, Hook::Forward, INT_MIN, -2, a.port, b.port, a.mac},
-                 {Family::Inet, Hook::Forward, INT_MIN, INT_MAX, a.bridge, b.bridge, a.mac},
-                 {Family::Bridge, Hook::Forward, -1, INT_MAX, a.port, b.port, a.mac},
-                 {Family::Bridge, Hook::Postrouting, INT_MIN, INT_MAX, "", b.port, a.mac},
-                 {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt},
-                 {Family::Netdev, Hook::Egress, INT_MIN, INT_MAX, "", b.port, a.mac}});
-    } else {
-      // Routed between bridges: up to the host on a's bridge, out of b's bridge.
-      append(p, {{Family::Bridge, Hook::Input, INT_MIN, INT_MAX, a.port, "", a.mac},
-                 {Family::Inet, Hook::Forward, INT_MIN, INT_MAX, a.bridge, b.bridge, a.mac},
-                 {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt}});
-      append(p, local_egress(b));
+    if (a.bridge == b.bridge) return bridged(a, b);
+    if (!a.ovs.empty() && a.ovs == b.ovs) {
+      // Switched by OVS between two firewall bridges, each bridging the frame.
+      p = bridged(a, ovs_side(a, a.mac));
+      append(p, bridged(ovs_side(b, a.mac), b));
+      return p;
     }
+    // Routed between bridges: up to the host on a's bridge, out of b's bridge.
+    p = into_host(a);
+    p.push_back({Family::Inet, Hook::Forward, INT_MIN, INT_MAX, l3_device(a), l3_device(b), a.mac});
+    append(p, out_of_host(b));
     return p;
   }
   if (a.kind == K::Port && b.kind == K::Host) {
-    append(p, ingress(a));
-    append(p, {{Family::Bridge, Hook::Input, INT_MIN, INT_MAX, a.port, "", a.mac},
-               {Family::Inet, Hook::Input, INT_MIN, INT_MAX, a.bridge, "", a.mac}});
+    p = into_host(a);
+    p.push_back({Family::Inet, Hook::Input, INT_MIN, INT_MAX, l3_device(a), "", a.mac});
     return p;
   }
   if (a.kind == K::Host && b.kind == K::Port) {
-    append(p, {{Family::Inet, Hook::Output, INT_MIN, INT_MAX, "", b.bridge, std::nullopt},
-               {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt}});
-    append(p, local_egress(b));
+    p = {{Family::Inet, Hook::Output, INT_MIN, INT_MAX, "", l3_device(b), std::nullopt}};
+    append(p, out_of_host(b));
     return p;
   }
   if (a.kind == K::Outside && b.kind == K::Host)

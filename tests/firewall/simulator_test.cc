@@ -1,4 +1,5 @@
 #include "moat/firewall/simulator.h"
+#include "moat/firewall/ovs_nics.h"
 
 #include <gtest/gtest.h>
 
@@ -739,6 +740,38 @@ TEST_F(SimulatorExampleTest, DatabaseCannotSpoofItsAddress) {
   EXPECT_TRUE(o.decided_by.starts_with("ipfilter")) << o.decided_by;
   EXPECT_EQ(run({.from = "vm101", .to = "outside", .protocol = "tcp", .dport = 443}).verdict,
             V::Accept);
+}
+
+}  // namespace
+}  // namespace moat::firewall::sim
+
+namespace moat::firewall::sim {
+namespace {
+
+// A guest on an OVS bridge sits on its firewall bridge fwbr<vmid>i<N>: its chains, reject port
+// and bridged pair follow that bridge, and the simulator crosses OVS between two of them.
+TEST_F(SimulatorTest, GuestsOnAnOvsBridgeAreFilteredOnTheirFirewallBridges) {
+  vm(100, "[OPTIONS]\nenable: 1\npolicy_in: DROP\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\n");
+  vm(101, "[OPTIONS]\nenable: 1\n");
+  config_.guests[101].nics[0].firewall = false;  // plugged straight into OVS: untouched
+  plug_ovs_nics(config_, {"vmbr0"});
+  EXPECT_EQ(config_.guests[100].nics[0].bridge, "fwbr100i0");
+  EXPECT_EQ(config_.guests[100].nics[0].ovs_bridge, "vmbr0");
+  EXPECT_EQ(config_.guests[101].nics[0].bridge, "vmbr0");
+  EXPECT_EQ(config_.guests[101].nics[0].ovs_bridge, "");
+  auto compiled = compile(config_, CompileOptions{});
+  ASSERT_TRUE(compiled) << compiled.error().to_string();
+  EXPECT_EQ(compiled->reject_port_bridges, std::set<std::string>{"fwbr100i0"});
+  for (auto [from, to, port, want] :
+       {std::tuple{"host", "vm100", 22, V::Accept},
+        {"host", "vm100", 80, V::Drop},
+        {"outside", "vm100", 22, V::Accept},
+        {"outside", "vm100", 80, V::Drop},
+        {"vm100", "outside", 80, V::Accept},
+        {"vm100", "host", 8006, V::Drop}}) {  // the host's input policy
+    auto o = run({.from = from, .to = to, .protocol = "tcp", .dport = static_cast<uint16_t>(port)});
+    EXPECT_EQ(o.verdict, want) << from << " -> " << to << " tcp/" << port << ": " << o.decided_by;
+  }
 }
 
 }  // namespace

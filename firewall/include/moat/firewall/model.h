@@ -189,7 +189,10 @@ struct VnetFw {
 struct GuestNic {
   int index = 0;
   std::string mac;  // lower-case aa:bb:cc:dd:ee:ff
+  // The Linux bridge the NIC's port is a member of: the config's `bridge=`, or the firewall
+  // bridge Proxmox plugs in front of an Open vSwitch bridge (plug_ovs_nics(), ovs_nics.h).
   std::string bridge;
+  std::string ovs_bridge;  // the config's `bridge=` when that is an OVS bridge; else empty
   std::optional<uint16_t> tag;
   bool firewall = false;
   std::optional<IpRange> ip;  // containers: static ip= (host address), not dhcp/manual
