@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <set>
 
+#include "moat/bridges/link_driver.h"
 #include "moat/firewall/local_network.h"
 #include "moat/firewall/ovs_nics.h"
 #include "moat/firewall/parser.h"
@@ -33,9 +35,9 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
 
 namespace {
 
-// The --local-network values, or the networks detected in the target namespace.
-Result<std::vector<IpRange>> local_networks(const FwArgs& args) {
-  if (args.local_networks.empty()) return firewall::detect_local_networks(args.netns, args.node);
+// The --local-network values, or the networks detected in the node's namespace.
+Result<std::vector<IpRange>> local_networks(const FwArgs& args, const bridges::Observed* observed) {
+  if (args.local_networks.empty()) return firewall::detect_local_networks(*observed, args.node);
   std::vector<IpRange> out;
   for (const auto& text : args.local_networks) {
     auto range = parse_ip_range(text);
@@ -46,10 +48,10 @@ Result<std::vector<IpRange>> local_networks(const FwArgs& args) {
   return out;
 }
 
-// The --ovs-bridge values, or the OVS bridges detected in the target namespace.
-Result<std::set<std::string>> ovs_bridges(const FwArgs& args,
-                                          const firewall::FirewallConfig& config) {
-  if (args.ovs_bridges.empty()) return firewall::detect_ovs_bridges(args.netns, config);
+// The --ovs-bridge values, or the OVS bridges detected in the node's namespace.
+std::set<std::string> ovs_bridges(const FwArgs& args, const bridges::Observed* observed,
+                                  const firewall::FirewallConfig& config) {
+  if (args.ovs_bridges.empty()) return firewall::detect_ovs_bridges(*observed, config);
   return std::set<std::string>(args.ovs_bridges.begin(), args.ovs_bridges.end());
 }
 
@@ -58,12 +60,17 @@ Result<std::set<std::string>> ovs_bridges(const FwArgs& args,
 Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrategy strategy) {
   auto loaded = MOAT_TRY(firewall::load_config(args.config_root, args.node));
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  firewall::plug_ovs_nics(loaded.config, MOAT_TRY(ovs_bridges(args, loaded.config)));
+  // One snapshot of the node's namespace serves every detection the flags leave to us.
+  std::optional<bridges::Observed> observed;
+  if (args.local_networks.empty() || args.ovs_bridges.empty())
+    observed = MOAT_TRY(bridges::observe(args.netns));
+  const bridges::Observed* seen = observed ? &*observed : nullptr;
+  firewall::plug_ovs_nics(loaded.config, ovs_bridges(args, seen, loaded.config));
   firewall::CompileOptions options{.strategy = strategy,
                                    .layout = *firewall::parse_guest_layout(args.layout),
                                    .shards = args.shards,
                                    .now = std::time(nullptr),
-                                   .local_networks = MOAT_TRY(local_networks(args))};
+                                   .local_networks = MOAT_TRY(local_networks(args, seen))};
   auto compiled = MOAT_TRY(firewall::compile(loaded.config, options));
   for (const auto& w : compiled.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   return CompiledNode{std::move(loaded.config), std::move(compiled)};

@@ -5,7 +5,6 @@
 
 #include "moat/base/file.h"
 #include "moat/base/strings.h"
-#include "moat/bridges/link_driver.h"
 
 namespace moat::firewall {
 
@@ -63,11 +62,10 @@ std::vector<IpRange> pick_local_networks(const std::vector<NodeAddress>& address
   return out;
 }
 
-Result<std::vector<IpRange>> detect_local_networks(const std::string& netns, std::string_view node,
-                                                   const std::string& hosts_file) {
+std::vector<IpRange> detect_local_networks(const bridges::Observed& observed, std::string_view node,
+                                           const std::string& hosts_file) {
   std::vector<IpAddress> node_ips;
   if (auto hosts = read_file(hosts_file)) node_ips = node_addresses_from_hosts(*hosts, node);
-  auto observed = MOAT_TRY(bridges::observe(netns));
   std::vector<NodeAddress> addresses;
   for (const auto& l : observed.links)
     for (const auto& a : l.addresses) addresses.push_back({l.name, a.ip, a.prefix});

@@ -1,7 +1,5 @@
 #include "moat/firewall/ovs_nics.h"
 
-#include "moat/bridges/link_driver.h"
-
 namespace moat::firewall {
 
 std::string firewall_bridge(uint32_t vmid, int nic) {
@@ -21,9 +19,8 @@ void plug_ovs_nics(FirewallConfig& config, const std::set<std::string>& ovs_brid
     }
 }
 
-Result<std::set<std::string>> detect_ovs_bridges(const std::string& netns,
-                                                 const FirewallConfig& config) {
-  auto observed = MOAT_TRY(bridges::observe(netns));
+std::set<std::string> detect_ovs_bridges(const bridges::Observed& observed,
+                                         const FirewallConfig& config) {
   std::set<std::string> out;
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics) {

@@ -1,4 +1,4 @@
-// detect_local_networks() against a real namespace: the network of the node's hosts-file
+// detect_local_networks() over a snapshot of a real namespace: the network of the node's hosts-file
 // address, or every network the node has when the hosts file does not name it.
 #include <gtest/gtest.h>
 
@@ -6,6 +6,7 @@
 
 #include "harness/netns.h"
 #include "moat/base/file.h"
+#include "moat/bridges/link_driver.h"
 #include "moat/firewall/local_network.h"
 
 namespace moat::firewall {
@@ -24,20 +25,20 @@ TEST_F(LocalNetworkTest, PicksTheNetworkOfTheNodeAddressElseEveryNetwork) {
   }
   fs::path hosts = fs::temp_directory_path() / (topo().prefix() + "-hosts");
   ASSERT_TRUE(write_file_atomic(hosts, "127.0.0.1 localhost\n10.88.0.1 node1.example.com node1\n"));
-  auto own = detect_local_networks(node->ns, "node1", hosts.string());
-  ASSERT_TRUE(own) << own.error().to_string();
-  ASSERT_EQ(own->size(), 1u);
-  EXPECT_EQ(own->front().to_string(), "10.88.0.0/24");
+  auto observed = bridges::observe(node->ns);
+  ASSERT_TRUE(observed) << observed.error().to_string();
+  auto own = detect_local_networks(*observed, "node1", hosts.string());
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_EQ(own.front().to_string(), "10.88.0.0/24");
 
-  auto all = detect_local_networks(node->ns, "node2", hosts.string());
-  ASSERT_TRUE(all) << all.error().to_string();
-  ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ(all->at(0).to_string(), "10.77.0.0/24");
-  EXPECT_EQ(all->at(1).to_string(), "10.88.0.0/24");
+  auto all = detect_local_networks(*observed, "node2", hosts.string());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all.at(0).to_string(), "10.77.0.0/24");
+  EXPECT_EQ(all.at(1).to_string(), "10.88.0.0/24");
+
+  auto no_hosts = detect_local_networks(*observed, "node1", hosts.string() + "-missing");
+  EXPECT_EQ(no_hosts.size(), 2u);
   fs::remove(hosts);
-
-  auto missing = detect_local_networks(topo().prefix() + "-nonexistent", "node1");
-  EXPECT_FALSE(missing);
 }
 
 }  // namespace

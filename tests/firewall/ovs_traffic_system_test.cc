@@ -13,6 +13,7 @@
 #include "harness/golden.h"
 #include "harness/netns.h"
 #include "moat/base/strings.h"
+#include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/ovs_nics.h"
@@ -66,10 +67,11 @@ TEST_F(OvsTrafficTest, KernelVerdictsMatchTheSimulatorButForRejectAnswersLostInO
     endpoints.push_back({zone, g->ns, ip});
   }
 
-  auto ovs = detect_ovs_bridges(node->ns, loaded->config);
-  ASSERT_TRUE(ovs) << ovs.error().to_string();
-  EXPECT_EQ(*ovs, std::set<std::string>{"vmbr0"});
-  plug_ovs_nics(loaded->config, *ovs);
+  auto observed = bridges::observe(node->ns);
+  ASSERT_TRUE(observed) << observed.error().to_string();
+  auto ovs = detect_ovs_bridges(*observed, loaded->config);
+  EXPECT_EQ(ovs, std::set<std::string>{"vmbr0"});
+  plug_ovs_nics(loaded->config, ovs);
   auto compiled =
       compile(loaded->config,
               {.strategy = GuestStrategy::BrNetfilter, .layout = GuestLayout::Netdev, .shards = 2});

@@ -1,7 +1,8 @@
 // The node's local networks: what pve-firewall calls `local_network` when cluster.fw does not
 // define that alias (the network of the node's own address), passed to compile() as
 // CompileOptions::local_networks. The pure part picks networks from addresses; the detecting
-// part reads /etc/hosts and the namespace's addresses over rtnetlink. Thread-safe.
+// part reads /etc/hosts and takes the addresses from a snapshot of the node's namespace
+// (bridges::observe()). Thread-safe.
 #pragma once
 
 #include <string>
@@ -9,7 +10,7 @@
 #include <vector>
 
 #include "moat/base/ip.h"
-#include "moat/base/result.h"
+#include "moat/bridges/links.h"
 
 namespace moat::firewall {
 
@@ -29,10 +30,9 @@ std::vector<IpAddress> node_addresses_from_hosts(std::string_view hosts, std::st
 std::vector<IpRange> pick_local_networks(const std::vector<NodeAddress>& addresses,
                                          const std::vector<IpAddress>& node_ips);
 
-// pick_local_networks() over the addresses of namespace `netns` (empty: the caller's) and
-// `node`'s entries in the hosts file (a missing file gives no entries). NotFound when the
-// namespace does not exist.
-Result<std::vector<IpRange>> detect_local_networks(const std::string& netns, std::string_view node,
-                                                   const std::string& hosts_file = "/etc/hosts");
+// pick_local_networks() over the addresses of `observed` (a snapshot of the node's namespace)
+// and `node`'s entries in the hosts file (a missing file gives no entries).
+std::vector<IpRange> detect_local_networks(const bridges::Observed& observed, std::string_view node,
+                                           const std::string& hosts_file = "/etc/hosts");
 
 }  // namespace moat::firewall

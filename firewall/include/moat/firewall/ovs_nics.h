@@ -5,15 +5,15 @@
 // to and from the guest are then bridged by fwbr with br_netfilter's conntrack, and the
 // guest's chains are bound to its own port as on any Linux bridge; what changes is the bridge
 // that port is on, which holds the reject port and is the device of the bridged pair.
-// The pure part rewrites the model; the detecting part asks the node's namespace which of
-// the configured bridges are not Linux bridges (Proxmox's own test: no `bridge` directory
-// in sysfs means OVS). Thread-safe.
+// Both parts are pure: one rewrites the model, the other reads a snapshot of the node's
+// namespace (bridges::observe()) for the configured bridges that are not Linux bridges
+// (Proxmox's own test: no `bridge` directory in sysfs means OVS). Thread-safe.
 #pragma once
 
 #include <set>
 #include <string>
 
-#include "moat/base/result.h"
+#include "moat/bridges/links.h"
 #include "moat/firewall/model.h"
 
 namespace moat::firewall {
@@ -28,9 +28,9 @@ std::string ovs_link_port(uint32_t vmid, int nic);
 // `firewall=1` are plugged straight into OVS and stay as they are.
 void plug_ovs_nics(FirewallConfig& config, const std::set<std::string>& ovs_bridges);
 
-// The bridges of firewalled NICs that exist in namespace `netns` (empty: the caller's) and
-// are not Linux bridges. A bridge that does not exist is taken for a Linux bridge.
-Result<std::set<std::string>> detect_ovs_bridges(const std::string& netns,
-                                                 const FirewallConfig& config);
+// The bridges of firewalled NICs that exist in `observed` and are not Linux bridges. A bridge
+// that does not exist is taken for a Linux bridge.
+std::set<std::string> detect_ovs_bridges(const bridges::Observed& observed,
+                                         const FirewallConfig& config);
 
 }  // namespace moat::firewall
