@@ -111,8 +111,11 @@ bool defers(const nft::Table& t, const std::string& name, int depth = 0);
 void build_verdicts(nft::Table& t);
 // The deferred OUT chain of a guest that logs on OUT, in the verdicts table (`v`).
 void build_deferred_out(TableBuilder& v, const Guest& guest);
-// `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a reject.
-void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges);
+// `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a
+// reject; for bridges `in_front_of_ovs` (Proxmox's fwbr<vmid>i<N>, with the MAC of the NIC on
+// it), also the chain at the port that keeps conntrack off the answers leaving through OVS.
+void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
+                          const std::map<std::string, nft::Bytes>& in_front_of_ovs);
 
 // Netdev layout: the chain recording an OUT verdict in the mark ("rec-accept", ...), or
 // asking for the deferred evaluation ("rec-defer") when `v` is empty.
@@ -194,6 +197,12 @@ nft::Bytes mac_bytes(const std::string& mac);  // "bc:24:11:00:00:01" -> 6 bytes
 // A bridge-family do-reject without bridge reject (br_netfilter): IP packets get the reject
 // mark and pass, for the inet forward/input chain to answer; anything else is dropped.
 std::vector<nft::Rule> deferred_reject_rules();
+// The netdev layout's answer to a guest's OUT REJECT, for new traffic `when` matches, then
+// `then`: the frame goes to its bridge's reject port (names::kRejectMac) with kMarkRejectIn, to
+// be answered there, on the sender's own bridge. Never through the host's routes, which may
+// not reach the sender (a bridge the host has no address on; past OVS, the second firewall
+// bridge's conntrack would relate the answer to nothing).
+nft::Rule out_reject_rule(std::vector<nft::Match> when, nft::Verdict then);
 // The anti-spoofing sets of a guest's NIC `index` (family -> set name), materialized in `b`:
 // the NIC may only send from its `ipfilter-net<N>` ipset, its EUI-64 link-local address and a
 // container's static ip/ip6. None when the NIC has neither `ipfilter: 1` nor that ipset.

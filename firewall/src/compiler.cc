@@ -84,6 +84,13 @@ std::vector<nft::Rule> deferred_reject_rules() {
   return {mark, rule({}, drop())};
 }
 
+nft::Rule out_reject_rule(std::vector<nft::Match> when, nft::Verdict then) {
+  nft::Rule r = rule(std::move(when), then);
+  r.mark = nft::MarkSet{~names::kMarkRejectIn, names::kMarkRejectIn};
+  r.ether_daddr = nft::Bytes(std::begin(names::kRejectMac), std::end(names::kRejectMac));
+  return r;
+}
+
 nft::Bytes mac_bytes(const std::string& mac) {
   nft::Bytes b;
   for (int i = 0; i < 6; ++i)
@@ -101,6 +108,7 @@ using detail::add_policy;
 using detail::blacklist_rules;
 using detail::link_local;
 using detail::mac_bytes;
+using detail::out_reject_rule;
 using detail::TableBuilder;
 using nft::Field;
 using nft::Match;
@@ -110,8 +118,8 @@ using nft::VerdictCode;
 // read it (bridge chains without bridge conntrack, netdev egress). Established traffic, most
 // packets, leaves after the first rule. `recorded`: this hook also applies the OUT verdicts
 // the netdev layout's guest chains recorded at ingress, before conntrack (guest_netdev.cc):
-// a drop here, a reject answered by the inet input/forward chains; established traffic
-// passes whatever the OUT rules say, as it should.
+// a drop here, a reject sent to be answered (out_reject_rule()); established traffic passes
+// whatever the OUT rules say, as it should.
 void add_stash(nft::Chain& c, bool recorded, bool allow_invalid) {
   auto set_bits = [](nft::Rule r, uint32_t bits) {
     r.mark = nft::MarkSet{~names::kMarkMask, bits};
@@ -129,10 +137,8 @@ void add_stash(nft::Chain& c, bool recorded, bool allow_invalid) {
   if (!recorded) return;
   c.rules.push_back(
       rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutDrop)}, drop()));
-  nft::Rule reject =
-      rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutReject)}, {});
-  reject.mark = nft::MarkSet{~names::kMarkReject, names::kMarkReject};
-  c.rules.push_back(reject);
+  c.rules.push_back(
+      out_reject_rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutReject)}, {}));
 }
 
 // ---- host table ----
@@ -145,9 +151,10 @@ struct HostInputs {
   std::set<std::string> bridges;  // bridges with firewalled guest ports
 };
 
-// `reflect_established`: the answer carries the rejected packet's mark (fwmark_reflect); a
-// TCP reset for a bridged packet leaves straight through the sender's port, past no stash, so
-// the mark says "established" for the sender's netdev IN chain.
+// `reflect_established`: the answer carries the rejected packet's mark (fwmark_reflect); the
+// TCP reset for a bridged packet (a host rule's REJECT of a guest's traffic to the host) leaves
+// straight through the sender's port, past no stash, so the mark says "established" for the
+// sender's netdev IN chain.
 void add_inet_reject_chain(nft::Table& t, bool reflect_established) {
   nft::Chain& c = chain(t, names::kDoReject);
   c.rules.clear();
@@ -207,6 +214,9 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   add_inet_reject_chain(t, netdev && in.guests_present);
   add_ct_helpers(b, host.nf_conntrack_helpers);
   nft::Match deferred_reject = bits_any(Field::Mark, names::kMarkReject);
+  // Guest chains that leave their REJECTs to the inet forward and input chains (the netdev
+  // layout answers them at the bridges' reject ports).
+  bool defers_rejects = in.guests_present && brnf && !netdev;
 
   if (in.guests_present && brnf) {
     add_stash(chain(t, "stash-prerouting",
@@ -225,7 +235,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     fwd.rules.push_back(rule({mask_eq(Field::Mark, names::kMarkEstablished | names::kMarkReject,
                                       names::kMarkEstablished)},
                              accept()));
-    fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+    if (defers_rejects) fwd.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   }
   std::map<std::string, const VnetFw*> vnets;
   for (const auto& [name, vnet] : in.config.vnets)
@@ -269,7 +279,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   }
   if (!in.host_enabled) {
     // Guest OUT rules may still reject traffic to the host: answer those.
-    if (in.guests_present && brnf)
+    if (defers_rejects)
       chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false})
           .rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
     return;
@@ -290,8 +300,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   // Input.
   nft::Chain& input = chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false});
   input.rules.push_back(rule({eq(Field::Iifname, nft::ifname_bytes("lo"))}, accept()));
-  if (in.guests_present && brnf)
-    input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
+  if (defers_rejects) input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   for (auto& r : blacklist_rules(b, in.config)) input.rules.push_back(std::move(r));
   ct_rules(input);
   if (host.protection_synflood) {
@@ -736,8 +745,13 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   if (netdev && !result.ruleset.tables.empty()) {
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
+    std::map<std::string, nft::Bytes> in_front_of_ovs;  // firewall bridge -> its NIC's MAC
+    for (const auto& [_, guest] : config.guests)
+      for (const auto& [_, nic] : guest.nics)
+        if (nic.firewall && !nic.ovs_bridge.empty() && !nic.mac.empty())
+          in_front_of_ovs[nic.bridge] = mac_bytes(nic.mac);
     detail::build_reject_answers(result.ruleset.table(nft::Family::Netdev, names::kRejectTable),
-                                 result.reject_port_bridges);
+                                 result.reject_port_bridges, in_front_of_ovs);
     // Kernel-made answers (TCP resets, ICMP errors) carry the mark of what they answer, so the
     // reset inet's do-reject sends straight out of a guest's port passes its IN chain.
     result.sysctls["net/ipv4/fwmark_reflect"] = "1";

@@ -248,8 +248,11 @@ void build_verdicts(nft::Table& t) {
   later.vmap_fields = {Field::Iifname};
   later.vmap = names::kOutDeferred;
   out.rules.push_back(later);
-  // The deferred OUT chains' REJECT: answered by the inet forward/input chain, as above.
-  chain(t, names::kDoReject).rules = deferred_reject_rules();
+  // The deferred OUT chains' REJECT: answered as the stash answers recorded ones.
+  chain(t, names::kDoReject).rules = {
+      out_reject_rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})},
+                      accept()),
+      rule({}, drop())};
 }
 
 void build_deferred_out(TableBuilder& v, const Guest& guest) {
@@ -265,7 +268,8 @@ void build_deferred_out(TableBuilder& v, const Guest& guest) {
           {{nft::single(nft::ifname_bytes(names::guest_device(guest, index)))}, go(name), 0});
 }
 
-void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges) {
+void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
+                          const std::map<std::string, nft::Bytes>& in_front_of_ovs) {
   for (const auto& bridge : bridges) {
     nft::Chain& c =
         chain(t, "answer-" + bridge,
@@ -273,6 +277,19 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges) {
     Match asked = bits_any(Field::Mark, names::kMarkRejectIn);
     c.rules = {rule({asked, l4(6)}, {VerdictCode::RejectTcpReset, {}}),
                rule({asked}, {VerdictCode::RejectPortUnreach, {}})};
+    auto ovs = in_front_of_ovs.find(bridge);
+    if (ovs == in_front_of_ovs.end()) continue;
+    // A firewall bridge's answers to others than its own guest (its IN REJECTs) leave through
+    // OVS, to meet conntrack again on the sender's side (its firewall bridge, or the host):
+    // seen here first, a TCP reset would close the connection it answers, and be invalid
+    // there.
+    nft::Chain& u =
+        chain(t, "untrack-" + bridge,
+              nft::BaseChain{nft::Hook::Ingress, 0, false, {names::reject_port(bridge)}});
+    nft::Rule untrack =
+        rule({Match{{Field::EtherDaddr}, Match::Op::Neq, {nft::single(ovs->second)}, {}, 0}}, {});
+    untrack.notrack = true;
+    u.rules = {untrack};
   }
 }
 

@@ -94,6 +94,8 @@ json::object rule_json(const Rule& r) {
   if (r.verdict.code != VerdictCode::None) o["verdict"] = verdict_json(r.verdict);
   if (!r.ct_helper.empty()) o["ct_helper"] = r.ct_helper;
   if (!r.fwd.empty()) o["fwd"] = r.fwd;
+  if (r.ether_daddr) o["ether_daddr"] = hex(*r.ether_daddr);
+  if (r.notrack) o["notrack"] = true;
   if (!r.origin.empty()) o["origin"] = r.origin;
   return o;
 }
@@ -205,6 +207,8 @@ struct Reader {
     if (auto* x = o.if_contains("verdict")) r.verdict = verdict(x->as_object());
     if (auto* x = o.if_contains("ct_helper")) r.ct_helper = std::string(x->as_string());
     if (auto* x = o.if_contains("fwd")) r.fwd = std::string(x->as_string());
+    if (auto* x = o.if_contains("ether_daddr")) r.ether_daddr = unhex(x->as_string());
+    if (auto* x = o.if_contains("notrack")) r.notrack = x->as_bool();
     if (auto* x = o.if_contains("origin")) r.origin = std::string(x->as_string());
     return r;
   }

@@ -1093,6 +1093,20 @@ Status encode_rule(BatchWriter& w, const Op& op) {
     a.be32(NFTA_META_SREG, NFT_REG_1);
     b.close();
   }
+  if (rule.ether_daddr) {
+    if (rule.ether_daddr->size() != 6) return invalid("ether daddr set needs a 6-byte MAC");
+    b.immediate_data(NFT_REG_1, *rule.ether_daddr);
+    FieldInfo fi = info(Field::EtherDaddr);
+    b.open("payload").be32(NFTA_PAYLOAD_SREG, NFT_REG_1);
+    a.be32(NFTA_PAYLOAD_BASE, fi.key);
+    a.be32(NFTA_PAYLOAD_OFFSET, fi.offset);
+    a.be32(NFTA_PAYLOAD_LEN, 6);
+    b.close();
+  }
+  if (rule.notrack) {
+    b.open("notrack");
+    b.close();
+  }
   if (!rule.fwd.empty()) {
     // As nft: the ifindex into a register, then `fwd` reads the device from it.
     auto it = w.ifindexes().find(rule.fwd);

@@ -242,6 +242,9 @@ std::string rule_text(const Rule& rule) {
   if (rule.mark)
     parts.push_back(fmt::format("meta mark set meta mark & 0x{:08x} ^ 0x{:08x}",
                                 rule.mark->and_mask, rule.mark->xor_value));
+  if (rule.ether_daddr)
+    parts.push_back("ether daddr set " + one_value(Field::EtherDaddr, *rule.ether_daddr));
+  if (rule.notrack) parts.push_back("notrack");
   if (!rule.ct_helper.empty()) parts.push_back("ct helper set \"" + rule.ct_helper + "\"");
   if (!rule.vmap.empty()) parts.push_back(fields_text(rule.vmap_fields) + " vmap @" + rule.vmap);
   if (!rule.fwd.empty()) parts.push_back("fwd to \"" + rule.fwd + "\"");

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -89,6 +90,26 @@ class Rtnl {
     return out;
   }
 
+  // Whether bridge port `port` has a static FDB entry for `mac`: a dump of that port's
+  // entries (an ifinfomsg header naming the port filters the kernel's dump).
+  Result<bool> has_static_fdb(const Link& port, const uint8_t (&mac)[6]) {
+    Message msg;
+    msg.start(RTM_GETNEIGH, NLM_F_DUMP, AF_BRIDGE)->ifi_index = port.index;
+    msg.nlh->nlmsg_seq = seq_++;
+    MOAT_RETURN_IF_ERROR(sock_.send(msg.bytes()));
+    bool found = false;
+    MOAT_RETURN_IF_ERROR(sock_.receive_dump(msg.nlh->nlmsg_seq, [&](const nlmsghdr* nlh) -> Status {
+      if (nlh->nlmsg_type != RTM_NEWNEIGH) return {};
+      const auto* ndm = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(nlh));
+      Attrs a = netlink_attrs(nlh, sizeof(ndmsg));
+      found = found || (ndm->ndm_ifindex == port.index && (ndm->ndm_state & NUD_NOARP) &&
+                        a[NDA_LLADDR] && mnl_attr_get_payload_len(a[NDA_LLADDR]) == sizeof(mac) &&
+                        std::memcmp(mnl_attr_get_payload(a[NDA_LLADDR]), mac, sizeof(mac)) == 0);
+      return {};
+    }));
+    return found;
+  }
+
   // Sends `msg` with an ack request; `tolerated` is an errno that counts as success. Errors
   // carry `what` (the device and the operation).
   Status call(Message& msg, const std::string& what, int tolerated = 0) {
@@ -162,6 +183,7 @@ Status create_pair(Rtnl& rtnl, const std::string& port, const std::string& peer)
   std::memset(mnl_nlmsg_get_payload_tail(nlh), 0, MNL_ALIGN(sizeof(ifinfomsg)));
   nlh->nlmsg_len += MNL_ALIGN(sizeof(ifinfomsg));
   mnl_attr_put_strz(nlh, IFLA_IFNAME, peer.c_str());
+  mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(names::kRejectMac), names::kRejectMac);
   mnl_attr_nest_end(nlh, peer_info);
   mnl_attr_nest_end(nlh, data);
   mnl_attr_nest_end(nlh, info);
@@ -208,6 +230,23 @@ Status quiet_port(Rtnl& rtnl, const Link& link) {
   }
   mnl_attr_nest_end(msg.nlh, protinfo);
   return rtnl.call(msg, "turning learning and flooding off on " + link.name);
+}
+
+// The static FDB entry that sends frames for names::kRejectMac (OUT REJECTs to answer) to the
+// port, whatever it learns (nothing: learning is off).
+Status add_reject_fdb(Rtnl& rtnl, const Link& port) {
+  Message msg;
+  msg.buf.fill(0);
+  nlmsghdr* nlh = msg.nlh = mnl_nlmsg_put_header(msg.buf.data());
+  nlh->nlmsg_type = RTM_NEWNEIGH;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+  auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ndmsg)));
+  ndm->ndm_family = AF_BRIDGE;
+  ndm->ndm_ifindex = port.index;
+  ndm->ndm_state = NUD_NOARP;  // `bridge fdb add ... master static`
+  ndm->ndm_flags = NTF_MASTER;
+  mnl_attr_put(nlh, NDA_LLADDR, sizeof(names::kRejectMac), names::kRejectMac);
+  return rtnl.call(msg, "adding the reject FDB entry of " + port.name);
 }
 
 // Sets net.ipv6.conf.<dev>.disable_ipv6 = 1 unless it is already. The caller is in the link's
@@ -300,7 +339,14 @@ Status sync_reject_ports(const std::string& netns, const std::set<std::string>& 
     if (master && (joined || !port.quiet) && !keep(quiet_port(rtnl, port))) continue;
     if (peer.master != 0 && !keep(set_master_down(rtnl, peer, 0))) continue;
     if ((!peer.up || peer.master != 0) && !keep(set_up(rtnl, peer))) continue;
-    if (!up) keep(set_up(rtnl, port));
+    if (!up && !keep(set_up(rtnl, port))) continue;
+    if (!master) continue;
+    Result<bool> has = rtnl.has_static_fdb(port, names::kRejectMac);
+    if (!has) {
+      keep(fail(std::move(has).error().add_context("listing the FDB entries of " + port.name)));
+    } else if (!*has) {
+      keep(add_reject_fdb(rtnl, port));
+    }
   }
   return first;
 }

@@ -162,6 +162,9 @@ struct Hop {
   int hi = INT_MAX;
   std::string iif, oif;
   std::optional<Bytes> ether_saddr;  // absent: no link-layer header (locally generated)
+  // A frame on its way into a bridge: the bridge and the port it came in by.
+  std::string bridge, port;
+  friend bool operator==(const Hop&, const Hop&) = default;
 };
 
 using Path = std::vector<Hop>;
@@ -175,10 +178,10 @@ void append(Path& p, const Path& more) { p.insert(p.end(), more.begin(), more.en
 // device, then the rest of bridge prerouting. (The IP stack's own prerouting is skipped for
 // such packets.)
 Path ingress(const Endpoint& a) {
-  return {{Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, a.port, "", a.mac},
-          {Family::Bridge, Hook::Prerouting, INT_MIN, -1, a.port, "", a.mac},
-          {Family::Inet, Hook::Prerouting, INT_MIN, INT_MAX, a.bridge, "", a.mac},
-          {Family::Bridge, Hook::Prerouting, 0, INT_MAX, a.port, "", a.mac}};
+  return {{Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, a.port, "", a.mac, a.bridge, a.port},
+          {Family::Bridge, Hook::Prerouting, INT_MIN, -1, a.port, "", a.mac, a.bridge, a.port},
+          {Family::Inet, Hook::Prerouting, INT_MIN, INT_MAX, a.bridge, "", a.mac, a.bridge, a.port},
+          {Family::Bridge, Hook::Prerouting, 0, INT_MAX, a.port, "", a.mac, a.bridge, a.port}};
 }
 
 // A frame the host sends out of bridge port `b` (routed or local): bridge output and
@@ -210,6 +213,29 @@ Path bridged(const Endpoint& a, const Endpoint& b) {
              {Family::Bridge, Hook::Postrouting, INT_MIN, INT_MAX, "", b.port, a.mac},
              {Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", b.bridge, std::nullopt},
              {Family::Netdev, Hook::Egress, INT_MIN, INT_MAX, "", b.port, a.mac}});
+  return p;
+}
+
+// A frame a rule sent to its bridge's reject port (ether daddr set to names::kRejectMac) at
+// hop `at` of its way into the bridge: the rest of that way, bridged to the reject port, and
+// the chain at the port's peer that answers it.
+Result<Path> to_reject_port(const Hop& at) {
+  Endpoint a;
+  a.kind = Endpoint::Kind::Port;
+  a.bridge = at.bridge;
+  a.port = at.port;
+  a.mac = at.ether_saddr.value_or(kUnknownMac);
+  Path in = ingress(a);
+  auto it = std::find(in.begin(), in.end(), at);
+  if (at.bridge.empty() || it == in.end())
+    return fail(ErrorCode::Internal, "a frame sent to a reject port off its way into a bridge");
+  Endpoint port = a;
+  port.port = names::reject_port(a.bridge);
+  Path all = bridged(a, port);
+  Path p(std::next(it), in.end());
+  p.insert(p.end(), all.begin() + static_cast<std::ptrdiff_t>(in.size()), all.end());
+  p.push_back(
+      {Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, names::reject_peer(a.bridge), "", a.mac});
   return p;
 }
 
@@ -423,6 +449,8 @@ class Evaluator {
   // Runs every base chain on `hop`, in priority order; Accept when all of them let it pass.
   Result<Flow> run(const Hop& hop);
 
+  // Whether a rule sent the frame to its bridge's reject port since the last call.
+  bool take_diverted() { return std::exchange(diverted_, false); }
   const Decider& decision() const { return decision_; }
   const Decider& last_accept() const { return last_accept_; }
   std::vector<Step> take_trace() { return std::move(trace_); }
@@ -449,6 +477,7 @@ class Evaluator {
   const Hop* hop_ = nullptr;
   std::string hop_name_;
   uint32_t mark_ = 0;
+  bool diverted_ = false;
   Decider mark_decider_;  // who last set the mark (for rejects deferred through it)
   Decider decision_;      // who dropped or rejected
   Decider last_accept_;   // the last configured rule that accepted
@@ -613,6 +642,12 @@ Result<Flow> Evaluator::eval_chain(const nft::Table& t, const nft::Chain& c,
       // not hide the configured rule whose verdict the mark carries.
       if (Decider d = resolve(rule, c, frames, false); !d.by.empty()) mark_decider_ = std::move(d);
     }
+    if (rule.ether_daddr) {
+      if (*rule.ether_daddr != Bytes(std::begin(names::kRejectMac), std::end(names::kRejectMac)))
+        return fail(ErrorCode::Internal,
+                    "chain " + c.name + ": ether daddr set to other than the reject port");
+      diverted_ = true;
+    }
     if (!rule.fwd.empty()) return forward(rule, c, frames);
     nft::Verdict verdict = rule.verdict;
     if (!rule.vmap.empty()) {
@@ -726,8 +761,16 @@ Result<Outcome> simulate(const nft::Ruleset& ruleset, const FirewallConfig& conf
   auto headers = MOAT_TRY(build_headers(packet, from, to));
   Evaluator ev(ruleset, std::move(headers), packet.family());
   Outcome out;
-  for (const auto& hop : hops) {
+  for (size_t i = 0; i < hops.size(); ++i) {
+    Hop hop = hops[i];
     Flow flow = MOAT_TRY(ev.run(hop));
+    if (flow == Flow::Accept && ev.take_diverted()) {
+      // The rest of the way leads to the reject port, whose peer's chain (policy drop)
+      // answers the frame or drops it.
+      hops.resize(i + 1);
+      append(hops, MOAT_TRY(to_reject_port(hop)));
+      continue;
+    }
     if (flow == Flow::Accept) continue;
     out.verdict = flow == Flow::Drop ? Outcome::Verdict::Drop : Outcome::Verdict::Reject;
     out.decided_by = ev.decision().by;

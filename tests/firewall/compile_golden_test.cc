@@ -7,8 +7,9 @@
 //   expected.error     Error::to_string() when loading or compiling fails (instead of the two)
 // An optional `options` file holds `strategy=br-netfilter|bridge-conntrack`,
 // `layout=bridge|netdev`, `shards=N`,
-// `now=<unix time>` and `local_network=CIDR[,CIDR...]` (the detected local networks), one per
-// line; the defaults are br-netfilter, 2 shards, now=0 and no detected network.
+// `now=<unix time>`, `local_network=CIDR[,CIDR...]` (the detected local networks) and
+// `ovs_bridge=NAME[,NAME...]` (the guest bridges that are Open vSwitch bridges), one per line;
+// the defaults are br-netfilter, 2 shards, now=0, no detected network and no OVS bridge.
 // MOAT_UPDATE_GOLDEN=1 rewrites the expected files (and removes the ones that no longer apply).
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "moat/base/strings.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/nft_text.h"
+#include "moat/firewall/ovs_nics.h"
 #include "moat/firewall/parser.h"
 
 namespace moat::firewall {
@@ -48,8 +51,10 @@ bool updating() {
   return update != nullptr && std::string(update) == "1";
 }
 
-// Reads the case's `options` file into `options`; a malformed line fails the test.
-void read_case_options(const fs::path& dir, CompileOptions& options) {
+// Reads the case's `options` file into `options` and `ovs_bridges`; a malformed line fails
+// the test.
+void read_case_options(const fs::path& dir, CompileOptions& options,
+                       std::set<std::string>& ovs_bridges) {
   std::error_code ec;
   if (!fs::exists(dir / "options", ec)) return;
   auto text = read_file(dir / "options");
@@ -79,6 +84,8 @@ void read_case_options(const fs::path& dir, CompileOptions& options) {
         ASSERT_TRUE(range) << "options:" << number << ": " << range.error().to_string();
         options.local_networks.push_back(*range);
       }
+    } else if (key == "ovs_bridge") {
+      for (auto name : split(value, ',')) ovs_bridges.insert(std::string(trim(name)));
     } else {
       FAIL() << "options:" << number << ": unknown option '" << line << "'";
     }
@@ -93,7 +100,8 @@ TEST_P(CompileGoldenTest, MatchesExpectedOutput) {
   // `layout=netdev` cases cover the default.
   CompileOptions options{
       .strategy = GuestStrategy::BrNetfilter, .layout = GuestLayout::Bridge, .shards = 2, .now = 0};
-  read_case_options(dir, options);
+  std::set<std::string> ovs_bridges;
+  read_case_options(dir, options, ovs_bridges);
   if (::testing::Test::HasFatalFailure()) return;
 
   std::optional<std::string> error;
@@ -102,6 +110,7 @@ TEST_P(CompileGoldenTest, MatchesExpectedOutput) {
   if (!loaded) {
     error = loaded.error().to_string();
   } else {
+    plug_ovs_nics(loaded->config, ovs_bridges);
     auto compiled = compile(loaded->config, options);
     if (!compiled) {
       error = compiled.error().to_string();

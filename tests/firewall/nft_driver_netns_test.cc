@@ -313,6 +313,9 @@ Ruleset feature_ruleset() {
                            eq(Field::ArpSha, mac("02:00:00:00:00:01")),
                            eq(Field::ArpSip, ip4("10.1.0.5")), eq(Field::ArpTip, ip4("10.1.0.1"))},
                           VerdictCode::Accept, "br:3"));
+  Rule& divert = fw.rules.emplace_back(rule({}, VerdictCode::Accept, "br:4"));
+  divert.ether_daddr = mac("fe:ff:ff:ff:ff:fe");
+  divert.notrack = true;
   return rs;
 }
 
@@ -328,6 +331,7 @@ table bridge moatbr {
 		iifname . ether saddr @macs accept comment "br:1"
 		iifname "tap1" ether saddr != 02:00:00:00:00:01 drop comment "br:2"
 		arp operation request arp saddr ether 02:00:00:00:00:01 arp saddr ip 10.1.0.5 arp daddr ip 10.1.0.1 accept comment "br:3"
+		ether daddr set fe:ff:ff:ff:ff:fe notrack accept comment "br:4"
 	}
 }
 table inet moat {
@@ -453,6 +457,10 @@ TEST_F(NftDriverNetnsTest, AppliesEveryFieldMatchAndStatementAsNftPrintsThem) {
   // One message per op, two per anonymous set (set + elements), BATCH_BEGIN and BATCH_END.
   EXPECT_EQ(*sent, plan.size() + 2 * 3 + 2);
   EXPECT_TRUE(has_lines(ruleset(), kFeatureListing));
+  // The JSON form round-trips every statement.
+  auto back = ruleset_from_json(to_json(rs));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, rs);
 }
 
 // A small ruleset for the lifecycle tests.

@@ -4,7 +4,7 @@
 // fwbr<vmid>i0, joined to vmbr0 by the OVS internal port fwln<vmid>i0. Moat detects that
 // vmbr0 is not a Linux bridge, compiles for the firewall bridges, applies, and the kernel's
 // verdicts on the probe matrix must match the simulator's (which models frames crossing OVS
-// between two firewall bridges), but for the REJECT answers OVS loses (docs/firewall.md).
+// between two firewall bridges), REJECT answers included (docs/firewall.md).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -12,7 +12,6 @@
 #include "bridges/ovs_fixture.h"
 #include "harness/golden.h"
 #include "harness/netns.h"
-#include "moat/base/strings.h"
 #include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
@@ -36,7 +35,7 @@ class OvsTrafficTest : public bridges::testing::OvsDaemonTest {
   }
 };
 
-TEST_F(OvsTrafficTest, KernelVerdictsMatchTheSimulatorButForRejectAnswersLostInOvs) {
+TEST_F(OvsTrafficTest, KernelVerdictsMatchTheSimulator) {
   auto loaded = load_config(moat::testing::source_path("tests/firewall/traffic"), "node1");
   ASSERT_TRUE(loaded) << loaded.error().to_string();
   auto node = topo().add_node("node1");
@@ -96,21 +95,9 @@ TEST_F(OvsTrafficTest, KernelVerdictsMatchTheSimulatorButForRejectAnswersLostInO
   EXPECT_GT(r.seen["ACCEPT"], 20);
   EXPECT_GT(r.seen["DROP"], 20);
   EXPECT_GT(r.seen["REJECT"], 10);
-  // Known gap (docs/firewall.md): some REJECT answers are lost on their way through OVS, so
-  // the sender sees a DROP: a TCP reset from the reject port of a guest's firewall bridge,
-  // and the ICMP error for a non-TCP packet a guest's OUT rules reject. Every other probe
-  // must match, and the kernel must never be more permissive than the simulator.
-  int lost = 0;
-  std::string other;
-  for (auto line : split(r.mismatches, '\n')) {
-    if (line.empty()) continue;
-    if (line.find("kernel DROP, simulator REJECT") != std::string_view::npos)
-      ++lost;
-    else
-      other += std::string(line) + "\n";
-  }
-  EXPECT_EQ(other, "") << "kernel and simulator disagree beyond the lost REJECT answers";
-  std::printf("REJECT answers lost through OVS: %d of %d probes\n", lost, r.probes);
+  // REJECT answers too: IN REJECT resets leave the reject port untracked (conntrack meets
+  // them on the sender's side only), and OUT REJECT errors are made on the sender's bridge.
+  EXPECT_EQ(r.mismatches, "");
 }
 
 }  // namespace

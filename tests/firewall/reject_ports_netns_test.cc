@@ -1,7 +1,8 @@
 // sync_reject_ports() against a real kernel: the veth pairs it makes, checked through the
 // kernel's own listing (`ip -d -j link show`) and the IPv6 sysctls; a repeated call keeps them
 // (same ifindexes), a bridge that appears later gets its port attached, a port moved to another
-// bridge or made to flood again is put back, and a bridge dropped from the set loses its pair.
+// bridge or made to flood again is put back, the port's static FDB entry for names::kRejectMac
+// is kept there, and a bridge dropped from the set loses its pair.
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -68,6 +69,24 @@ class RejectPortsTest : public testing::NetnsTest {
     return out;
   }
 
+  // Whether `port` has the static FDB entry on `bridge` that OUT REJECTs are sent by.
+  bool has_reject_fdb(const std::string& port, const std::string& bridge) {
+    auto r = run({.argv = {"bridge", "-n", ns_, "-j", "fdb", "show", "dev", port}});
+    EXPECT_TRUE(r && r->exit_code == 0) << (r ? r->err : r.error().to_string());
+    if (!r || r->exit_code != 0) return false;
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(r->out, ec);
+    if (ec || !v.is_array()) return false;
+    for (const auto& e : v.as_array()) {
+      const auto& o = e.as_object();
+      if (o.at("mac").as_string() != "fe:ff:ff:ff:ff:fe" || !o.contains("master") ||
+          o.at("master").as_string() != bridge || !o.contains("state"))
+        continue;
+      if (o.at("state").as_string() == "static") return true;
+    }
+    return false;
+  }
+
   std::string sysctl(const std::string& dev) {
     auto r = topo().exec(ns_, {"cat", "/proc/sys/net/ipv6/conf/" + dev + "/disable_ipv6"});
     EXPECT_TRUE(r && r->exit_code == 0) << dev;
@@ -92,6 +111,7 @@ class RejectPortsTest : public testing::NetnsTest {
     EXPECT_EQ(master_of(links.at(port)), master);
     EXPECT_EQ(master_of(links.at(peer)), "");
     if (master.empty()) return;
+    EXPECT_TRUE(has_reject_fdb(port, master));
     const auto& info = links.at(port).at("linkinfo").as_object();
     ASSERT_EQ(info.at("info_slave_kind").as_string(), "bridge");
     const auto& flags = info.at("info_slave_data").as_object();
@@ -111,7 +131,14 @@ TEST_F(RejectPortsTest, MakesQuietPortsAttachesThemLaterAndRemovesThoseOfDropped
   expect_pair(first, "vmbr0", "vmbr0");
   expect_pair(first, "vmbr9", "");
 
-  // Again: nothing is made anew.
+  // The peer carries the MAC that FDB entry names.
+  EXPECT_EQ(std::string(first.at("mrp.vmbr0").at("address").as_string()), "fe:ff:ff:ff:ff:fe");
+
+  // Again: nothing is made anew; an FDB entry someone deleted comes back.
+  auto del = run({.argv = {"bridge", "-n", ns_, "fdb", "del", "fe:ff:ff:ff:ff:fe", "dev",
+                           "mrj.vmbr0", "master", "static"}});
+  ASSERT_TRUE(del && del->exit_code == 0) << (del ? del->err : del.error().to_string());
+  EXPECT_FALSE(has_reject_fdb("mrj.vmbr0", "vmbr0"));
   auto again = sync_reject_ports(ns_, {"vmbr0", "vmbr9"});
   ASSERT_TRUE(again) << again.error().to_string();
   auto second = links();

@@ -116,12 +116,15 @@ TEST_F(SimulatorTest, OutRejectRuleRejectsAndOtherPortsFollowTheOutPolicy) {
   EXPECT_EQ(web.decided_by, "policy of guest-100-out");
 }
 
-TEST_F(SimulatorTest, OutRejectToTheHostIsAnsweredByHostInput) {
+TEST_F(SimulatorTest, OutRejectToTheHostIsAnsweredAtTheBridgesRejectPort) {
   vm(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nOUT REJECT -p tcp -dport 8006\n");
   auto o = run({.from = "vm100", .to = "host", .protocol = "tcp", .dport = 8006});
   EXPECT_EQ(o.verdict, V::Reject);
   EXPECT_EQ(o.decided_by, "firewall/100.fw:5");
-  EXPECT_TRUE(traced(o, "input", "meta mark & 0x40000000 != 0 jump do-reject"));
+  EXPECT_TRUE(traced(o, "stash-prerouting", "ether daddr set fe:ff:ff:ff:ff:fe"));
+  EXPECT_TRUE(traced(o, "answer-vmbr0", "reject with tcp reset"));
+  // Never the host's input chain: the frame went to the reject port instead.
+  for (const auto& step : o.trace) EXPECT_NE(step.chain, "input");
 }
 
 TEST_F(SimulatorTest, SecurityGroupWithInterfaceAppliesToThatNicOnly) {

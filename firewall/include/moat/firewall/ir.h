@@ -213,6 +213,11 @@ struct Rule {
   // fwd to "<device>" (netdev family): the packet is sent out of that device and this path
   // ends (the kernel steals it). The device's ifindex is resolved when the rule is applied.
   std::string fwd;
+  // ether daddr set <MAC>: the bridge forwards the frame to that address instead (a frame
+  // sent to its bridge's reject port, names::kRejectMac).
+  std::optional<Bytes> ether_daddr;
+  // notrack: conntrack leaves the packet alone (ct state untracked).
+  bool notrack = false;
   // Where the rule came from ("cluster.fw:12"); shown as a comment, used to map errors back.
   std::string origin;
   friend bool operator==(const Rule&, const Rule&) = default;

@@ -37,8 +37,8 @@ inline constexpr const char* kDoReject = "do-reject";
 
 // meta mark bits Moat owns on this kernel strategy (br_netfilter): the inet prerouting and
 // output hooks stash the conntrack state here for bridge-family guest chains, which cannot
-// read `ct state` without bridge conntrack; guest chains set kMarkReject for the inet hooks
-// to answer with a real reject. Other bits of the mark are left alone.
+// read `ct state` without bridge conntrack; the bridge layout's guest chains set kMarkReject
+// for the inet hooks to answer with a real reject. Other bits of the mark are left alone.
 inline constexpr uint32_t kMarkEstablished = 0x10000000;
 inline constexpr uint32_t kMarkInvalid = 0x20000000;
 inline constexpr uint32_t kMarkReject = 0x40000000;
@@ -50,7 +50,8 @@ inline constexpr uint32_t kMarkMask = 0x70000000;
 // inet stash chain applies it after conntrack, so established traffic passes whatever the OUT
 // rules say; kVerdictTable evaluates the deferred ones again. A guest's IN chain runs at its
 // port's netdev egress; a REJECT there sends the frame with kMarkRejectIn to the bridge's reject
-// port, whose peer answers it (`reject` is refused at netdev egress).
+// port, whose peer answers it (`reject` is refused at netdev egress). OUT REJECTs go there too,
+// with kMarkRejectIn and the destination MAC kRejectMac.
 inline constexpr uint32_t kMarkOutVerdict = 0x0c000000;  // 2 bits: the recorded verdict
 inline constexpr uint32_t kMarkOutAccept = 0x04000000;
 inline constexpr uint32_t kMarkOutDrop = 0x08000000;
@@ -63,6 +64,11 @@ inline constexpr const char* kVerdictTable = "moat-verdicts";
 // `table netdev moat-reject`: one chain per reject port peer that answers with a reject.
 inline constexpr const char* kRejectTable = "moat-reject";
 inline constexpr const char* kOutDeferred = "out-deferred";  // iifname : goto guest-<vmid>-out
+// Where a bridge forwards frames to its reject port (the port's static FDB entry, its peer's
+// MAC): a guest's OUT REJECT of non-TCP traffic sends the frame there to be answered on the
+// sender's own bridge. The highest locally administered unicast address but one; the port
+// end itself has the highest (reject_ports.cc).
+inline constexpr uint8_t kRejectMac[6] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xfe};
 // The reject port of a bridge: a veth pair, `reject_port()` a port of the bridge (learning
 // and flooding off), `reject_peer()` its other end, where the answering chain is bound.
 std::string reject_port(const std::string& bridge);
