@@ -82,7 +82,8 @@ inline MatrixResult run_probe_matrix(Topology& topo, const firewall::nft::Rulese
         check("udp/" + std::to_string(port), o.verdict, got, o);
       }
       // A rejected echo request and a dropped one both go unanswered: compare answered or not.
-      auto o = expect(from, to, "icmp", std::nullopt);
+      bool v6 = to.ip.find(':') != std::string::npos;
+      auto o = expect(from, to, v6 ? "icmpv6" : "icmp", std::nullopt);
       bool answered = topo.ping(from.ns, to.ip, timeout);
       Verdict want = o.verdict == Verdict::Accept ? Verdict::Accept : Verdict::Drop;
       check("icmp", want, answered ? Verdict::Accept : Verdict::Drop, o);

@@ -22,8 +22,9 @@ class TrafficTest : public testing::NetnsTest {
  protected:
   // Compiles tests/firewall/traffic for `layout`, applies it to a sandbox node with the guests
   // on its bridge vmbr0, and returns the probe endpoints: the guests, and the host when it has
-  // `host_ip` on vmbr0 (none: the host has no address there).
-  std::vector<Endpoint> apply(GuestLayout layout, const std::string& host_ip) {
+  // `host_ip` on vmbr0 (none: the host has no address there). With `ipv6`, the guests also have
+  // 2001:db8::<n>/64, their endpoints by those addresses in v6_.
+  std::vector<Endpoint> apply(GuestLayout layout, const std::string& host_ip, bool ipv6 = false) {
     auto loaded = load_config(testing::source_path("tests/firewall/traffic"), "node1");
     EXPECT_TRUE(loaded) << loaded.error().to_string();
     if (!loaded) return {};
@@ -44,18 +45,20 @@ class TrafficTest : public testing::NetnsTest {
     if (!bridge) return {};
     std::vector<Endpoint> endpoints;
     if (!host_ip.empty()) endpoints.push_back({"host", node->ns, host_ip});
-    for (auto [zone, port, ip, mac] :
-         {std::tuple{"vm100", "tap100i0", "198.51.100.10", "bc:24:11:00:01:00"},
-          {"vm101", "tap101i0", "198.51.100.11", "bc:24:11:00:01:01"},
-          {"ct200", "veth200i0", "198.51.100.20", "bc:24:11:00:02:00"}}) {
+    for (auto [zone, port, ip, ip6, mac] :
+         {std::tuple{"vm100", "tap100i0", "198.51.100.10", "2001:db8::10", "bc:24:11:00:01:00"},
+          {"vm101", "tap101i0", "198.51.100.11", "2001:db8::11", "bc:24:11:00:01:01"},
+          {"ct200", "veth200i0", "198.51.100.20", "2001:db8::20", "bc:24:11:00:02:00"}}) {
       auto g = topo().add_guest({.bridge = *bridge,
                                  .name = zone,
                                  .port = port,
                                  .ipv4 = std::string(ip) + "/24",
+                                 .ipv6 = ipv6 ? std::string(ip6) + "/64" : "",
                                  .mac = mac});
       EXPECT_TRUE(g) << g.error().to_string();
       if (!g) return {};
       endpoints.push_back({zone, g->ns, ip});
+      if (ipv6) v6_.push_back({zone, g->ns, ip6});
     }
 
     auto applier = Applier::open(
@@ -73,6 +76,7 @@ class TrafficTest : public testing::NetnsTest {
 
   FirewallConfig config_;
   nft::Ruleset ruleset_;
+  std::vector<Endpoint> v6_;
 };
 
 class LayoutTrafficTest : public TrafficTest, public ::testing::WithParamInterface<GuestLayout> {};
@@ -96,6 +100,18 @@ TEST_F(TrafficTest, RejectsAreAnsweredOnABridgeTheHostHasNoAddressOn) {
   auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
   EXPECT_GE(r.probes, 100);
   EXPECT_GT(r.seen["REJECT"], 10);
+  EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
+}
+
+// The same over IPv6 (ICMPv6 errors, resets), between the guests without anti-spoofing
+// (vm101's ipfilter allows it no IPv6 address): vm100 and ct200.
+TEST_F(TrafficTest, Ipv6RejectsAreAnsweredOnABridgeTheHostHasNoAddressOn) {
+  apply(GuestLayout::Netdev, "", /*ipv6=*/true);
+  std::erase_if(v6_, [](const Endpoint& e) { return e.zone == "vm101"; });
+  ASSERT_EQ(v6_.size(), 2u);
+  auto r = testing::run_probe_matrix(topo(), ruleset_, config_, v6_);
+  EXPECT_GE(r.probes, 30);
+  EXPECT_GE(r.seen["REJECT"], 4);
   EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
 }
 
