@@ -146,6 +146,9 @@ using nft::VerdictCode;
 inline Match eq(Field f, nft::Bytes v) {
   return Match{{f}, Match::Op::Eq, {nft::single(std::move(v))}, {}, 0};
 }
+inline Match neq(Field f, nft::Bytes v) {
+  return Match{{f}, Match::Op::Neq, {nft::single(std::move(v))}, {}, 0};
+}
 inline Match in_values(Field f, std::vector<nft::Bytes> values) {
   Match m{{f}, Match::Op::In, {}, {}, 0};
   for (auto& v : values) m.values.push_back(nft::single(std::move(v)));

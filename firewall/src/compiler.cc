@@ -327,7 +327,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     // Smurf sources (pve-firewall's PVEFW-smurfs): whatever the routing table calls a broadcast
     // address (255.255.255.255 and the node's subnet broadcasts; 0.0.0.0 may send: DHCP), and
     // multicast sources.
-    Match not_zero{{Field::Ip4Saddr}, Match::Op::Neq, {nft::single(nft::Bytes(4, 0))}, {}, 0};
+    Match not_zero = neq(Field::Ip4Saddr, nft::Bytes(4, 0));
     Match multicast{{Field::Ip4Saddr},
                     Match::Op::Eq,
                     {detail::to_interval(*parse_ip_range("224.0.0.0/4"))},

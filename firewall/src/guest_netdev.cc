@@ -151,11 +151,9 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
       m.insert(m.begin(), from.begin(), from.end());
       return m;
     };
-    auto mac = nft::single(mac_bytes(nic.mac));
-    out_w.own(rule(with({Match{{Field::EtherSaddr}, Match::Op::Neq, {mac}, {}, 0}}), drop(),
-                   "macfilter"));
-    out_w.own(rule(with({arp(), Match{{Field::ArpSha}, Match::Op::Neq, {mac}, {}, 0}}), drop(),
-                   "macfilter"));
+    nft::Bytes mac = mac_bytes(nic.mac);
+    out_w.own(rule(with({neq(Field::EtherSaddr, mac)}), drop(), "macfilter"));
+    out_w.own(rule(with({arp(), neq(Field::ArpSha, mac)}), drop(), "macfilter"));
   }
   add_dhcp(b, out_w, o.dhcp, true);
   for (const auto& [index, nic] : guest.nics) {
@@ -286,8 +284,7 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
     nft::Chain& u =
         chain(t, "untrack-" + bridge,
               nft::BaseChain{nft::Hook::Ingress, 0, false, {names::reject_port(bridge)}});
-    nft::Rule untrack =
-        rule({Match{{Field::EtherDaddr}, Match::Op::Neq, {nft::single(ovs->second)}, {}, 0}}, {});
+    nft::Rule untrack = rule({neq(Field::EtherDaddr, ovs->second)}, {});
     untrack.notrack = true;
     u.rules = {untrack};
   }
