@@ -87,7 +87,7 @@ std::vector<nft::Rule> deferred_reject_rules() {
 nft::Rule out_reject_rule(std::vector<nft::Match> when, nft::Verdict then) {
   nft::Rule r = rule(std::move(when), then);
   r.mark = nft::MarkSet{~names::kMarkRejectIn, names::kMarkRejectIn};
-  r.ether_daddr = nft::Bytes(std::begin(names::kRejectMac), std::end(names::kRejectMac));
+  r.ether_daddr = names::reject_mac();
   return r;
 }
 

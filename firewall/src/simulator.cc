@@ -643,7 +643,7 @@ Result<Flow> Evaluator::eval_chain(const nft::Table& t, const nft::Chain& c,
       if (Decider d = resolve(rule, c, frames, false); !d.by.empty()) mark_decider_ = std::move(d);
     }
     if (rule.ether_daddr) {
-      if (*rule.ether_daddr != Bytes(std::begin(names::kRejectMac), std::end(names::kRejectMac)))
+      if (*rule.ether_daddr != names::reject_mac())
         return fail(ErrorCode::Internal,
                     "chain " + c.name + ": ether daddr set to other than the reject port");
       diverted_ = true;

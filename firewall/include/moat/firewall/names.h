@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 
+#include "moat/firewall/ir.h"
 #include "moat/firewall/model.h"
 
 namespace moat::firewall::names {
@@ -69,6 +71,8 @@ inline constexpr const char* kOutDeferred = "out-deferred";  // iifname : goto g
 // sender's own bridge. The highest locally administered unicast address but one; the port
 // end itself has the highest (reject_ports.cc).
 inline constexpr uint8_t kRejectMac[6] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xfe};
+// kRejectMac as an IR value: what the rules set, and what the simulator follows.
+inline nft::Bytes reject_mac() { return nft::Bytes(std::begin(kRejectMac), std::end(kRejectMac)); }
 // The reject port of a bridge: a veth pair, `reject_port()` a port of the bridge (learning
 // and flooding off), `reject_peer()` its other end, where the answering chain is bound.
 std::string reject_port(const std::string& bridge);
