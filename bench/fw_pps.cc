@@ -1,12 +1,21 @@
 // B4: packet rate between two guest namespaces on one bridge, with the compiled rules of N
-// guests loaded, against the same path with an empty ruleset (br_netfilter on in both runs),
+// guests loaded, against the same path with an empty ruleset (br_netfilter on in both),
 // measured in the same run with our own sendmmsg UDP blaster. Two flows: "established" (the
 // receiver answered once, as in real traffic, so conntrack short-cuts the guest rules) and
 // "new" (never answered: every packet walks both guests' chains, the worst case).
-// The machine is shared and noisy: loaded and empty runs alternate `--repeat` times and the
-// medians are compared.
+// Method (the machine is shared, and its speed drifts between runs by up to 20%):
+//  - each ruleset has its own node namespace, loaded once: measured windows never follow a
+//    ruleset change (the kernel frees a replaced ruleset in the background);
+//  - the sender is pinned to CPU 0, where the bridge path runs (veth hands each packet to
+//    the same CPU's backlog), and the receiver busy-polls on CPU 1: a receiver that sleeps
+//    makes every packet pay a cross-CPU wakeup (on this VM a third of the sender's CPU),
+//    more often the slower the path, which blurs the ratio;
+//  - loaded and empty runs alternate `--repeat` times; each ratio is a run against the mean
+//    of the empty runs around it, and the median of those is reported.
+// A third namespace holds conntrack alone (one inet chain: ct state established accept): the
+// kernel's own share of stateful filtering, the ceiling any stateful ruleset stays under.
 // Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--layout bridge|netdev]
-//                     [--seconds 1] [--repeat 5] [--dump FILE] [--nft-file FILE]...
+//                     [--seconds 1] [--repeat 7] [--dump FILE] [--nft-file FILE]...
 // --dump writes the ruleset of the first size as nft text (and stops), to edit into variants
 // that --nft-file then measures against the same empty path (exploration).
 #include <arpa/inet.h>
@@ -17,10 +26,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "bench_netns.h"
@@ -41,9 +54,6 @@ using bench::median;
 
 namespace {
 
-std::string tag = "mtp" + std::to_string(getpid());
-std::string node = tag + "n", ga = tag + "a", gb = tag + "b";
-
 void sh(std::vector<std::string> argv) {
   auto r = run({.argv = argv});
   if (!r || r->exit_code != 0) {
@@ -52,47 +62,69 @@ void sh(std::vector<std::string> argv) {
   }
 }
 
-void setup() {
-  for (const auto& ns : {node, ga, gb}) bench::make_namespace(ns);
-  sh({"ip", "-n", node, "link", "add", "vmbr0", "type", "bridge"});
-  sh({"ip", "-n", node, "addr", "add", "198.51.100.1/24", "dev", "vmbr0"});
-  sh({"ip", "-n", node, "link", "set", "vmbr0", "up"});
-  int i = 0;
-  for (auto [ns, dev, ip, mac] : {std::tuple{ga, "tap1000i0", "198.51.100.10", "bc:24:11:00:03:e8"},
-                                  {gb, "tap1001i0", "198.51.100.11", "bc:24:11:00:03:e9"}}) {
-    sh({"ip", "-n", node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns});
-    sh({"ip", "-n", ns, "link", "set", "eth0", "address", mac});
-    sh({"ip", "-n", ns, "addr", "add", std::string(ip) + "/24", "dev", "eth0"});
-    sh({"ip", "-n", ns, "link", "set", "eth0", "up"});
-    sh({"ip", "-n", ns, "link", "set", "lo", "up"});
-    sh({"ip", "-n", node, "link", "set", dev, "master", "vmbr0", "up"});
-    ++i;
+// A node namespace with a bridge and two guest namespaces on it, 1000 -> 1001.
+struct Node {
+  std::string node, a, b;
+
+  explicit Node(const std::string& tag) : node(tag + "n"), a(tag + "a"), b(tag + "b") {
+    for (const auto& ns : {node, a, b}) bench::make_namespace(ns);
+    sh({"ip", "-n", node, "link", "add", "vmbr0", "type", "bridge"});
+    sh({"ip", "-n", node, "addr", "add", "198.51.100.1/24", "dev", "vmbr0"});
+    sh({"ip", "-n", node, "link", "set", "vmbr0", "up"});
+    for (auto [ns, dev, ip, mac] :
+         {std::tuple{a, "tap1000i0", "198.51.100.10", "bc:24:11:00:03:e8"},
+          {b, "tap1001i0", "198.51.100.11", "bc:24:11:00:03:e9"}}) {
+      sh({"ip", "-n", node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns",
+          ns});
+      sh({"ip", "-n", ns, "link", "set", "eth0", "address", mac});
+      sh({"ip", "-n", ns, "addr", "add", std::string(ip) + "/24", "dev", "eth0"});
+      sh({"ip", "-n", ns, "link", "set", "eth0", "up"});
+      sh({"ip", "-n", ns, "link", "set", "lo", "up"});
+      sh({"ip", "-n", node, "link", "set", dev, "master", "vmbr0", "up"});
+    }
+    // Static neighbours: no ARP during the blast.
+    sh({"ip", "-n", a, "neigh", "add", "198.51.100.11", "lladdr", "bc:24:11:00:03:e9", "dev",
+        "eth0"});
+    sh({"ip", "-n", b, "neigh", "add", "198.51.100.10", "lladdr", "bc:24:11:00:03:e8", "dev",
+        "eth0"});
+    auto applier = firewall::Applier::open({.netns = node, .state_dir = "/tmp/" + node});
+    if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);
   }
-  // Static neighbours: no ARP during the blast.
-  sh({"ip", "-n", ga, "neigh", "add", "198.51.100.11", "lladdr", "bc:24:11:00:03:e9", "dev",
-      "eth0"});
-  sh({"ip", "-n", gb, "neigh", "add", "198.51.100.10", "lladdr", "bc:24:11:00:03:e8", "dev",
-      "eth0"});
+
+  void flush() const { sh({"ip", "netns", "exec", node, "nft", "flush", "ruleset"}); }
+  void load_text(const std::string& file) const {
+    flush();
+    sh({"ip", "netns", "exec", node, "nft", "-f", file});
+  }
+};
+
+void pin(int cpu) {
+  if (std::thread::hardware_concurrency() < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
 }
 
-// Forks a child that enters `ns` and runs `fn`; returns its pid.
-template <class Fn>
-pid_t in_child(const std::string& ns, Fn fn) {
+// Forks a child that enters `ns`, pins itself to `cpu` and runs `fn`; returns its pid.
+pid_t in_child(const std::string& ns, int cpu, const std::function<int()>& fn) {
   pid_t pid = fork();
   if (pid == 0) {
     auto scope = NetnsScope::enter(ns);
     if (!scope) _exit(2);
+    pin(cpu);
     _exit(fn());
   }
   return pid;
 }
 
-// Received packets per second from a to b for `seconds`. With `established`, b answers the
-// first packet so the flow is established in conntrack before the measured window.
-double blast(double seconds, bool established = true) {
+// Received packets per second from a to b through `n` for `seconds`. With `established`, b
+// answers the first packet so the flow is established in conntrack before the measured window.
+double blast(const Node& n, double seconds, bool established = true) {
+  using clock = std::chrono::steady_clock;
   int pipefd[2];
   if (pipe(pipefd) != 0) std::exit(1);
-  pid_t rx = in_child(gb, [&] {
+  pid_t rx = in_child(n.b, 1, [&] {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     int big = 8 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
@@ -100,8 +132,6 @@ double blast(double seconds, bool established = true) {
     addr.sin_family = AF_INET;
     addr.sin_port = htons(9000);
     bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    timeval tv{0, 200000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     std::vector<mmsghdr> msgs(64);
     std::vector<std::array<char, 128>> bufs(64);
     std::vector<iovec> iovs(64);
@@ -111,29 +141,29 @@ double blast(double seconds, bool established = true) {
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    // Count only packets of the measured window (after the warm-up marker of 0.3 s).
+    // Count only packets of the measured window (after a warm-up of 0.3 s).
     uint64_t count = 0;
-    auto start = std::chrono::steady_clock::now();
-    auto end = start + std::chrono::duration<double>(seconds + 0.3);
-    bool counting = false, answered = !established;
+    auto start = clock::now();
     auto count_from = start + std::chrono::milliseconds(300);
-    while (std::chrono::steady_clock::now() < end) {
+    auto end = count_from + std::chrono::duration<double>(seconds);
+    bool answered = !established;
+    for (auto now = start; now < end; now = clock::now()) {
       sockaddr_in peer{};
       msgs[0].msg_hdr.msg_name = &peer;
       msgs[0].msg_hdr.msg_namelen = sizeof(peer);
-      int n = recvmmsg(fd, msgs.data(), 64, 0, nullptr);
-      if (n > 0 && !answered) {
+      int got = recvmmsg(fd, msgs.data(), 64, MSG_DONTWAIT, nullptr);
+      if (got <= 0) continue;
+      if (!answered) {
         sendto(fd, "ok", 2, 0, reinterpret_cast<sockaddr*>(&peer), sizeof(peer));
         answered = true;
       }
-      if (n > 0 && counting) count += static_cast<uint64_t>(n);
-      if (!counting && std::chrono::steady_clock::now() >= count_from) counting = true;
+      if (now >= count_from) count += static_cast<uint64_t>(got);
     }
     (void)!write(pipefd[1], &count, sizeof(count));
     return 0;
   });
   usleep(100000);
-  pid_t tx = in_child(ga, [&] {
+  pid_t tx = in_child(n.a, 0, [&] {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in to{};
     to.sin_family = AF_INET;
@@ -148,8 +178,8 @@ double blast(double seconds, bool established = true) {
       m.msg_hdr.msg_iov = &iov;
       m.msg_hdr.msg_iovlen = 1;
     }
-    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds + 0.4);
-    while (std::chrono::steady_clock::now() < end) sendmmsg(fd, msgs.data(), 64, 0);
+    auto end = clock::now() + std::chrono::duration<double>(seconds + 0.4);
+    while (clock::now() < end) sendmmsg(fd, msgs.data(), 64, 0);
     return 0;
   });
   uint64_t count = 0;
@@ -159,6 +189,15 @@ double blast(double seconds, bool established = true) {
   close(pipefd[0]);
   close(pipefd[1]);
   return static_cast<double>(count) / seconds;
+}
+
+// Each loaded run against the mean of the empty runs before and after it (one more empty run
+// than loaded ones): the median ratio.
+double median_ratio(const std::vector<double>& loaded, const std::vector<double>& empty) {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < loaded.size(); ++i)
+    ratios.push_back(2 * loaded[i] / (empty[i] + empty[i + 1]));
+  return median(ratios);
 }
 
 // The compiled rules of `guests` guests (compiled once per size).
@@ -179,17 +218,15 @@ const firewall::CompileResult& compiled_for(int guests, const firewall::CompileO
   return compiled;
 }
 
-// Applies the compiled rules of `guests` guests.
-void load(int guests, const firewall::CompileOptions& options) {
+// Applies the compiled rules of `guests` guests in `n`, replacing whatever is loaded there.
+void load(const Node& n, int guests, const firewall::CompileOptions& options) {
   const auto& compiled = compiled_for(guests, options);
-  const auto& ruleset = compiled.ruleset;
   // The netdev layout's reject ports must exist before rules that `fwd to` them.
-  if (!firewall::sync_reject_ports(node, compiled.reject_port_bridges)) std::exit(1);
-  auto driver = firewall::nft::NftDriver::open(node);
+  if (!firewall::sync_reject_ports(n.node, compiled.reject_port_bridges)) std::exit(1);
+  auto driver = firewall::nft::NftDriver::open(n.node);
   if (!driver) std::exit(1);
-  // Replace whatever is loaded.
-  run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
-  auto sent = driver->apply(firewall::nft::creation(ruleset));
+  n.flush();
+  auto sent = driver->apply(firewall::nft::creation(compiled.ruleset));
   if (!sent) {
     std::fprintf(stderr, "apply: %s\n", sent.error().to_string().c_str());
     std::exit(1);
@@ -202,7 +239,8 @@ int main(int argc, char** argv) {
   std::vector<int> sizes = {100, 1000, 10000};
   firewall::CompileOptions options;  // shards 0: automatic, as the CLI
   double seconds = 1;
-  int repeat = 5;
+  int repeat = 7;
+  std::vector<std::string> nft_files;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--guests") {
@@ -216,48 +254,64 @@ int main(int argc, char** argv) {
       seconds = std::stod(v);
     } else if (k == "--repeat") {
       repeat = static_cast<int>(*parse_uint(v));
+    } else if (k == "--nft-file") {
+      nft_files.push_back(v);
     } else if (k == "--dump") {
       auto text = firewall::nft::to_nft_text(compiled_for(sizes.front(), options).ruleset);
       return write_file_atomic(v, text) ? 0 : 1;
     }
   }
-  setup();  // its namespaces are removed at exit
-  {
-    auto applier = firewall::Applier::open({.netns = node, .state_dir = "/tmp/" + tag});
-    if (!applier || !applier->enable_bridge_netfilter()) std::exit(1);
-  }
-  // Exploration: measure hand-written rulesets (nft syntax files) against the same path.
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) != "--nft-file") continue;
-    std::vector<double> loaded, empty;
+  // Namespaces are removed at exit.
+  std::string tag = "mtp" + std::to_string(getpid());
+  Node empty(tag + "e"), loaded(tag + "l"), conntrack(tag + "c");
+  std::string ct_file = "/tmp/" + tag + "-ct.nft";
+  if (!write_file_atomic(ct_file,
+                         "table inet t {\n\tchain p {\n\t\ttype filter hook prerouting priority "
+                         "-150; policy accept;\n\t\tct state established,related accept\n\t}\n}\n"))
+    std::exit(1);
+  conntrack.load_text(ct_file);
+  std::remove(ct_file.c_str());
+  auto settle = [] { usleep(500000); };  // the kernel frees what a load replaced
+
+  // Exploration: hand-written rulesets (nft syntax files) against the same empty path.
+  if (!nft_files.empty()) {
     // Hand-written variants of the netdev layout `fwd to` the bridge's reject port.
-    if (!firewall::sync_reject_ports(node, {"vmbr0"})) std::exit(1);
-    for (int r = 0; r < repeat; ++r) {
-      run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
-      empty.push_back(blast(seconds));
-      sh({"ip", "netns", "exec", node, "nft", "-f", argv[i + 1]});
-      loaded.push_back(blast(seconds));
+    if (!firewall::sync_reject_ports(loaded.node, {"vmbr0"})) std::exit(1);
+    for (const auto& file : nft_files) {
+      loaded.load_text(file);
+      settle();
+      std::vector<double> l, e{blast(empty, seconds)};
+      for (int r = 0; r < repeat; ++r) {
+        l.push_back(blast(loaded, seconds));
+        e.push_back(blast(empty, seconds));
+      }
+      std::printf("B4 %s: %.1f%% of empty\n", file.c_str(), 100.0 * median_ratio(l, e));
     }
-    std::printf("B4 %s: %.1f%% of empty\n", argv[i + 1], 100.0 * median(loaded) / median(empty));
+    return 0;
   }
   for (int n : sizes) {
-    std::vector<double> est, est_empty, fresh, fresh_empty;
+    load(loaded, n, options);
+    settle();
+    std::vector<double> est, est_empty{blast(empty, seconds)}, ct, fresh,
+        fresh_empty{blast(empty, seconds, false)};
     for (int r = 0; r < repeat; ++r) {
-      run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
-      est_empty.push_back(blast(seconds));
-      fresh_empty.push_back(blast(seconds, false));
-      load(n, options);
-      est.push_back(blast(seconds));
-      fresh.push_back(blast(seconds, false));
+      est.push_back(blast(loaded, seconds));
+      ct.push_back(blast(conntrack, seconds));
+      est_empty.push_back(blast(empty, seconds));
+      fresh.push_back(blast(loaded, seconds, false));
+      fresh_empty.push_back(blast(empty, seconds, false));
     }
-    run({.argv = {"ip", "netns", "exec", node, "nft", "flush", "ruleset"}});
+    // conntrack's runs sit between a loaded and an empty run: against the mean of the empty
+    // runs around them, like the loaded ones.
     std::printf(
         "B4 %d guests (%s layout, %s tables), medians of %d: established flow %.0f pps vs empty "
-        "%.0f: %.1f%%; new flow %.0f vs %.0f: %.1f%%\n",
+        "%.0f: %.1f%% (conntrack alone %.1f%%); new flow %.0f vs %.0f: %.1f%%\n",
         n, firewall::to_string(options.layout),
         options.shards ? std::to_string(options.shards).c_str() : "auto", repeat, median(est),
-        median(est_empty), 100.0 * median(est) / median(est_empty), median(fresh),
-        median(fresh_empty), 100.0 * median(fresh) / median(fresh_empty));
+        median(est_empty), 100.0 * median_ratio(est, est_empty),
+        100.0 * median_ratio(ct, est_empty), median(fresh), median(fresh_empty),
+        100.0 * median_ratio(fresh, fresh_empty));
+    std::fflush(stdout);
   }
   return 0;
 }
