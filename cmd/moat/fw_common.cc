@@ -7,7 +7,7 @@
 
 #include "moat/bridges/link_driver.h"
 #include "moat/firewall/local_network.h"
-#include "moat/firewall/ovs_nics.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 
 namespace moat::cli {
@@ -31,6 +31,11 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
                   "a bridge of the guest configs that is an Open vSwitch bridge (repeatable): "
                   "its firewalled NICs are on Proxmox's fwbr<vmid>i<N> bridges; default: the "
                   "configured bridges that exist in the namespace and are not Linux bridges");
+  cmd->add_option("--vlan-aware-bridge", args.vlan_aware_bridges,
+                  "a Linux bridge of the guest configs that is VLAN-aware (repeatable): NICs with "
+                  "tag= are its ports; on any other Linux bridge they are on Proxmox's "
+                  "<bridge>v<tag> bridge; default: the configured bridges with VLAN filtering in "
+                  "the namespace");
 }
 
 namespace {
@@ -48,11 +53,16 @@ Result<std::vector<IpRange>> local_networks(const FwArgs& args, const bridges::O
   return out;
 }
 
-// The --ovs-bridge values, or the OVS bridges detected in the node's namespace.
-std::set<std::string> ovs_bridges(const FwArgs& args, const bridges::Observed* observed,
-                                  const firewall::FirewallConfig& config) {
-  if (args.ovs_bridges.empty()) return firewall::detect_ovs_bridges(*observed, config);
-  return std::set<std::string>(args.ovs_bridges.begin(), args.ovs_bridges.end());
+// The --ovs-bridge and --vlan-aware-bridge values, each in place of what the node's namespace
+// says.
+firewall::BridgeKinds bridge_kinds(const FwArgs& args, const bridges::Observed* observed,
+                                   const firewall::FirewallConfig& config) {
+  firewall::BridgeKinds kinds;
+  if (observed) kinds = firewall::detect_bridge_kinds(*observed, config);
+  if (!args.ovs_bridges.empty()) kinds.ovs = {args.ovs_bridges.begin(), args.ovs_bridges.end()};
+  if (!args.vlan_aware_bridges.empty())
+    kinds.vlan_aware = {args.vlan_aware_bridges.begin(), args.vlan_aware_bridges.end()};
+  return kinds;
 }
 
 }  // namespace
@@ -62,10 +72,10 @@ Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrateg
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   // One snapshot of the node's namespace serves every detection the flags leave to us.
   std::optional<bridges::Observed> observed;
-  if (args.local_networks.empty() || args.ovs_bridges.empty())
+  if (args.local_networks.empty() || args.ovs_bridges.empty() || args.vlan_aware_bridges.empty())
     observed = MOAT_TRY(bridges::observe(args.netns));
   const bridges::Observed* seen = observed ? &*observed : nullptr;
-  firewall::plug_ovs_nics(loaded.config, ovs_bridges(args, seen, loaded.config));
+  firewall::plug_nics(loaded.config, bridge_kinds(args, seen, loaded.config));
   firewall::CompileOptions options{.strategy = strategy,
                                    .layout = *firewall::parse_guest_layout(args.layout),
                                    .shards = args.shards,

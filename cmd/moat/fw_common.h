@@ -22,13 +22,14 @@ struct FwArgs {
   std::string state_dir = "/run/moat";
   // --local-network: the node's local networks; empty: detected in `netns` (local_network.h).
   std::vector<std::string> local_networks;
-  // --ovs-bridge: the configured bridges that are Open vSwitch bridges; empty: detected in
-  // `netns` (ovs_nics.h).
+  // --ovs-bridge and --vlan-aware-bridge: the configured bridges that are Open vSwitch bridges,
+  // and Linux bridges with VLAN filtering; each empty: detected in `netns` (nic_bridges.h).
   std::vector<std::string> ovs_bridges;
+  std::vector<std::string> vlan_aware_bridges;
 };
 
-// Adds --config-root, --node (required), --shards, --layout, --local-network and --ovs-bridge
-// to `cmd`, bound to `args`.
+// Adds --config-root, --node (required), --shards, --layout, --local-network, --ovs-bridge and
+// --vlan-aware-bridge to `cmd`, bound to `args`.
 void add_config_options(CLI::App* cmd, FwArgs& args);
 
 struct CompiledNode {

@@ -1,4 +1,4 @@
-#include "moat/firewall/ovs_nics.h"
+#include "moat/firewall/nic_bridges.h"
 
 namespace moat::firewall {
 
@@ -10,23 +10,33 @@ std::string ovs_link_port(uint32_t vmid, int nic) {
   return "fwln" + std::to_string(vmid) + "i" + std::to_string(nic);
 }
 
-void plug_ovs_nics(FirewallConfig& config, const std::set<std::string>& ovs_bridges) {
+std::string vlan_bridge(const std::string& bridge, uint16_t tag) {
+  return bridge + "v" + std::to_string(tag);
+}
+
+void plug_nics(FirewallConfig& config, const BridgeKinds& kinds) {
   for (auto& [vmid, guest] : config.guests)
     for (auto& [index, nic] : guest.nics) {
-      if (!nic.firewall || !ovs_bridges.contains(nic.bridge)) continue;
-      nic.ovs_bridge = nic.bridge;
-      nic.bridge = firewall_bridge(vmid, index);
+      if (kinds.ovs.contains(nic.bridge)) {
+        if (!nic.firewall) continue;
+        nic.ovs_bridge = nic.bridge;
+        nic.bridge = firewall_bridge(vmid, index);
+      } else if (nic.tag && !kinds.vlan_aware.contains(nic.bridge)) {
+        nic.bridge = vlan_bridge(nic.bridge, *nic.tag);
+      }
     }
 }
 
-std::set<std::string> detect_ovs_bridges(const bridges::Observed& observed,
-                                         const FirewallConfig& config) {
-  std::set<std::string> out;
+BridgeKinds detect_bridge_kinds(const bridges::Observed& observed, const FirewallConfig& config) {
+  BridgeKinds out;
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics) {
-      if (!nic.firewall || nic.bridge.empty()) continue;
-      const bridges::ObservedLink* link = observed.find(nic.bridge);
-      if (link && link->kind != "bridge") out.insert(nic.bridge);
+      const bridges::ObservedLink* link = nic.bridge.empty() ? nullptr : observed.find(nic.bridge);
+      if (!link) continue;
+      if (link->kind != "bridge")
+        out.ovs.insert(nic.bridge);
+      else if (link->bridge && link->bridge->vlan_filtering)
+        out.vlan_aware.insert(nic.bridge);
     }
   return out;
 }

@@ -10,7 +10,7 @@
 #include "moat/base/strings.h"
 #include "moat/firewall/names.h"
 #include "moat/firewall/nft_text.h"
-#include "moat/firewall/ovs_nics.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/protocols.h"
 
 namespace moat::firewall::sim {

@@ -27,7 +27,7 @@
 #include "moat/base/strings.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/nft_text.h"
-#include "moat/firewall/ovs_nics.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 
 namespace moat::firewall {
@@ -51,10 +51,9 @@ bool updating() {
   return update != nullptr && std::string(update) == "1";
 }
 
-// Reads the case's `options` file into `options` and `ovs_bridges`; a malformed line fails
-// the test.
-void read_case_options(const fs::path& dir, CompileOptions& options,
-                       std::set<std::string>& ovs_bridges) {
+// Reads the case's `options` file into `options` and `kinds` (the bridges that are OVS or
+// VLAN-aware, for plug_nics()); a malformed line fails the test.
+void read_case_options(const fs::path& dir, CompileOptions& options, BridgeKinds& kinds) {
   std::error_code ec;
   if (!fs::exists(dir / "options", ec)) return;
   auto text = read_file(dir / "options");
@@ -84,8 +83,9 @@ void read_case_options(const fs::path& dir, CompileOptions& options,
         ASSERT_TRUE(range) << "options:" << number << ": " << range.error().to_string();
         options.local_networks.push_back(*range);
       }
-    } else if (key == "ovs_bridge") {
-      for (auto name : split(value, ',')) ovs_bridges.insert(std::string(trim(name)));
+    } else if (key == "ovs_bridge" || key == "vlan_aware_bridge") {
+      auto& names = key == "ovs_bridge" ? kinds.ovs : kinds.vlan_aware;
+      for (auto name : split(value, ',')) names.insert(std::string(trim(name)));
     } else {
       FAIL() << "options:" << number << ": unknown option '" << line << "'";
     }
@@ -100,8 +100,8 @@ TEST_P(CompileGoldenTest, MatchesExpectedOutput) {
   // `layout=netdev` cases cover the default.
   CompileOptions options{
       .strategy = GuestStrategy::BrNetfilter, .layout = GuestLayout::Bridge, .shards = 2, .now = 0};
-  std::set<std::string> ovs_bridges;
-  read_case_options(dir, options, ovs_bridges);
+  BridgeKinds kinds;
+  read_case_options(dir, options, kinds);
   if (::testing::Test::HasFatalFailure()) return;
 
   std::optional<std::string> error;
@@ -110,7 +110,7 @@ TEST_P(CompileGoldenTest, MatchesExpectedOutput) {
   if (!loaded) {
     error = loaded.error().to_string();
   } else {
-    plug_ovs_nics(loaded->config, ovs_bridges);
+    plug_nics(loaded->config, kinds);
     auto compiled = compile(loaded->config, options);
     if (!compiled) {
       error = compiled.error().to_string();

@@ -15,7 +15,7 @@
 #include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
-#include "moat/firewall/ovs_nics.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 #include "traffic_matrix.h"
 
@@ -68,9 +68,9 @@ TEST_F(OvsTrafficTest, KernelVerdictsMatchTheSimulator) {
 
   auto observed = bridges::observe(node->ns);
   ASSERT_TRUE(observed) << observed.error().to_string();
-  auto ovs = detect_ovs_bridges(*observed, loaded->config);
-  EXPECT_EQ(ovs, std::set<std::string>{"vmbr0"});
-  plug_ovs_nics(loaded->config, ovs);
+  auto kinds = detect_bridge_kinds(*observed, loaded->config);
+  EXPECT_EQ(kinds.ovs, std::set<std::string>{"vmbr0"});
+  plug_nics(loaded->config, kinds);
   auto compiled =
       compile(loaded->config,
               {.strategy = GuestStrategy::BrNetfilter, .layout = GuestLayout::Netdev, .shards = 2});

@@ -1,5 +1,5 @@
 #include "moat/firewall/simulator.h"
-#include "moat/firewall/ovs_nics.h"
+#include "moat/firewall/nic_bridges.h"
 
 #include <gtest/gtest.h>
 
@@ -757,7 +757,7 @@ TEST_F(SimulatorTest, GuestsOnAnOvsBridgeAreFilteredOnTheirFirewallBridges) {
   vm(100, "[OPTIONS]\nenable: 1\npolicy_in: DROP\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\n");
   vm(101, "[OPTIONS]\nenable: 1\n");
   config_.guests[101].nics[0].firewall = false;  // plugged straight into OVS: untouched
-  plug_ovs_nics(config_, {"vmbr0"});
+  plug_nics(config_, {.ovs = {"vmbr0"}});
   EXPECT_EQ(config_.guests[100].nics[0].bridge, "fwbr100i0");
   EXPECT_EQ(config_.guests[100].nics[0].ovs_bridge, "vmbr0");
   EXPECT_EQ(config_.guests[101].nics[0].bridge, "vmbr0");

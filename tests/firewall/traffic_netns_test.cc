@@ -6,8 +6,10 @@
 
 #include "harness/golden.h"
 #include "harness/netns.h"
+#include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 #include "moat/firewall/simulator.h"
 #include "traffic_matrix.h"
@@ -23,18 +25,16 @@ class TrafficTest : public testing::NetnsTest {
   // Compiles tests/firewall/traffic for `layout`, applies it to a sandbox node with the guests
   // on its bridge vmbr0, and returns the probe endpoints: the guests, and the host when it has
   // `host_ip` on vmbr0 (none: the host has no address there). With `ipv6`, the guests also have
-  // 2001:db8::<n>/64, their endpoints by those addresses in v6_.
-  std::vector<Endpoint> apply(GuestLayout layout, const std::string& host_ip, bool ipv6 = false) {
+  // 2001:db8::<n>/64, their endpoints by those addresses in v6_. With `tag`, every NIC has that
+  // tag= and vmbr0 is not VLAN-aware, so the guests are on Proxmox's vmbr0v<tag>, which the
+  // compiler learns from the node's namespace as `moat fw` does (plug_nics()); the cluster's
+  // FORWARD policy is DROP then, which must not touch traffic bridged there.
+  std::vector<Endpoint> apply(GuestLayout layout, const std::string& host_ip, bool ipv6 = false,
+                              std::optional<uint16_t> tag = std::nullopt) {
     auto loaded = load_config(testing::source_path("tests/firewall/traffic"), "node1");
     EXPECT_TRUE(loaded) << loaded.error().to_string();
     if (!loaded) return {};
     config_ = std::move(loaded->config);
-    auto compiled =
-        compile(config_, {.strategy = GuestStrategy::BrNetfilter, .layout = layout, .shards = 2});
-    EXPECT_TRUE(compiled) << compiled.error().to_string();
-    if (!compiled) return {};
-    EXPECT_TRUE(compiled->warnings.empty());
-    ruleset_ = compiled->ruleset;
 
     auto node = topo().add_node("node1");
     EXPECT_TRUE(node) << node.error().to_string();
@@ -43,13 +43,22 @@ class TrafficTest : public testing::NetnsTest {
         {.node = *node, .name = "vmbr0", .ipv4 = host_ip.empty() ? "" : host_ip + "/24"});
     EXPECT_TRUE(bridge) << bridge.error().to_string();
     if (!bridge) return {};
+    auto guest_bridge = bridge;
+    if (tag) {
+      for (auto& [_, guest] : config_.guests)
+        for (auto& [_, nic] : guest.nics) nic.tag = tag;
+      config_.cluster->options.policy_forward = Verdict::Drop;
+      guest_bridge = topo().add_bridge({.node = *node, .name = vlan_bridge("vmbr0", *tag)});
+      EXPECT_TRUE(guest_bridge) << guest_bridge.error().to_string();
+      if (!guest_bridge) return {};
+    }
     std::vector<Endpoint> endpoints;
     if (!host_ip.empty()) endpoints.push_back({"host", node->ns, host_ip});
     for (auto [zone, port, ip, ip6, mac] :
          {std::tuple{"vm100", "tap100i0", "198.51.100.10", "2001:db8::10", "bc:24:11:00:01:00"},
           {"vm101", "tap101i0", "198.51.100.11", "2001:db8::11", "bc:24:11:00:01:01"},
           {"ct200", "veth200i0", "198.51.100.20", "2001:db8::20", "bc:24:11:00:02:00"}}) {
-      auto g = topo().add_guest({.bridge = *bridge,
+      auto g = topo().add_guest({.bridge = *guest_bridge,
                                  .name = zone,
                                  .port = port,
                                  .ipv4 = std::string(ip) + "/24",
@@ -60,6 +69,17 @@ class TrafficTest : public testing::NetnsTest {
       endpoints.push_back({zone, g->ns, ip});
       if (ipv6) v6_.push_back({zone, g->ns, ip6});
     }
+
+    auto observed = bridges::observe(node->ns);
+    EXPECT_TRUE(observed) << observed.error().to_string();
+    if (!observed) return {};
+    plug_nics(config_, detect_bridge_kinds(*observed, config_));
+    auto compiled =
+        compile(config_, {.strategy = GuestStrategy::BrNetfilter, .layout = layout, .shards = 2});
+    EXPECT_TRUE(compiled) << compiled.error().to_string();
+    if (!compiled) return {};
+    EXPECT_TRUE(compiled->warnings.empty());
+    ruleset_ = compiled->ruleset;
 
     auto applier = Applier::open(
         {.netns = node->ns, .state_dir = std::filesystem::temp_directory_path() / topo().prefix()});
@@ -112,6 +132,21 @@ TEST_F(TrafficTest, Ipv6RejectsAreAnsweredOnABridgeTheHostHasNoAddressOn) {
   auto r = testing::run_probe_matrix(topo(), ruleset_, config_, v6_);
   EXPECT_GE(r.probes, 30);
   EXPECT_GE(r.seen["REJECT"], 4);
+  EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
+}
+
+// Tagged NICs on a bridge that is not VLAN-aware: Proxmox plugs them into vmbr0v10. Their
+// traffic is bridged there, so the cluster's FORWARD policy (DROP) for routed traffic must not
+// decide it, and REJECTs are answered by vmbr0v10's own reject port (on vmbr0 they would be
+// flooded, or answered into another network).
+TEST_F(TrafficTest, TaggedNicsAreFilteredOnTheBridgeOfTheirVlan) {
+  auto endpoints = apply(GuestLayout::Netdev, "", /*ipv6=*/false, /*tag=*/10);
+  ASSERT_EQ(endpoints.size(), 3u);
+  EXPECT_EQ(config_.guests[100].nics[0].bridge, "vmbr0v10");
+  auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
+  EXPECT_GE(r.probes, 100);
+  EXPECT_GT(r.seen["ACCEPT"], 10);
+  EXPECT_GT(r.seen["REJECT"], 10);
   EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
 }
 

@@ -189,8 +189,9 @@ struct VnetFw {
 struct GuestNic {
   int index = 0;
   std::string mac;  // lower-case aa:bb:cc:dd:ee:ff
-  // The Linux bridge the NIC's port is a member of: the config's `bridge=`, or the firewall
-  // bridge Proxmox plugs in front of an Open vSwitch bridge (plug_ovs_nics(), ovs_nics.h).
+  // The Linux bridge the NIC's port is a member of: the config's `bridge=`, the firewall bridge
+  // Proxmox plugs in front of an Open vSwitch bridge, or the bridge of the NIC's VLAN on a bridge
+  // that is not VLAN-aware (plug_nics(), nic_bridges.h).
   std::string bridge;
   std::string ovs_bridge;  // the config's `bridge=` when that is an OVS bridge; else empty
   std::optional<uint16_t> tag;

@@ -1,15 +1,20 @@
-// Guests on Open vSwitch bridges. OVS switches frames past the bridge netfilter hooks, so
-// Proxmox plugs each firewalled NIC on an OVS bridge into a Linux bridge of its own,
-// fwbr<vmid>i<N>, which joins the OVS bridge through the OVS internal port fwln<vmid>i<N>
-// (qemu-server's and pve-container's network plugging, for VMs and containers alike). Frames
-// to and from the guest are then bridged by fwbr with br_netfilter's conntrack, and the
-// guest's chains are bound to its own port as on any Linux bridge; what changes is the bridge
-// that port is on, which holds the reject port and is the device of the bridged pair.
-// Both parts are pure: one rewrites the model, the other reads a snapshot of the node's
-// namespace (bridges::observe()) for the configured bridges that are not Linux bridges
-// (Proxmox's own test: no `bridge` directory in sysfs means OVS). Thread-safe.
+// Which Linux bridge each guest NIC's port is on, as Proxmox plugs it (qemu-server's and
+// pve-container's network plugging, for VMs and containers alike):
+//  - A firewalled NIC on an Open vSwitch bridge. OVS switches frames past the bridge netfilter
+//    hooks, so Proxmox plugs the NIC into a Linux bridge of its own, fwbr<vmid>i<N>, which
+//    joins the OVS bridge through the OVS internal port fwln<vmid>i<N>. Frames to and from the
+//    guest are then bridged by fwbr with br_netfilter's conntrack.
+//  - A NIC with `tag=` on a Linux bridge that is not VLAN-aware. Proxmox plugs it into the
+//    bridge of that VLAN, <bridge>v<tag>, which it creates with the VLAN device
+//    <bridge's port>.<tag> as its uplink.
+//  - Any other NIC: the configured bridge (a VLAN-aware bridge carries the tag on the port).
+// The guest's chains are bound to its own port either way; what changes is the bridge that
+// port is on, which holds the reject port and is the device of the bridged pair.
+// Both parts are pure: plug_nics() rewrites the model, detect_bridge_kinds() reads a snapshot
+// of the node's namespace (bridges::observe()). Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 
@@ -22,15 +27,25 @@ namespace moat::firewall {
 // OVS internal port that joins it to the OVS bridge.
 std::string firewall_bridge(uint32_t vmid, int nic);
 std::string ovs_link_port(uint32_t vmid, int nic);
+// <bridge>v<tag>: Proxmox's bridge for VLAN `tag` of a bridge that is not VLAN-aware.
+std::string vlan_bridge(const std::string& bridge, uint16_t tag);
 
-// Every firewalled NIC whose bridge is in `ovs_bridges` moves to its firewall bridge
-// (GuestNic::bridge), remembering the OVS bridge (GuestNic::ovs_bridge). NICs without
-// `firewall=1` are plugged straight into OVS and stay as they are.
-void plug_ovs_nics(FirewallConfig& config, const std::set<std::string>& ovs_bridges);
+// The configured bridges that are not plain Linux bridges.
+struct BridgeKinds {
+  std::set<std::string> ovs;         // Open vSwitch bridges
+  std::set<std::string> vlan_aware;  // Linux bridges with VLAN filtering
+};
 
-// The bridges of firewalled NICs that exist in `observed` and are not Linux bridges. A bridge
-// that does not exist is taken for a Linux bridge.
-std::set<std::string> detect_ovs_bridges(const bridges::Observed& observed,
-                                         const FirewallConfig& config);
+// Every firewalled NIC whose bridge is in `kinds.ovs` moves to its firewall bridge
+// (GuestNic::bridge), remembering the OVS bridge (GuestNic::ovs_bridge); NICs without
+// `firewall=1` are plugged straight into OVS and stay as they are. Every other NIC with a tag
+// whose bridge is not in `kinds.vlan_aware` moves to <bridge>v<tag>.
+void plug_nics(FirewallConfig& config, const BridgeKinds& kinds);
+
+// The kinds of the guest NICs' bridges in `observed`: bridges that exist and are not Linux
+// bridges are OVS bridges (Proxmox's own test: no `bridge` directory in sysfs), Linux bridges
+// with vlan_filtering are VLAN-aware. A bridge that does not exist is taken for a Linux bridge
+// that is not VLAN-aware (Proxmox's default for a new bridge).
+BridgeKinds detect_bridge_kinds(const bridges::Observed& observed, const FirewallConfig& config);
 
 }  // namespace moat::firewall
