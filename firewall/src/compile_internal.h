@@ -108,9 +108,9 @@ void finish_netdev_table(nft::Table& t);
 bool defers(const nft::Table& t, const std::string& name, int depth = 0);
 // `bridge moat-verdicts`, made only when some guest's OUT rules log: the chain evaluating
 // them again, with their logging, for the new traffic they deferred.
-void build_verdicts(nft::Table& t);
+void build_verdicts(nft::Table& t, const FirewallConfig& config);
 // The deferred OUT chain of a guest that logs on OUT, in the verdicts table (`v`).
-void build_deferred_out(TableBuilder& v, const Guest& guest);
+void build_deferred_out(TableBuilder& v, const FirewallConfig& config, const Guest& guest);
 // `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a
 // reject; for bridges `in_front_of_ovs` (Proxmox's fwbr<vmid>i<N>, with the MAC of the NIC on
 // it), also the chain at the port that keeps conntrack off the answers leaving through OVS.
@@ -154,6 +154,10 @@ inline Match in_values(Field f, std::vector<nft::Bytes> values) {
   for (auto& v : values) m.values.push_back(nft::single(std::move(v)));
   return m;
 }
+// Eq for one value, In for more.
+inline Match one_of(Field f, std::vector<nft::Bytes> values) {
+  return values.size() == 1 ? eq(f, values[0]) : in_values(f, std::move(values));
+}
 inline Match bits_any(Field f, uint32_t mask) {
   return Match{{f}, Match::Op::BitsAny, {}, {}, mask};
 }
@@ -164,7 +168,7 @@ inline Match l4(uint8_t proto) { return eq(Field::L4proto, nft::u8(proto)); }
 inline Match icmp6_types(std::vector<uint8_t> types) {
   std::vector<nft::Bytes> v;
   for (auto t : types) v.push_back(nft::u8(t));
-  return v.size() == 1 ? eq(Field::Icmp6Type, v[0]) : in_values(Field::Icmp6Type, v);
+  return one_of(Field::Icmp6Type, std::move(v));
 }
 
 inline nft::Rule rule(std::vector<Match> matches, nft::Verdict verdict, std::string origin = {}) {
@@ -206,6 +210,14 @@ std::vector<nft::Rule> deferred_reject_rules();
 // not reach the sender (a bridge the host has no address on; past OVS, the second firewall
 // bridge's conntrack would relate the answer to nothing).
 nft::Rule out_reject_rule(std::vector<nft::Match> when, nft::Verdict then);
+// Whether the REJECTs of traffic to `nic` are answered at its bridge's reject port (netdev
+// layout): a firewalled NIC with a MAC on a bridge that is not VLAN-aware. On a VLAN-aware
+// bridge the port would answer in the wrong VLAN, and an OUT REJECT sent to names::kRejectMac
+// would be flooded in the guest's VLAN: REJECTs of its guests' traffic drop there.
+bool answered_at_reject_port(const FirewallConfig& config, const GuestNic& nic);
+// The rule before out_reject_rule() that drops instead, for traffic `when` matches from the
+// guests on VLAN-aware bridges.
+nft::Rule no_answer_rule(std::vector<nft::Match> when);
 // The anti-spoofing sets of a guest's NIC `index` (family -> set name), materialized in `b`:
 // the NIC may only send from its `ipfilter-net<N>` ipset, its EUI-64 link-local address and a
 // container's static ip/ip6. None when the NIC has neither `ipfilter: 1` nor that ipset.

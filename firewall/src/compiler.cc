@@ -91,6 +91,15 @@ nft::Rule out_reject_rule(std::vector<nft::Match> when, nft::Verdict then) {
   return r;
 }
 
+bool answered_at_reject_port(const FirewallConfig& config, const GuestNic& nic) {
+  return nic.firewall && !nic.mac.empty() && !nic.bridge.empty() &&
+         !config.vlan_aware_bridges.contains(nic.bridge);
+}
+
+nft::Rule no_answer_rule(std::vector<nft::Match> when) {
+  return rule(std::move(when), drop(), "REJECT on a VLAN-aware bridge");
+}
+
 nft::Bytes mac_bytes(const std::string& mac) {
   nft::Bytes b;
   for (int i = 0; i < 6; ++i)
@@ -120,7 +129,7 @@ using nft::VerdictCode;
 // the netdev layout's guest chains recorded at ingress, before conntrack (guest_netdev.cc):
 // a drop here, a reject sent to be answered (out_reject_rule()); established traffic passes
 // whatever the OUT rules say, as it should.
-void add_stash(nft::Chain& c, bool recorded, bool allow_invalid) {
+void add_stash(nft::Chain& c, const FirewallConfig& config, bool recorded, bool allow_invalid) {
   auto set_bits = [](nft::Rule r, uint32_t bits) {
     r.mark = nft::MarkSet{~names::kMarkMask, bits};
     return r;
@@ -137,8 +146,15 @@ void add_stash(nft::Chain& c, bool recorded, bool allow_invalid) {
   if (!recorded) return;
   c.rules.push_back(
       rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutDrop)}, drop()));
-  c.rules.push_back(
-      out_reject_rule({mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutReject)}, {}));
+  Match rejected = mask_eq(Field::Mark, names::kMarkOutVerdict, names::kMarkOutReject);
+  if (!config.vlan_aware_bridges.empty()) {
+    // br_netfilter runs this hook with the bridge as input device.
+    std::vector<nft::Bytes> bridges;
+    for (const auto& b : config.vlan_aware_bridges) bridges.push_back(nft::ifname_bytes(b));
+    c.rules.push_back(
+        detail::no_answer_rule({rejected, one_of(Field::Iifname, std::move(bridges))}));
+  }
+  c.rules.push_back(out_reject_rule({rejected}, {}));
 }
 
 // ---- host table ----
@@ -221,10 +237,10 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   if (in.guests_present && brnf) {
     add_stash(chain(t, "stash-prerouting",
                     nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}),
-              netdev, host.nf_conntrack_allow_invalid);
+              in.config, netdev, host.nf_conntrack_allow_invalid);
     add_stash(
         chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}),
-        false, host.nf_conntrack_allow_invalid);
+        in.config, false, host.nf_conntrack_allow_invalid);
   }
 
   // Forward: deferred guest rejects, VNet firewalls, then routed traffic.
@@ -696,13 +712,12 @@ void build_netdev_guest(CompileResult& result, TableBuilder& b, const FirewallCo
   detail::build_guest_netdev(b, config, guest, allow_invalid);
   if (detail::defers(b.table(), names::guest_chain(guest.vmid, Direction::Out))) {
     nft::Table& v = result.ruleset.table(nft::Family::Bridge, names::kVerdictTable);
-    detail::build_verdicts(v);
+    detail::build_verdicts(v, config);
     TableBuilder vb(v, options, config, result.warnings);
-    detail::build_deferred_out(vb, guest);
+    detail::build_deferred_out(vb, config, guest);
   }
   for (const auto& [_, nic] : guest.nics)
-    if (nic.firewall && !nic.mac.empty() && !nic.bridge.empty())
-      result.reject_port_bridges.insert(nic.bridge);
+    if (detail::answered_at_reject_port(config, nic)) result.reject_port_bridges.insert(nic.bridge);
 }
 
 }  // namespace
@@ -743,6 +758,15 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     build_netdev_guest(result, b, config, guest, options, allow_invalid);
   }
   if (netdev && !result.ruleset.tables.empty()) {
+    // Said once per bridge, at its first firewalled NIC.
+    std::set<std::string> told;
+    for (const auto& [_, guest] : config.guests)
+      for (const auto& [_, nic] : guest.nics)
+        if (nic.firewall && config.vlan_aware_bridges.contains(nic.bridge) &&
+            told.insert(nic.bridge).second)
+          result.warnings.push_back(nic.where.to_string() + ": " + nic.bridge +
+                                    " is VLAN-aware: REJECTs of its guests' traffic drop (no "
+                                    "answers in a guest's VLAN yet)");
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
     std::map<std::string, nft::Bytes> in_front_of_ovs;  // firewall bridge -> its NIC's MAC
@@ -951,7 +975,7 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     const auto& tables = ruleset.tables;
     auto answers = tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
     for (const auto& [_, nic] : git->second.nics)
-      if (nic.firewall && !nic.mac.empty() && !nic.bridge.empty() &&
+      if (detail::answered_at_reject_port(config, nic) &&
           (answers == tables.end() || !answers->second.chains.contains("answer-" + nic.bridge)))
         return full();
   }
@@ -1000,10 +1024,10 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       detail::build_guest_netdev(b, config, guest, allow_invalid);
       if (detail::defers(t, names::guest_chain(vmid, Direction::Out))) {
         nft::Table& v = ruleset.table(nft::Family::Bridge, names::kVerdictTable);
-        detail::build_verdicts(v);  // the first guest to defer makes the table
+        detail::build_verdicts(v, config);  // the first guest to defer makes the table
         TableBuilder vb(v, options, config, warnings);
         vb.track(&touched);
-        detail::build_deferred_out(vb, guest);
+        detail::build_deferred_out(vb, config, guest);
         touched.push_back({vkey, false, names::guest_chain(vmid, Direction::Out)});
       }
     }

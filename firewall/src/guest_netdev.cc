@@ -136,7 +136,7 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
   for (const auto& [index, nic] : guest.nics) {
     if (!nic.firewall) continue;
     std::string dev = names::guest_device(guest, index);
-    if (!nic.mac.empty() && !nic.bridge.empty()) {
+    if (answered_at_reject_port(config, nic)) {
       // A frame to this NIC that IN rejects is answered by its bridge's reject port.
       nft::Set& s = t.sets[reject_set(nic.bridge)];
       s.name = reject_set(nic.bridge);
@@ -230,7 +230,7 @@ bool defers(const nft::Table& t, const std::string& chain_name, int depth) {
   return false;
 }
 
-void build_verdicts(nft::Table& t) {
+void build_verdicts(nft::Table& t, const FirewallConfig& config) {
   if (t.chains.contains("out")) return;
   nft::Set& deferred = t.sets[names::kOutDeferred];
   deferred.name = names::kOutDeferred;
@@ -247,23 +247,34 @@ void build_verdicts(nft::Table& t) {
   later.vmap = names::kOutDeferred;
   out.rules.push_back(later);
   // The deferred OUT chains' REJECT: answered as the stash answers recorded ones.
-  chain(t, names::kDoReject).rules = {
-      out_reject_rule({in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})},
-                      accept()),
-      rule({}, drop())};
+  auto& reject = chain(t, names::kDoReject).rules;
+  reject.clear();
+  if (!config.vlan_aware_bridges.empty()) {
+    nft::Set& ports = t.sets[names::kVlanAwarePorts];
+    ports.name = names::kVlanAwarePorts;
+    ports.key = {Field::Iifname};
+    reject.push_back(
+        no_answer_rule({Match{{Field::Iifname}, Match::Op::In, {}, names::kVlanAwarePorts, 0}}));
+  }
+  reject.push_back(out_reject_rule(
+      {in_values(Field::Protocol, {nft::be16(0x0800), nft::be16(0x86dd)})}, accept()));
+  reject.push_back(rule({}, drop()));
 }
 
-void build_deferred_out(TableBuilder& v, const Guest& guest) {
+void build_deferred_out(TableBuilder& v, const FirewallConfig& config, const Guest& guest) {
   nft::Table& t = v.table();
   std::string name = names::guest_chain(guest.vmid, Direction::Out);
   nft::Chain& c = chain(t, name);
   v.add_rules(c, guest.fw->rules, Direction::Out, Scope{&guest});
   add_policy(v, c, guest.vmid, guest.fw->options.policy_out, guest.fw->options.log_level_out,
              Direction::Out);
-  for (const auto& [index, nic] : guest.nics)
-    if (nic.firewall)
-      t.sets[names::kOutDeferred].elements.push_back(
-          {{nft::single(nft::ifname_bytes(names::guest_device(guest, index)))}, go(name), 0});
+  for (const auto& [index, nic] : guest.nics) {
+    if (!nic.firewall) continue;
+    auto port = nft::single(nft::ifname_bytes(names::guest_device(guest, index)));
+    t.sets[names::kOutDeferred].elements.push_back({{port}, go(name), 0});
+    if (config.vlan_aware_bridges.contains(nic.bridge))
+      t.sets[names::kVlanAwarePorts].elements.push_back({{port}, {}, 0});
+  }
 }
 
 void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,

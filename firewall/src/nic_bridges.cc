@@ -15,6 +15,7 @@ std::string vlan_bridge(const std::string& bridge, uint16_t tag) {
 }
 
 void plug_nics(FirewallConfig& config, const BridgeKinds& kinds) {
+  config.vlan_aware_bridges = kinds.vlan_aware;
   for (auto& [vmid, guest] : config.guests)
     for (auto& [index, nic] : guest.nics) {
       if (kinds.ovs.contains(nic.bridge)) {

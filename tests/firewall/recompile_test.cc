@@ -111,6 +111,22 @@ TEST_P(RecompileTest, GuestWhoseOutRulesStartOrStopLogging) {
   expect_same_as_full(100);
 }
 
+TEST_P(RecompileTest, GuestsOnAVlanAwareBridgeComeAndGo) {
+  // Netdev layout: their REJECTs drop, with no reject port, by the stash's and the verdicts
+  // table's guards (vm103's OUT rule logs, so it is decided again in moat-verdicts).
+  config_.vlan_aware_bridges = {"vmbr1"};
+  vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
+  applied_ = compile(config_, options_)->ruleset;
+  vm(103, "[OPTIONS]\nenable: 1\n[RULES]\nOUT REJECT -p udp -dport 514 -log info\n",
+     "net0: virtio=BC:24:11:00:00:03,bridge=vmbr1,firewall=1\n");
+  expect_same_as_full(103);
+  if (GetParam() == GuestLayout::Netdev) {
+    EXPECT_NE(nft::to_nft_text(applied_).find("iifname @vlan-aware-ports drop"), std::string::npos);
+  }
+  config_.guests.erase(103);
+  expect_same_as_full(103);
+}
+
 TEST_P(RecompileTest, NeedsTheShardCountOfTheFullCompile) {
   std::vector<std::string> warnings;
   EXPECT_FALSE(recompile_guest(applied_, config_, 100, CompileOptions{}, warnings));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -219,6 +220,9 @@ struct FirewallConfig {
   std::map<std::string, VnetFw> vnets;
   // Cluster peer addresses (corosync ring addresses), for the corosync accept rule.
   std::vector<IpAddress> cluster_peers;
+  // Linux bridges with VLAN filtering (plug_nics(), nic_bridges.h): the netdev layout's reject
+  // ports cannot answer there yet, so its guests' REJECTs drop.
+  std::set<std::string> vlan_aware_bridges;
 };
 
 }  // namespace moat::firewall

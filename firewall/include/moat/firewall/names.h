@@ -66,6 +66,8 @@ inline constexpr const char* kVerdictTable = "moat-verdicts";
 // `table netdev moat-reject`: one chain per reject port peer that answers with a reject.
 inline constexpr const char* kRejectTable = "moat-reject";
 inline constexpr const char* kOutDeferred = "out-deferred";  // iifname : goto guest-<vmid>-out
+// In the verdicts table: the deferring guests' ports on VLAN-aware bridges, whose REJECTs drop.
+inline constexpr const char* kVlanAwarePorts = "vlan-aware-ports";
 // Where a bridge forwards frames to its reject port (the port's static FDB entry, its peer's
 // MAC): a guest's OUT REJECT of non-TCP traffic sends the frame there to be answered on the
 // sender's own bridge. The highest locally administered unicast address but one; the port

@@ -39,7 +39,8 @@ struct BridgeKinds {
 // Every firewalled NIC whose bridge is in `kinds.ovs` moves to its firewall bridge
 // (GuestNic::bridge), remembering the OVS bridge (GuestNic::ovs_bridge); NICs without
 // `firewall=1` are plugged straight into OVS and stay as they are. Every other NIC with a tag
-// whose bridge is not in `kinds.vlan_aware` moves to <bridge>v<tag>.
+// whose bridge is not in `kinds.vlan_aware` moves to <bridge>v<tag>. `kinds.vlan_aware` becomes
+// FirewallConfig::vlan_aware_bridges.
 void plug_nics(FirewallConfig& config, const BridgeKinds& kinds);
 
 // The kinds of the guest NICs' bridges in `observed`: bridges that exist and are not Linux
