@@ -757,16 +757,17 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     }
     build_netdev_guest(result, b, config, guest, options, allow_invalid);
   }
+  // The VLAN-aware bridges firewalled guests are on, each with its first such NIC.
+  std::map<std::string, const GuestNic*> vlan_aware;
+  for (const auto& [_, guest] : config.guests)
+    for (const auto& [_, nic] : guest.nics)
+      if (nic.firewall && config.vlan_aware_bridges.contains(nic.bridge))
+        vlan_aware.emplace(nic.bridge, &nic);
   if (netdev && !result.ruleset.tables.empty()) {
-    // Said once per bridge, at its first firewalled NIC.
-    std::set<std::string> told;
-    for (const auto& [_, guest] : config.guests)
-      for (const auto& [_, nic] : guest.nics)
-        if (nic.firewall && config.vlan_aware_bridges.contains(nic.bridge) &&
-            told.insert(nic.bridge).second)
-          result.warnings.push_back(nic.where.to_string() + ": " + nic.bridge +
-                                    " is VLAN-aware: REJECTs of its guests' traffic drop (no "
-                                    "answers in a guest's VLAN yet)");
+    for (const auto& [bridge, nic] : vlan_aware)
+      result.warnings.push_back(nic->where.to_string() + ": " + bridge +
+                                " is VLAN-aware: REJECTs of its guests' traffic drop (no answers "
+                                "in a guest's VLAN yet)");
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
     std::map<std::string, nft::Bytes> in_front_of_ovs;  // firewall bridge -> its NIC's MAC
@@ -805,6 +806,11 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   result.needs_bridge_netfilter =
       (options.strategy == GuestStrategy::BrNetfilter && (guests_present || vnets_present)) ||
       (netdev && guests_present);
+  // A VLAN-aware bridge gives every frame its VLAN's tag once past its prerouting hooks, and
+  // br_netfilter runs the inet forward and postrouting hooks for tagged frames only with this:
+  // without it conntrack never confirms a guest's connection there (every packet is new).
+  if (result.needs_bridge_netfilter && !vlan_aware.empty())
+    result.sysctls["net/bridge/bridge-nf-filter-vlan-tagged"] = "1";
   if (host_enabled || guests_present || vnets_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);

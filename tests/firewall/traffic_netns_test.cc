@@ -6,6 +6,7 @@
 
 #include "harness/golden.h"
 #include "harness/netns.h"
+#include "moat/base/strings.h"
 #include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
@@ -95,7 +96,14 @@ class TrafficTest : public testing::NetnsTest {
     EXPECT_TRUE(report) << report.error().to_string();
     if (!prepared || !report) return {};
     EXPECT_GT(report->messages, 0u);
+    node_ns_ = node->ns;
     return endpoints;
+  }
+
+  // br_netfilter's sysctl for tagged frames in the node's namespace: "0" or "1".
+  std::string filter_vlan_tagged() {
+    auto r = topo().exec(node_ns_, {"cat", "/proc/sys/net/bridge/bridge-nf-filter-vlan-tagged"});
+    return r ? std::string(trim(r->out)) : "";
   }
 
   FirewallConfig config_;
@@ -103,6 +111,7 @@ class TrafficTest : public testing::NetnsTest {
   std::vector<Endpoint> v6_;
   std::set<std::string> vlan_aware_;
   std::set<std::string> compiled_reject_ports_;
+  std::string node_ns_;
 };
 
 class LayoutTrafficTest : public TrafficTest, public ::testing::WithParamInterface<GuestLayout> {};
@@ -149,6 +158,7 @@ TEST_F(TrafficTest, TaggedNicsAreFilteredOnTheBridgeOfTheirVlan) {
   auto endpoints = apply(GuestLayout::Netdev, "", /*ipv6=*/false, /*tag=*/10);
   ASSERT_EQ(endpoints.size(), 3u);
   EXPECT_EQ(config_.guests[100].nics[0].bridge, "vmbr0v10");
+  EXPECT_EQ(filter_vlan_tagged(), "0");  // no VLAN-aware bridge: tagged frames stay untouched
   auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
   EXPECT_GE(r.probes, 100);
   EXPECT_GT(r.seen["ACCEPT"], 10);
@@ -165,6 +175,9 @@ TEST_F(TrafficTest, RejectsOnAVlanAwareBridgeDrop) {
   auto endpoints = apply(GuestLayout::Netdev, "");
   ASSERT_EQ(endpoints.size(), 3u);
   EXPECT_TRUE(compiled_reject_ports_.empty());
+  // Past a VLAN-aware bridge's prerouting every frame carries its VLAN's tag: br_netfilter
+  // must run inet forward and postrouting for tagged frames, or conntrack never confirms.
+  EXPECT_EQ(filter_vlan_tagged(), "1");
   auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
   EXPECT_GE(r.probes, 100);
   EXPECT_EQ(r.seen["REJECT"], 0);
