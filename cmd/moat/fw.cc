@@ -50,6 +50,9 @@ void register_fw(CLI::App& app, int& exit_code) {
   compile->add_option("--strategy", compile_strategy, "br_netfilter|bridge-conntrack")
       ->check(CLI::IsMember({"br_netfilter", "bridge-conntrack"}))
       ->capture_default_str();
+  compile->add_option("--netns", compile_args.netns,
+                      "network namespace whose links the detections read (local networks, OVS "
+                      "and VLAN-aware bridges; default: the current one)");
   compile->callback([&app, &exit_code] {
     init_logging(app);
     auto strategy = compile_strategy == "br_netfilter" ? firewall::GuestStrategy::BrNetfilter

@@ -76,6 +76,9 @@ Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrateg
     observed = MOAT_TRY(bridges::observe(args.netns));
   const bridges::Observed* seen = observed ? &*observed : nullptr;
   firewall::plug_nics(loaded.config, bridge_kinds(args, seen, loaded.config));
+  if (seen)
+    for (const auto& w : firewall::check_plugging(*seen, loaded.config))
+      std::fprintf(stderr, "warning: %s\n", w.c_str());
   firewall::CompileOptions options{.strategy = strategy,
                                    .layout = *firewall::parse_guest_layout(args.layout),
                                    .shards = args.shards,

@@ -78,6 +78,31 @@ class FwHostTest : public testing::NetnsTest {
   fs::path root_;
 };
 
+// `moat fw compile --netns` plugs NICs as the node's namespace says: a tagged NIC on vmbr0
+// (not VLAN-aware) is on vmbr0v10; a NIC whose tap is a port of fwbr100i0 (Proxmox's iptables
+// firewall plumbing) gets a warning naming its line, the bridge and what to do.
+TEST_F(FwHostTest, CompileFollowsTheNodesBridgesAndWarnsOfAPortElsewhere) {
+  auto fwbr = topo().add_bridge({.node = node_, .name = "fwbr100i0"});
+  ASSERT_TRUE(fwbr) << fwbr.error().to_string();
+  auto g = topo().add_guest({.bridge = *fwbr, .name = "vm100", .port = "tap100i0"});
+  ASSERT_TRUE(g) << g.error().to_string();
+  write("firewall/cluster.fw", "[OPTIONS]\nenable: 1\n");
+  write("nodes/node1/qemu-server/100.conf",
+        "name: vm100\nnet0: virtio=BC:24:11:00:01:00,bridge=vmbr0,firewall=1\n");
+  write("nodes/node1/qemu-server/101.conf",
+        "name: vm101\nnet0: virtio=BC:24:11:00:01:01,bridge=vmbr0,firewall=1,tag=10\n");
+  auto r = run({.argv = {kMoat, "fw", "compile", "--config-root", root_.string(), "--node", "node1",
+                         "--netns", node_.ns}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_NE(r->out.find("\"vmbr0v10\" . \"vmbr0v10\""), std::string::npos) << r->out;
+  EXPECT_NE(r->err.find("warning: nodes/node1/qemu-server/100.conf:2:"), std::string::npos)
+      << r->err;
+  EXPECT_NE(r->err.find("tap100i0 is a port of fwbr100i0, not of vmbr0"), std::string::npos);
+  EXPECT_NE(r->err.find("`nftables: 1` in host.fw"), std::string::npos);
+  EXPECT_EQ(r->err.find("101.conf"), std::string::npos) << r->err;  // vm101 is not running
+}
+
 TEST_F(FwHostTest, DetectedLocalNetworkReachesManagementPortsOnly) {
   write("firewall/cluster.fw", "[OPTIONS]\nenable: 1\n");
   write("nodes/node1/host.fw", "[OPTIONS]\nenable: 1\n");

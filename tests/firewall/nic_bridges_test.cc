@@ -73,5 +73,40 @@ TEST(DetectBridgeKinds, ReadsOvsAndVlanFilteringFromTheSnapshot) {
   EXPECT_EQ(config.guests[100].nics[0].bridge, "vmbr0v10");
 }
 
+bridges::ObservedLink port(const std::string& name, const std::string& master) {
+  bridges::ObservedLink l = link(name, "tun");
+  l.master = master;
+  return l;
+}
+
+TEST(CheckPlugging, WarnsOfAPortOnAnotherBridgeThanTheModelSays) {
+  auto config = config_with({{0, nic("vmbr0", std::nullopt)},
+                             {1, nic("vmbr0", 10)},
+                             {2, nic("vmbr0", std::nullopt)},
+                             {3, nic("vmbr0", std::nullopt)}});
+  config.guests[100].nics[0].where = {"nodes/node1/qemu-server/100.conf", 3};
+  plug_nics(config, {});
+  bridges::Observed observed{.links = {port("tap100i0", "fwbr100i0"),  // iptables plumbing
+                                       port("tap100i1", "vmbr0v10"),   // as the model says
+                                       port("tap100i2", "vmbr7")}};    // somewhere else
+  // tap100i3 is not there (the guest is stopped): nothing to say.
+  auto warnings = check_plugging(observed, config);
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0],
+            "nodes/node1/qemu-server/100.conf:3: tap100i0 is a port of fwbr100i0, not of vmbr0: "
+            "its REJECT answers and the host's FORWARD policy are set up for vmbr0 (Proxmox's "
+            "iptables firewall plugs it so; with `nftables: 1` in host.fw and the guest "
+            "restarted, it is on vmbr0)");
+  EXPECT_NE(warnings[1].find("tap100i2 is a port of vmbr7, not of vmbr0"), std::string::npos);
+  EXPECT_EQ(warnings[1].find("nftables"), std::string::npos);
+}
+
+TEST(CheckPlugging, AFirewalledNicOnOvsIsOnItsFirewallBridge) {
+  auto config = config_with({{0, nic("ovs0", std::nullopt)}});
+  plug_nics(config, {.ovs = {"ovs0"}});
+  bridges::Observed observed{.links = {port("tap100i0", "fwbr100i0")}};
+  EXPECT_TRUE(check_plugging(observed, config).empty());
+}
+
 }  // namespace
 }  // namespace moat::firewall

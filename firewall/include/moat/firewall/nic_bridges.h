@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "moat/bridges/links.h"
 #include "moat/firewall/model.h"
@@ -48,5 +49,13 @@ void plug_nics(FirewallConfig& config, const BridgeKinds& kinds);
 // with vlan_filtering are VLAN-aware. A bridge that does not exist is taken for a Linux bridge
 // that is not VLAN-aware (Proxmox's default for a new bridge).
 BridgeKinds detect_bridge_kinds(const bridges::Observed& observed, const FirewallConfig& config);
+
+// One warning for each firewalled NIC whose device (tap<vmid>i<N>, veth<vmid>i<N>) is in
+// `observed` as a port of another bridge than GuestNic::bridge says (after plug_nics()), at
+// the NIC's line: its reject port and bridged pair would be on the wrong bridge. Proxmox's
+// iptables firewall puts every firewalled NIC on fwbr<vmid>i<N>, Linux bridges too: the
+// warning then says to switch (`nftables: 1` in host.fw) and restart the guest.
+std::vector<std::string> check_plugging(const bridges::Observed& observed,
+                                        const FirewallConfig& config);
 
 }  // namespace moat::firewall
