@@ -26,6 +26,18 @@ std::string guest_device(const Guest& guest, int nic) {
          std::to_string(nic);
 }
 
+std::string firewall_bridge(uint32_t vmid, int nic) {
+  return "fwbr" + std::to_string(vmid) + "i" + std::to_string(nic);
+}
+
+std::string ovs_link_port(uint32_t vmid, int nic) {
+  return "fwln" + std::to_string(vmid) + "i" + std::to_string(nic);
+}
+
+std::string vlan_bridge(const std::string& bridge, uint16_t tag) {
+  return bridge + "v" + std::to_string(tag);
+}
+
 std::string ipset(int family, const std::string& scope, uint32_t vmid, const std::string& name) {
   std::string s = scope == "guest" ? "guest-" + std::to_string(vmid) : scope;
   return "v" + std::to_string(family) + "-" + s + "/" + name;

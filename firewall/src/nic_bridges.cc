@@ -4,18 +4,6 @@
 
 namespace moat::firewall {
 
-std::string firewall_bridge(uint32_t vmid, int nic) {
-  return "fwbr" + std::to_string(vmid) + "i" + std::to_string(nic);
-}
-
-std::string ovs_link_port(uint32_t vmid, int nic) {
-  return "fwln" + std::to_string(vmid) + "i" + std::to_string(nic);
-}
-
-std::string vlan_bridge(const std::string& bridge, uint16_t tag) {
-  return bridge + "v" + std::to_string(tag);
-}
-
 void plug_nics(FirewallConfig& config, const BridgeKinds& kinds) {
   config.vlan_aware_bridges = kinds.vlan_aware;
   for (auto& [vmid, guest] : config.guests)
@@ -23,9 +11,9 @@ void plug_nics(FirewallConfig& config, const BridgeKinds& kinds) {
       if (kinds.ovs.contains(nic.bridge)) {
         if (!nic.firewall) continue;
         nic.ovs_bridge = nic.bridge;
-        nic.bridge = firewall_bridge(vmid, index);
+        nic.bridge = names::firewall_bridge(vmid, index);
       } else if (nic.tag && !kinds.vlan_aware.contains(nic.bridge)) {
-        nic.bridge = vlan_bridge(nic.bridge, *nic.tag);
+        nic.bridge = names::vlan_bridge(nic.bridge, *nic.tag);
       }
     }
 }
@@ -56,7 +44,7 @@ std::vector<std::string> check_plugging(const bridges::Observed& observed,
       std::string w = nic.where.to_string() + ": " + dev + " is a port of " + link->master +
                       ", not of " + nic.bridge + ": its REJECT answers and the host's FORWARD " +
                       "policy are set up for " + nic.bridge;
-      if (link->master == firewall_bridge(vmid, index) && nic.ovs_bridge.empty())
+      if (link->master == names::firewall_bridge(vmid, index) && nic.ovs_bridge.empty())
         w += " (Proxmox's iptables firewall plugs it so; with `nftables: 1` in host.fw and the "
              "guest restarted, it is on " +
              nic.bridge + ")";

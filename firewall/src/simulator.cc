@@ -10,7 +10,6 @@
 #include "moat/base/strings.h"
 #include "moat/firewall/names.h"
 #include "moat/firewall/nft_text.h"
-#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/protocols.h"
 
 namespace moat::firewall::sim {
@@ -131,7 +130,7 @@ Result<Endpoint> parse_zone(const std::string& zone, const FirewallConfig& confi
     e.nic = index;
     if (!nic.ovs_bridge.empty()) {
       e.ovs = nic.ovs_bridge;
-      e.ovs_port = ovs_link_port(g.vmid, index);
+      e.ovs_port = names::ovs_link_port(g.vmid, index);
     }
     return e;
   }

@@ -15,6 +15,7 @@
 #include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
+#include "moat/firewall/names.h"
 #include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 #include "traffic_matrix.h"
@@ -52,12 +53,12 @@ TEST_F(OvsTrafficTest, KernelVerdictsMatchTheSimulator) {
        {std::tuple{"vm100", 100u, "tap100i0", "198.51.100.10", "bc:24:11:00:01:00"},
         {"vm101", 101u, "tap101i0", "198.51.100.11", "bc:24:11:00:01:01"},
         {"ct200", 200u, "veth200i0", "198.51.100.20", "bc:24:11:00:02:00"}}) {
-    auto fwbr = topo().add_bridge({.node = *node, .name = firewall_bridge(vmid, 0)});
+    auto fwbr = topo().add_bridge({.node = *node, .name = names::firewall_bridge(vmid, 0)});
     ASSERT_TRUE(fwbr) << fwbr.error().to_string();
     auto g = topo().add_guest(
         {.bridge = *fwbr, .name = zone, .port = port, .ipv4 = std::string(ip) + "/24", .mac = mac});
     ASSERT_TRUE(g) << g.error().to_string();
-    std::string fwln = ovs_link_port(vmid, 0);
+    std::string fwln = names::ovs_link_port(vmid, 0);
     auto plugged =
         vsctl({"add-port", "vmbr0", fwln, "--", "set", "interface", fwln, "type=internal"});
     ASSERT_TRUE(plugged && plugged->exit_code == 0);

@@ -10,6 +10,7 @@
 #include "moat/bridges/link_driver.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
+#include "moat/firewall/names.h"
 #include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 #include "moat/firewall/simulator.h"
@@ -50,7 +51,7 @@ class TrafficTest : public testing::NetnsTest {
       for (auto& [_, guest] : config_.guests)
         for (auto& [_, nic] : guest.nics) nic.tag = tag;
       config_.cluster->options.policy_forward = Verdict::Drop;
-      guest_bridge = topo().add_bridge({.node = *node, .name = vlan_bridge("vmbr0", *tag)});
+      guest_bridge = topo().add_bridge({.node = *node, .name = names::vlan_bridge("vmbr0", *tag)});
       EXPECT_TRUE(guest_bridge) << guest_bridge.error().to_string();
       if (!guest_bridge) return {};
     }

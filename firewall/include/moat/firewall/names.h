@@ -26,6 +26,12 @@ std::string vnet_chain(const std::string& vnet);                   // vnet-<name
 
 // NIC device names: tap<vmid>i<n> (VMs), veth<vmid>i<n> (containers).
 std::string guest_device(const Guest& guest, int nic);
+// Proxmox's bridges a NIC may be plugged into (nic_bridges.h): fwbr<vmid>i<N>, the NIC's own
+// firewall bridge, joined to an OVS bridge by the OVS internal port fwln<vmid>i<N>; and
+// <bridge>v<tag>, the bridge of VLAN `tag` of a bridge that is not VLAN-aware.
+std::string firewall_bridge(uint32_t vmid, int nic);
+std::string ovs_link_port(uint32_t vmid, int nic);
+std::string vlan_bridge(const std::string& bridge, uint16_t tag);
 
 // Set names: v4-dc/<name>, v6-guest-100/<name>, v4-sdn/<name>.
 std::string ipset(int family, const std::string& scope, uint32_t vmid, const std::string& name);

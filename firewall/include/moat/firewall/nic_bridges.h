@@ -24,13 +24,6 @@
 
 namespace moat::firewall {
 
-// fwbr<vmid>i<N> and fwln<vmid>i<N>: Proxmox's names for the NIC's firewall bridge and the
-// OVS internal port that joins it to the OVS bridge.
-std::string firewall_bridge(uint32_t vmid, int nic);
-std::string ovs_link_port(uint32_t vmid, int nic);
-// <bridge>v<tag>: Proxmox's bridge for VLAN `tag` of a bridge that is not VLAN-aware.
-std::string vlan_bridge(const std::string& bridge, uint16_t tag);
-
 // The configured bridges that are not plain Linux bridges.
 struct BridgeKinds {
   std::set<std::string> ovs;         // Open vSwitch bridges
