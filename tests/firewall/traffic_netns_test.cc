@@ -101,6 +101,15 @@ class TrafficTest : public testing::NetnsTest {
     return endpoints;
   }
 
+  // The probe matrix between `endpoints`: at least `min_probes`, the kernel agreeing with the
+  // simulator on every one. The verdicts seen are the caller's to check.
+  testing::MatrixResult agreed_matrix(const std::vector<Endpoint>& endpoints, int min_probes) {
+    auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
+    EXPECT_GE(r.probes, min_probes);
+    EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
+    return r;
+  }
+
   // br_netfilter's sysctl for tagged frames in the node's namespace: "0" or "1".
   std::string filter_vlan_tagged() {
     auto r = topo().exec(node_ns_, {"cat", "/proc/sys/net/bridge/bridge-nf-filter-vlan-tagged"});
@@ -133,10 +142,8 @@ TEST_P(LayoutTrafficTest, KernelVerdictsMatchTheSimulatorOnAMatrixOfProbes) {
 TEST_F(TrafficTest, RejectsAreAnsweredOnABridgeTheHostHasNoAddressOn) {
   auto endpoints = apply(GuestLayout::Netdev, "");
   ASSERT_EQ(endpoints.size(), 3u);
-  auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
-  EXPECT_GE(r.probes, 100);
+  auto r = agreed_matrix(endpoints, 100);
   EXPECT_GT(r.seen["REJECT"], 10);
-  EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
 }
 
 // The same over IPv6 (ICMPv6 errors, resets), between the guests without anti-spoofing
@@ -145,10 +152,8 @@ TEST_F(TrafficTest, Ipv6RejectsAreAnsweredOnABridgeTheHostHasNoAddressOn) {
   apply(GuestLayout::Netdev, "", /*ipv6=*/true);
   std::erase_if(v6_, [](const Endpoint& e) { return e.zone == "vm101"; });
   ASSERT_EQ(v6_.size(), 2u);
-  auto r = testing::run_probe_matrix(topo(), ruleset_, config_, v6_);
-  EXPECT_GE(r.probes, 30);
+  auto r = agreed_matrix(v6_, 30);
   EXPECT_GE(r.seen["REJECT"], 4);
-  EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
 }
 
 // Tagged NICs on a bridge that is not VLAN-aware: Proxmox plugs them into vmbr0v10. Their
@@ -160,11 +165,9 @@ TEST_F(TrafficTest, TaggedNicsAreFilteredOnTheBridgeOfTheirVlan) {
   ASSERT_EQ(endpoints.size(), 3u);
   EXPECT_EQ(config_.guests[100].nics[0].bridge, "vmbr0v10");
   EXPECT_EQ(filter_vlan_tagged(), "0");  // no VLAN-aware bridge: tagged frames stay untouched
-  auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
-  EXPECT_GE(r.probes, 100);
+  auto r = agreed_matrix(endpoints, 100);
   EXPECT_GT(r.seen["ACCEPT"], 10);
   EXPECT_GT(r.seen["REJECT"], 10);
-  EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
 }
 
 // On a VLAN-aware bridge the reject port would answer in the wrong VLAN, and an OUT REJECT sent
@@ -179,12 +182,10 @@ TEST_F(TrafficTest, RejectsOnAVlanAwareBridgeDrop) {
   // Past a VLAN-aware bridge's prerouting every frame carries its VLAN's tag: br_netfilter
   // must run inet forward and postrouting for tagged frames, or conntrack never confirms.
   EXPECT_EQ(filter_vlan_tagged(), "1");
-  auto r = testing::run_probe_matrix(topo(), ruleset_, config_, endpoints);
-  EXPECT_GE(r.probes, 100);
+  auto r = agreed_matrix(endpoints, 100);
   EXPECT_EQ(r.seen["REJECT"], 0);
   EXPECT_GT(r.seen["DROP"], 20);
   EXPECT_GT(r.seen["ACCEPT"], 10);
-  EXPECT_EQ(r.mismatches, "") << "kernel and simulator disagree";
 }
 
 }  // namespace
