@@ -757,12 +757,17 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     }
     build_netdev_guest(result, b, config, guest, options, allow_invalid);
   }
-  // The VLAN-aware bridges firewalled guests are on, each with its first such NIC.
+  // The bridges of firewalled NICs that need more than a plain Linux bridge: VLAN-aware ones,
+  // each with its first such NIC, and firewall bridges in front of OVS, with their NIC's MAC.
   std::map<std::string, const GuestNic*> vlan_aware;
+  std::map<std::string, nft::Bytes> in_front_of_ovs;
   for (const auto& [_, guest] : config.guests)
-    for (const auto& [_, nic] : guest.nics)
-      if (nic.firewall && config.vlan_aware_bridges.contains(nic.bridge))
-        vlan_aware.emplace(nic.bridge, &nic);
+    for (const auto& [_, nic] : guest.nics) {
+      if (!nic.firewall) continue;
+      if (config.vlan_aware_bridges.contains(nic.bridge)) vlan_aware.emplace(nic.bridge, &nic);
+      if (!nic.ovs_bridge.empty() && !nic.mac.empty())
+        in_front_of_ovs[nic.bridge] = mac_bytes(nic.mac);
+    }
   if (netdev && !result.ruleset.tables.empty()) {
     for (const auto& [bridge, nic] : vlan_aware)
       result.warnings.push_back(nic->where.to_string() + ": " + bridge +
@@ -770,11 +775,6 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
                                 "in a guest's VLAN yet)");
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
-    std::map<std::string, nft::Bytes> in_front_of_ovs;  // firewall bridge -> its NIC's MAC
-    for (const auto& [_, guest] : config.guests)
-      for (const auto& [_, nic] : guest.nics)
-        if (nic.firewall && !nic.ovs_bridge.empty() && !nic.mac.empty())
-          in_front_of_ovs[nic.bridge] = mac_bytes(nic.mac);
     detail::build_reject_answers(result.ruleset.table(nft::Family::Netdev, names::kRejectTable),
                                  result.reject_port_bridges, in_front_of_ovs);
     // Kernel-made answers (TCP resets, ICMP errors) carry the mark of what they answer, so the
