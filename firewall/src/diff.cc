@@ -211,12 +211,13 @@ void diff_table(Phases& p, const Table* old_t, const Table* new_t,
     return;
   }
   if (only) {
-    for (const auto* ref : *only) {
+    // Sets first, as below (a new chain's rules may look them up).
+    for (const auto* ref : *only)
       if (ref->is_set)
         p.set(*old_t, *new_t, find(old_t->sets, ref->name), find(new_t->sets, ref->name));
-      else
+    for (const auto* ref : *only)
+      if (!ref->is_set)
         p.chain(*old_t, *new_t, find(old_t->chains, ref->name), find(new_t->chains, ref->name));
-    }
     return;
   }
   for (const auto& [name, s] : new_t->sets) p.set(*old_t, *new_t, find(old_t->sets, name), &s);
