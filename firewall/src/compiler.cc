@@ -129,11 +129,18 @@ using nft::VerdictCode;
 // the netdev layout's guest chains recorded at ingress, before conntrack (guest_netdev.cc):
 // a drop here, a reject sent to be answered (out_reject_rule()); established traffic passes
 // whatever the OUT rules say, as it should.
-void add_stash(nft::Chain& c, const FirewallConfig& config, bool recorded, bool allow_invalid) {
+//
+// `answers_cross_bridges`: reject answers cross more bridges after the one whose stash saw them
+// first (names::kMarkAnswer), and keep the established bit they got there.
+void add_stash(nft::Chain& c, const FirewallConfig& config, bool recorded, bool allow_invalid,
+               bool answers_cross_bridges) {
   auto set_bits = [](nft::Rule r, uint32_t bits) {
     r.mark = nft::MarkSet{~names::kMarkMask, bits};
     return r;
   };
+  uint32_t tracked_answer = names::kMarkAnswer | names::kMarkEstablished;
+  if (answers_cross_bridges)
+    c.rules.push_back(rule({mask_eq(Field::Mark, tracked_answer, tracked_answer)}, accept()));
   c.rules.push_back(
       set_bits(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()),
                names::kMarkEstablished));
@@ -165,6 +172,8 @@ struct HostInputs {
   bool host_enabled;
   bool guests_present;
   std::set<std::string> bridges;  // bridges with firewalled guest ports
+  // Some firewall bridge joins a Linux bridge: its reject answers cross both (kMarkAnswer).
+  bool answers_cross_bridges;
 };
 
 // `reflect_established`: the answer carries the rejected packet's mark (fwmark_reflect); the
@@ -237,10 +246,11 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   if (in.guests_present && brnf) {
     add_stash(chain(t, "stash-prerouting",
                     nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}),
-              in.config, netdev, host.nf_conntrack_allow_invalid);
+              in.config, netdev, host.nf_conntrack_allow_invalid,
+              netdev && in.answers_cross_bridges);
     add_stash(
         chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}),
-        in.config, false, host.nf_conntrack_allow_invalid);
+        in.config, false, host.nf_conntrack_allow_invalid, false);
   }
 
   // Forward: deferred guest rejects, VNet firewalls, then routed traffic.
@@ -316,6 +326,13 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   // Input.
   nft::Chain& input = chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false});
   input.rules.push_back(rule({eq(Field::Iifname, nft::ifname_bytes("lo"))}, accept()));
+  if (netdev && in.answers_cross_bridges) {
+    // A reject answer to the host, conntrack's reply on the guest's firewall bridge, may be
+    // invalid by the time it comes in (the forward chain's first rule lets it through for
+    // routed senders).
+    uint32_t tracked_answer = names::kMarkAnswer | names::kMarkEstablished;
+    input.rules.push_back(rule({mask_eq(Field::Mark, tracked_answer, tracked_answer)}, accept()));
+  }
   if (defers_rejects) input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   for (auto& r : blacklist_rules(b, in.config)) input.rules.push_back(std::move(r));
   ct_rules(input);
@@ -705,6 +722,15 @@ int resolve_shards(const FirewallConfig& config, int requested, GuestLayout layo
 
 namespace {
 
+// The Linux bridges that bridge the NIC's frames, each running br_netfilter: its own, and the
+// one its firewall bridge joins (OVS runs no hooks).
+std::vector<std::string> bridged_by(const GuestNic& nic) {
+  std::vector<std::string> out;
+  if (!nic.bridge.empty()) out.push_back(nic.bridge);
+  if (!nic.uplink.empty() && !nic.uplink_ovs) out.push_back(nic.uplink);
+  return out;
+}
+
 // One guest in the netdev layout: its chains in its table `b`, and, when its OUT rules log,
 // the deferred OUT chain in the verdicts table.
 void build_netdev_guest(CompileResult& result, TableBuilder& b, const FirewallConfig& config,
@@ -743,7 +769,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   std::set<std::string> bridges;  // every guest bridge: their traffic is the guests' business
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics)
-      if (!nic.bridge.empty()) bridges.insert(nic.bridge);
+      for (const std::string& bridge : bridged_by(nic)) bridges.insert(bridge);
   bool netdev = options.layout == GuestLayout::Netdev;
   for (const auto& [vmid, guest] : config.guests) {
     if (!has_firewalled_nic(guest)) continue;
@@ -758,15 +784,17 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     build_netdev_guest(result, b, config, guest, options, allow_invalid);
   }
   // The bridges of firewalled NICs that need more than a plain Linux bridge: VLAN-aware ones,
-  // each with its first such NIC, and firewall bridges in front of OVS, with their NIC's MAC.
+  // each with its first such NIC, and firewall bridges, with their NIC's MAC.
   std::map<std::string, const GuestNic*> vlan_aware;
-  std::map<std::string, nft::Bytes> in_front_of_ovs;
+  std::map<std::string, detail::FirewallBridge> firewall_bridges;
+  bool answers_cross_bridges = false;
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics) {
       if (!nic.firewall) continue;
       if (config.vlan_aware_bridges.contains(nic.bridge)) vlan_aware.emplace(nic.bridge, &nic);
-      if (!nic.ovs_bridge.empty() && !nic.mac.empty())
-        in_front_of_ovs[nic.bridge] = mac_bytes(nic.mac);
+      if (nic.uplink.empty() || nic.mac.empty()) continue;
+      firewall_bridges[nic.bridge] = {mac_bytes(nic.mac), nic.uplink_ovs};
+      answers_cross_bridges = answers_cross_bridges || !nic.uplink_ovs;
     }
   if (netdev && !result.ruleset.tables.empty()) {
     for (const auto& [bridge, nic] : vlan_aware)
@@ -776,7 +804,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
     detail::build_reject_answers(result.ruleset.table(nft::Family::Netdev, names::kRejectTable),
-                                 result.reject_port_bridges, in_front_of_ovs);
+                                 result.reject_port_bridges, firewall_bridges);
     // Kernel-made answers (TCP resets, ICMP errors) carry the mark of what they answer, so the
     // reset inet's do-reject sends straight out of a guest's port passes its IN chain.
     result.sysctls["net/ipv4/fwmark_reflect"] = "1";
@@ -814,7 +842,8 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   if (host_enabled || guests_present || vnets_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);
-    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges});
+    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges,
+                             answers_cross_bridges});
   }
   // The same skipped rule is reported once, not once per direction it was compiled for.
   std::set<std::string> seen;
@@ -1042,14 +1071,15 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     auto h = ruleset.tables.find(host_key);
     if (h != ruleset.tables.end() && h->second.sets.contains(names::kBridgedPairs)) {
       auto& pairs = h->second.sets.at(names::kBridgedPairs);
-      for (const auto& [_, nic] : guest.nics) {
-        if (nic.bridge.empty()) continue;
-        auto k = nft::ifname_bytes(nic.bridge);
-        nft::SetElement e{{nft::single(k), nft::single(k)}, {}, 0};
-        if (std::binary_search(pairs.elements.begin(), pairs.elements.end(), e)) continue;
-        pairs.elements.insert(std::lower_bound(pairs.elements.begin(), pairs.elements.end(), e), e);
-        touched.push_back({host_key, true, names::kBridgedPairs});
-      }
+      for (const auto& [_, nic] : guest.nics)
+        for (const std::string& bridge : bridged_by(nic)) {
+          auto k = nft::ifname_bytes(bridge);
+          nft::SetElement e{{nft::single(k), nft::single(k)}, {}, 0};
+          if (std::binary_search(pairs.elements.begin(), pairs.elements.end(), e)) continue;
+          pairs.elements.insert(std::lower_bound(pairs.elements.begin(), pairs.elements.end(), e),
+                                e);
+          touched.push_back({host_key, true, names::kBridgedPairs});
+        }
     }
   }
   if (auto v = ruleset.tables.find(vkey); netdev && v != ruleset.tables.end()) {

@@ -31,7 +31,15 @@ std::string firewall_bridge(uint32_t vmid, int nic) {
 }
 
 std::string ovs_link_port(uint32_t vmid, int nic) {
+  return "fwln" + std::to_string(vmid) + "o" + std::to_string(nic);
+}
+
+std::string firewall_link_port(uint32_t vmid, int nic) {
   return "fwln" + std::to_string(vmid) + "i" + std::to_string(nic);
+}
+
+std::string firewall_uplink_port(uint32_t vmid, int nic) {
+  return "fwpr" + std::to_string(vmid) + "p" + std::to_string(nic);
 }
 
 std::string vlan_bridge(const std::string& bridge, uint16_t tag) {

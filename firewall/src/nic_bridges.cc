@@ -10,24 +10,34 @@ void plug_nics(FirewallConfig& config, const BridgeKinds& kinds) {
     for (auto& [index, nic] : guest.nics) {
       if (kinds.ovs.contains(nic.bridge)) {
         if (!nic.firewall) continue;
-        nic.ovs_bridge = nic.bridge;
+        nic.uplink = nic.bridge;
+        nic.uplink_ovs = true;
         nic.bridge = names::firewall_bridge(vmid, index);
-      } else if (nic.tag && !kinds.vlan_aware.contains(nic.bridge)) {
+        continue;
+      }
+      if (nic.tag && !kinds.vlan_aware.contains(nic.bridge))
         nic.bridge = names::vlan_bridge(nic.bridge, *nic.tag);
+      if (nic.firewall && kinds.firewall_bridged.contains(names::guest_device(guest, index))) {
+        nic.uplink = nic.bridge;
+        nic.bridge = names::firewall_bridge(vmid, index);
       }
     }
 }
 
 BridgeKinds detect_bridge_kinds(const bridges::Observed& observed, const FirewallConfig& config) {
   BridgeKinds out;
-  for (const auto& [_, guest] : config.guests)
-    for (const auto& [_, nic] : guest.nics) {
+  for (const auto& [vmid, guest] : config.guests)
+    for (const auto& [index, nic] : guest.nics) {
       const bridges::ObservedLink* link = nic.bridge.empty() ? nullptr : observed.find(nic.bridge);
-      if (!link) continue;
-      if (link->kind != "bridge")
+      if (link && link->kind != "bridge") {
         out.ovs.insert(nic.bridge);
-      else if (link->bridge && link->bridge->vlan_filtering)
-        out.vlan_aware.insert(nic.bridge);
+        continue;
+      }
+      if (link && link->bridge && link->bridge->vlan_filtering) out.vlan_aware.insert(nic.bridge);
+      std::string dev = names::guest_device(guest, index);
+      const bridges::ObservedLink* port = nic.firewall ? observed.find(dev) : nullptr;
+      if (port && port->master == names::firewall_bridge(vmid, index))
+        out.firewall_bridged.insert(dev);
     }
   return out;
 }
@@ -35,20 +45,15 @@ BridgeKinds detect_bridge_kinds(const bridges::Observed& observed, const Firewal
 std::vector<std::string> check_plugging(const bridges::Observed& observed,
                                         const FirewallConfig& config) {
   std::vector<std::string> out;
-  for (const auto& [vmid, guest] : config.guests)
+  for (const auto& [_, guest] : config.guests)
     for (const auto& [index, nic] : guest.nics) {
       if (!nic.firewall) continue;
       std::string dev = names::guest_device(guest, index);
       const bridges::ObservedLink* link = observed.find(dev);
       if (!link || link->master.empty() || link->master == nic.bridge) continue;
-      std::string w = nic.where.to_string() + ": " + dev + " is a port of " + link->master +
-                      ", not of " + nic.bridge + ": its REJECT answers and the host's FORWARD " +
-                      "policy are set up for " + nic.bridge;
-      if (link->master == names::firewall_bridge(vmid, index) && nic.ovs_bridge.empty())
-        w += " (Proxmox's iptables firewall plugs it so; with `nftables: 1` in host.fw and the "
-             "guest restarted, it is on " +
-             nic.bridge + ")";
-      out.push_back(std::move(w));
+      out.push_back(nic.where.to_string() + ": " + dev + " is a port of " + link->master +
+                    ", not of " + nic.bridge + ": its REJECT answers and the host's FORWARD " +
+                    "policy are set up for " + nic.bridge);
     }
   return out;
 }

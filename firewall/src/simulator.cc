@@ -70,10 +70,13 @@ struct Endpoint {
   Bytes mac = kUnknownMac;       // Port: the MAC frames from it carry
   const Guest* guest = nullptr;  // Port: the guest NIC behind it, when there is one
   int nic = -1;
-  // Port on a guest's firewall bridge in front of an OVS bridge: the OVS bridge (also the
-  // host's device on it) and the firewall bridge's port into it.
-  std::string ovs;
-  std::string ovs_port;
+  // Port on a guest's firewall bridge: the bridge that joins (also the host's device on it),
+  // whether that is OVS (which runs no hooks), the firewall bridge's port into it and, for a
+  // Linux bridge, that bridge's port from it (the veth pair's other end).
+  std::string uplink;
+  bool uplink_ovs = false;
+  std::string link_port;
+  std::string uplink_port;
 };
 
 std::unexpected<Error> bad_zone(const std::string& zone, const std::string& why) {
@@ -128,9 +131,12 @@ Result<Endpoint> parse_zone(const std::string& zone, const FirewallConfig& confi
     e.mac = mac_or_unknown(nic.mac);
     e.guest = &g;
     e.nic = index;
-    if (!nic.ovs_bridge.empty()) {
-      e.ovs = nic.ovs_bridge;
-      e.ovs_port = names::ovs_link_port(g.vmid, index);
+    if (!nic.uplink.empty()) {
+      e.uplink = nic.uplink;
+      e.uplink_ovs = nic.uplink_ovs;
+      e.link_port = nic.uplink_ovs ? names::ovs_link_port(g.vmid, index)
+                                   : names::firewall_link_port(g.vmid, index);
+      if (!nic.uplink_ovs) e.uplink_port = names::firewall_uplink_port(g.vmid, index);
     }
     return e;
   }
@@ -238,72 +244,102 @@ Result<Path> to_reject_port(const Hop& at) {
   return p;
 }
 
-// The port of `e`'s firewall bridge into OVS, as the source or destination of frames from
-// `mac`. OVS runs no netfilter hook: a frame crossing it is bridged by each firewall bridge.
-Endpoint ovs_side(const Endpoint& e, const Bytes& mac) {
+// A port of `bridge` that frames from `mac` come in by or leave through.
+Endpoint port_of(const std::string& bridge, const std::string& port, const Bytes& mac) {
   Endpoint s;
   s.kind = Endpoint::Kind::Port;
-  s.bridge = e.bridge;
-  s.port = e.ovs_port;
+  s.bridge = bridge;
+  s.port = port;
   s.mac = mac;
   return s;
 }
 
-// The host's device toward port `e`: its bridge, or the OVS bridge behind its firewall bridge.
-const std::string& l3_device(const Endpoint& e) { return e.ovs.empty() ? e.bridge : e.ovs; }
+// The sides of the link between `e`'s firewall bridge and the bridge it joins.
+Endpoint link_side(const Endpoint& e, const Bytes& mac) {
+  return port_of(e.bridge, e.link_port, mac);
+}
+Endpoint uplink_side(const Endpoint& e, const Bytes& mac) {
+  return port_of(e.uplink, e.uplink_port, mac);
+}
+
+// The bridge a port's frames are switched by to the rest of the node: the one its firewall
+// bridge joins, else its own. The host's device toward the port too.
+const std::string& switch_of(const Endpoint& e) { return e.uplink.empty() ? e.bridge : e.uplink; }
+
+// A frame from port `a` to port `b` of another bridge, where one or both are firewall bridges
+// joined to the other's (or the same) bridge: bridged by each bridge on its way, except OVS.
+Path across(const Endpoint& a, const Endpoint& b) {
+  Path p;
+  Endpoint from = a;
+  if (!a.uplink.empty()) {
+    p = bridged(a, link_side(a, a.mac));
+    from = uplink_side(a, a.mac);
+  }
+  bool ovs = a.uplink_ovs || b.uplink_ovs;
+  if (!ovs) append(p, bridged(from, b.uplink.empty() ? b : uplink_side(b, a.mac)));
+  if (!b.uplink.empty()) append(p, bridged(link_side(b, a.mac), b));
+  return p;
+}
 
 // A frame from port `a` up to the host's IP stack, before its input or forward hook.
 Path into_host(const Endpoint& a) {
-  if (a.ovs.empty()) {
-    Path p = ingress(a);
-    p.push_back({Family::Bridge, Hook::Input, INT_MIN, INT_MAX, a.port, "", a.mac});
-    return p;
+  Path p;
+  Endpoint in = a;
+  if (!a.uplink.empty()) {
+    p = bridged(a, link_side(a, a.mac));
+    if (a.uplink_ovs) {
+      p.push_back({Family::Inet, Hook::Prerouting, INT_MIN, INT_MAX, a.uplink, "", a.mac});
+      return p;
+    }
+    in = uplink_side(a, a.mac);
   }
-  Path p = bridged(a, ovs_side(a, a.mac));
-  p.push_back({Family::Inet, Hook::Prerouting, INT_MIN, INT_MAX, a.ovs, "", a.mac});
+  append(p, ingress(in));
+  p.push_back({Family::Bridge, Hook::Input, INT_MIN, INT_MAX, in.port, "", a.mac});
   return p;
 }
 
 // A packet the host sends (routed or local) out to port `b`, from inet postrouting on.
 Path out_of_host(const Endpoint& b) {
-  Path p = {{Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", l3_device(b), std::nullopt}};
-  append(p, b.ovs.empty() ? local_egress(b) : bridged(ovs_side(b, kHostMac), b));
+  Path p = {{Family::Inet, Hook::Postrouting, INT_MIN, INT_MAX, "", switch_of(b), std::nullopt}};
+  if (b.uplink.empty()) {
+    append(p, local_egress(b));
+    return p;
+  }
+  if (!b.uplink_ovs) append(p, local_egress(uplink_side(b, kHostMac)));
+  append(p, bridged(link_side(b, kHostMac), b));
   return p;
 }
 
 Result<Path> path(Endpoint a, Endpoint b) {
   using K = Endpoint::Kind;
-  // The outside meets a guest on a firewall bridge in OVS: only that bridge has hooks.
-  if (a.kind == K::Outside && b.kind == K::Port && !b.ovs.empty())
-    return bridged(ovs_side(b, kOutsideMac), b);
-  if (b.kind == K::Outside && a.kind == K::Port && !a.ovs.empty())
-    return bridged(a, ovs_side(a, a.mac));
-  if (a.kind == K::Outside && b.kind == K::Port) a = uplink(b.bridge);
-  if (b.kind == K::Outside && a.kind == K::Port) b = uplink(a.bridge);
+  // The outside comes in by (and leaves through) the bridge the port is switched by.
+  if (a.kind == K::Outside && b.kind == K::Port) {
+    a = uplink(switch_of(b));
+    a.uplink_ovs = b.uplink_ovs;  // OVS: the frame meets no hook before the firewall bridge
+  }
+  if (b.kind == K::Outside && a.kind == K::Port) {
+    b = uplink(switch_of(a));
+    b.uplink_ovs = a.uplink_ovs;
+  }
   Path p;
   if (a.kind == K::Port && b.kind == K::Port) {
     if (a.bridge == b.bridge && a.port == b.port)
       return fail(ErrorCode::InvalidArgument, "from and to are the same port " + a.port);
     if (a.bridge == b.bridge) return bridged(a, b);
-    if (!a.ovs.empty() && a.ovs == b.ovs) {
-      // Switched by OVS between two firewall bridges, each bridging the frame.
-      p = bridged(a, ovs_side(a, a.mac));
-      append(p, bridged(ovs_side(b, a.mac), b));
-      return p;
-    }
+    if (switch_of(a) == switch_of(b)) return across(a, b);
     // Routed between bridges: up to the host on a's bridge, out of b's bridge.
     p = into_host(a);
-    p.push_back({Family::Inet, Hook::Forward, INT_MIN, INT_MAX, l3_device(a), l3_device(b), a.mac});
+    p.push_back({Family::Inet, Hook::Forward, INT_MIN, INT_MAX, switch_of(a), switch_of(b), a.mac});
     append(p, out_of_host(b));
     return p;
   }
   if (a.kind == K::Port && b.kind == K::Host) {
     p = into_host(a);
-    p.push_back({Family::Inet, Hook::Input, INT_MIN, INT_MAX, l3_device(a), "", a.mac});
+    p.push_back({Family::Inet, Hook::Input, INT_MIN, INT_MAX, switch_of(a), "", a.mac});
     return p;
   }
   if (a.kind == K::Host && b.kind == K::Port) {
-    p = {{Family::Inet, Hook::Output, INT_MIN, INT_MAX, "", l3_device(b), std::nullopt}};
+    p = {{Family::Inet, Hook::Output, INT_MIN, INT_MAX, "", switch_of(b), std::nullopt}};
     append(p, out_of_host(b));
     return p;
   }

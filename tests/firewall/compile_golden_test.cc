@@ -7,9 +7,11 @@
 //   expected.error     Error::to_string() when loading or compiling fails (instead of the two)
 // An optional `options` file holds `strategy=br-netfilter|bridge-conntrack`,
 // `layout=bridge|netdev`, `shards=N`,
-// `now=<unix time>`, `local_network=CIDR[,CIDR...]` (the detected local networks) and
-// `ovs_bridge=NAME[,NAME...]` (the guest bridges that are Open vSwitch bridges), one per line;
-// the defaults are br-netfilter, 2 shards, now=0, no detected network and no OVS bridge.
+// `now=<unix time>`, `local_network=CIDR[,CIDR...]` (the detected local networks),
+// `ovs_bridge=NAME[,NAME...]` (the guest bridges that are Open vSwitch bridges),
+// `vlan_aware_bridge=NAME[,NAME...]` (those with VLAN filtering) and
+// `firewall_bridged=DEVICE[,DEVICE...]` (guest ports found on their fwbr<vmid>i<N>), one per
+// line; the defaults are br-netfilter, 2 shards, now=0, no detected network and plain bridges.
 // MOAT_UPDATE_GOLDEN=1 rewrites the expected files (and removes the ones that no longer apply).
 #include <gtest/gtest.h>
 
@@ -83,8 +85,10 @@ void read_case_options(const fs::path& dir, CompileOptions& options, BridgeKinds
         ASSERT_TRUE(range) << "options:" << number << ": " << range.error().to_string();
         options.local_networks.push_back(*range);
       }
-    } else if (key == "ovs_bridge" || key == "vlan_aware_bridge") {
-      auto& names = key == "ovs_bridge" ? kinds.ovs : kinds.vlan_aware;
+    } else if (key == "ovs_bridge" || key == "vlan_aware_bridge" || key == "firewall_bridged") {
+      auto& names = key == "ovs_bridge"          ? kinds.ovs
+                    : key == "vlan_aware_bridge" ? kinds.vlan_aware
+                                                 : kinds.firewall_bridged;
       for (auto name : split(value, ',')) names.insert(std::string(trim(name)));
     } else {
       FAIL() << "options:" << number << ": unknown option '" << line << "'";

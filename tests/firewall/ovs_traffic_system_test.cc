@@ -1,7 +1,7 @@
 // Guests behind Open vSwitch: the traffic test's datacenter (tests/firewall/traffic) with its
 // bridge vmbr0 an OVS bridge (ovs-vswitchd, userspace datapath) instead of a Linux bridge,
 // each firewalled NIC plugged as Proxmox does it: the guest's port in its own Linux bridge
-// fwbr<vmid>i0, joined to vmbr0 by the OVS internal port fwln<vmid>i0. Moat detects that
+// fwbr<vmid>i0, joined to vmbr0 by the OVS internal port fwln<vmid>o0. Moat detects that
 // vmbr0 is not a Linux bridge, compiles for the firewall bridges, applies, and the kernel's
 // verdicts on the probe matrix must match the simulator's (which models frames crossing OVS
 // between two firewall bridges), REJECT answers included (docs/firewall.md).

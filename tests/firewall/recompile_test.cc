@@ -127,6 +127,34 @@ TEST_P(RecompileTest, GuestsOnAVlanAwareBridgeComeAndGo) {
   expect_same_as_full(103);
 }
 
+TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeArrive) {
+  // Proxmox's iptables plumbing (plug_nics() with firewall_bridged): a guest on fwbr<vmid>i0
+  // brings its firewall bridge and the bridge it joins into the host's bridged pairs, and in the
+  // netdev layout a reject port whose answers are marked, and the stash and input rules for them.
+  auto on_fwbr = [&](uint32_t vmid) {
+    GuestNic& nic = config_.guests[vmid].nics[0];
+    nic.uplink = nic.bridge;
+    nic.bridge = "fwbr" + std::to_string(vmid) + "i0";
+  };
+  vm(103, "[OPTIONS]\nenable: 1\n[RULES]\nIN REJECT -p tcp -dport 25\n",
+     "net0: virtio=BC:24:11:00:00:03,bridge=vmbr1,firewall=1\n");
+  on_fwbr(103);
+  expect_same_as_full(103);
+  vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
+  on_fwbr(104);
+  expect_same_as_full(104);
+  std::string text = nft::to_nft_text(applied_);
+  EXPECT_NE(text.find("\"vmbr1\" . \"vmbr1\""), std::string::npos);
+  EXPECT_NE(text.find("\"fwbr104i0\" . \"fwbr104i0\""), std::string::npos);
+  EXPECT_EQ(text.find("chain mark-fwbr104i0") != std::string::npos,
+            GetParam() == GuestLayout::Netdev);
+  // A change of its rules stays within its table.
+  vm(104, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 22\n",
+     "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
+  on_fwbr(104);
+  expect_same_as_full(104);
+}
+
 TEST_P(RecompileTest, NeedsTheShardCountOfTheFullCompile) {
   std::vector<std::string> warnings;
   EXPECT_FALSE(recompile_guest(applied_, config_, 100, CompileOptions{}, warnings));

@@ -759,9 +759,9 @@ TEST_F(SimulatorTest, GuestsOnAnOvsBridgeAreFilteredOnTheirFirewallBridges) {
   config_.guests[101].nics[0].firewall = false;  // plugged straight into OVS: untouched
   plug_nics(config_, {.ovs = {"vmbr0"}});
   EXPECT_EQ(config_.guests[100].nics[0].bridge, "fwbr100i0");
-  EXPECT_EQ(config_.guests[100].nics[0].ovs_bridge, "vmbr0");
+  EXPECT_EQ(config_.guests[100].nics[0].uplink, "vmbr0");
   EXPECT_EQ(config_.guests[101].nics[0].bridge, "vmbr0");
-  EXPECT_EQ(config_.guests[101].nics[0].ovs_bridge, "");
+  EXPECT_EQ(config_.guests[101].nics[0].uplink, "");
   auto compiled = compile(config_, CompileOptions{});
   ASSERT_TRUE(compiled) << compiled.error().to_string();
   EXPECT_EQ(compiled->reject_port_bridges, std::set<std::string>{"fwbr100i0"});
@@ -775,6 +775,46 @@ TEST_F(SimulatorTest, GuestsOnAnOvsBridgeAreFilteredOnTheirFirewallBridges) {
     auto o = run({.from = from, .to = to, .protocol = "tcp", .dport = static_cast<uint16_t>(port)});
     EXPECT_EQ(o.verdict, want) << from << " -> " << to << " tcp/" << port << ": " << o.decided_by;
   }
+}
+
+// Proxmox's iptables firewall puts every firewalled NIC on its own fwbr<vmid>i<N>, joined to
+// the Linux bridge by a veth pair (fwln<vmid>i<N> - fwpr<vmid>p<N>): a frame between two such
+// guests is bridged three times, each time through br_netfilter's hooks, so the cluster's
+// FORWARD policy (DROP) must let all three pass; the host reaches them over vmbr0.
+TEST_F(SimulatorTest, GuestsOnFirewallBridgesInFrontOfALinuxBridge) {
+  cluster("[OPTIONS]\nenable: 1\npolicy_forward: DROP\n");
+  vm(100,
+     "[OPTIONS]\nenable: 1\npolicy_in: DROP\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\n"
+     "IN REJECT -p tcp -dport 25\n");
+  vm(101, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");
+  vm(102, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");  // started after `nftables: 1`
+  plug_nics(config_, {.firewall_bridged = {"tap100i0", "tap101i0"}});
+  EXPECT_EQ(config_.guests[100].nics[0].bridge, "fwbr100i0");
+  EXPECT_EQ(config_.guests[100].nics[0].uplink, "vmbr0");
+  EXPECT_EQ(config_.guests[102].nics[0].bridge, "vmbr0");
+  auto compiled = compile(config_, CompileOptions{});
+  ASSERT_TRUE(compiled) << compiled.error().to_string();
+  EXPECT_EQ(compiled->reject_port_bridges,
+            (std::set<std::string>{"fwbr100i0", "fwbr101i0", "vmbr0"}));
+  for (auto [from, to, port, want] : {std::tuple{"vm101", "vm100", 22, V::Accept},
+                                      {"vm101", "vm100", 80, V::Drop},
+                                      {"vm101", "vm100", 25, V::Reject},
+                                      {"vm102", "vm100", 22, V::Accept},
+                                      {"vm100", "vm102", 80, V::Accept},
+                                      {"vm100", "vm101", 80, V::Accept},
+                                      {"outside", "vm100", 22, V::Accept},
+                                      {"outside", "vm100", 25, V::Reject},
+                                      {"host", "vm100", 22, V::Accept},
+                                      {"vm100", "outside", 80, V::Accept},
+                                      {"vm100", "host", 8006, V::Drop}}) {  // host input policy
+    auto o = run({.from = from, .to = to, .protocol = "tcp", .dport = static_cast<uint16_t>(port)});
+    EXPECT_EQ(o.verdict, want) << from << " -> " << to << " tcp/" << port << ": " << o.decided_by;
+  }
+  // Bridged by fwbr101i0, vmbr0 and fwbr100i0: the stash runs on each.
+  auto o = run({.from = "vm101", .to = "vm100", .protocol = "tcp", .dport = 22});
+  EXPECT_EQ(std::count_if(o.trace.begin(), o.trace.end(),
+                          [](const Step& s) { return s.chain == "stash-prerouting"; }),
+            3);
 }
 
 }  // namespace

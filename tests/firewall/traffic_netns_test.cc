@@ -32,6 +32,9 @@ class TrafficTest : public testing::NetnsTest {
   // compiler learns from the node's namespace as `moat fw` does (plug_nics()); the cluster's
   // FORWARD policy is DROP then, which must not touch traffic bridged there. The bridges in
   // vlan_aware_ are taken for VLAN-aware whatever the kernel says (it has no VLAN filtering).
+  // The guests in firewall_bridged_ are plugged as Proxmox's iptables firewall does it: the
+  // port on its own fwbr<vmid>i0, joined to the guests' bridge by the veth pair fwln<vmid>i0 -
+  // fwpr<vmid>p0 (with the cluster's FORWARD policy DROP too).
   std::vector<Endpoint> apply(GuestLayout layout, const std::string& host_ip, bool ipv6 = false,
                               std::optional<uint16_t> tag = std::nullopt) {
     auto loaded = load_config(testing::source_path("tests/firewall/traffic"), "node1");
@@ -55,13 +58,30 @@ class TrafficTest : public testing::NetnsTest {
       EXPECT_TRUE(guest_bridge) << guest_bridge.error().to_string();
       if (!guest_bridge) return {};
     }
+    if (!firewall_bridged_.empty()) config_.cluster->options.policy_forward = Verdict::Drop;
     std::vector<Endpoint> endpoints;
     if (!host_ip.empty()) endpoints.push_back({"host", node->ns, host_ip});
-    for (auto [zone, port, ip, ip6, mac] :
-         {std::tuple{"vm100", "tap100i0", "198.51.100.10", "2001:db8::10", "bc:24:11:00:01:00"},
-          {"vm101", "tap101i0", "198.51.100.11", "2001:db8::11", "bc:24:11:00:01:01"},
-          {"ct200", "veth200i0", "198.51.100.20", "2001:db8::20", "bc:24:11:00:02:00"}}) {
-      auto g = topo().add_guest({.bridge = *guest_bridge,
+    for (auto [zone, vmid, port, ip, ip6, mac] :
+         {std::tuple{"vm100", 100u, "tap100i0", "198.51.100.10", "2001:db8::10",
+                     "bc:24:11:00:01:00"},
+          {"vm101", 101u, "tap101i0", "198.51.100.11", "2001:db8::11", "bc:24:11:00:01:01"},
+          {"ct200", 200u, "veth200i0", "198.51.100.20", "2001:db8::20", "bc:24:11:00:02:00"}}) {
+      auto port_bridge = guest_bridge;
+      if (firewall_bridged_.contains(zone)) {
+        port_bridge = topo().add_bridge({.node = *node, .name = names::firewall_bridge(vmid, 0)});
+        EXPECT_TRUE(port_bridge) << port_bridge.error().to_string();
+        if (!port_bridge) return {};
+        std::string fwln = names::firewall_link_port(vmid, 0);
+        std::string fwpr = names::firewall_uplink_port(vmid, 0);
+        for (const auto& argv : std::vector<std::vector<std::string>>{
+                 {"ip", "link", "add", fwln, "type", "veth", "peer", "name", fwpr},
+                 {"ip", "link", "set", fwln, "master", port_bridge->name, "up"},
+                 {"ip", "link", "set", fwpr, "master", guest_bridge->name, "up"}}) {
+          auto r = topo().exec(node->ns, argv);
+          EXPECT_TRUE(r && r->exit_code == 0) << join(argv, " ") << ": " << (r ? r->err : "");
+        }
+      }
+      auto g = topo().add_guest({.bridge = *port_bridge,
                                  .name = zone,
                                  .port = port,
                                  .ipv4 = std::string(ip) + "/24",
@@ -120,6 +140,7 @@ class TrafficTest : public testing::NetnsTest {
   nft::Ruleset ruleset_;
   std::vector<Endpoint> v6_;
   std::set<std::string> vlan_aware_;
+  std::set<std::string> firewall_bridged_;  // zones
   std::set<std::string> compiled_reject_ports_;
   std::string node_ns_;
 };
@@ -186,6 +207,26 @@ TEST_F(TrafficTest, RejectsOnAVlanAwareBridgeDrop) {
   EXPECT_EQ(r.seen["REJECT"], 0);
   EXPECT_GT(r.seen["DROP"], 20);
   EXPECT_GT(r.seen["ACCEPT"], 10);
+}
+
+// Proxmox's iptables plumbing, the default on a PVE node (host.fw without `nftables: 1`): the
+// VMs' ports each on its own fwbr<vmid>i0, joined to vmbr0 by a veth pair; the container is on
+// vmbr0 itself (started after a switch to `nftables: 1`). A frame between the VMs is bridged
+// three times, each with br_netfilter's hooks and conntrack (again after each veth pair): the
+// host's FORWARD policy (DROP) must let all three pass, and a TCP reset answering an IN REJECT,
+// invalid for conntrack after the first bridge, must still reach the sender.
+TEST_F(TrafficTest, GuestsOnProxmoxFirewallBridgesInFrontOfALinuxBridge) {
+  firewall_bridged_ = {"vm100", "vm101"};
+  auto endpoints = apply(GuestLayout::Netdev, "198.51.100.1");
+  ASSERT_EQ(endpoints.size(), 4u);
+  EXPECT_EQ(config_.guests[100].nics[0].bridge, "fwbr100i0");
+  EXPECT_EQ(config_.guests[100].nics[0].uplink, "vmbr0");
+  EXPECT_EQ(config_.guests[200].nics[0].bridge, "vmbr0");
+  EXPECT_EQ(compiled_reject_ports_, (std::set<std::string>{"fwbr100i0", "fwbr101i0", "vmbr0"}));
+  auto r = agreed_matrix(endpoints, 200);
+  EXPECT_GT(r.seen["ACCEPT"], 20);
+  EXPECT_GT(r.seen["DROP"], 20);
+  EXPECT_GT(r.seen["REJECT"], 10);
 }
 
 }  // namespace

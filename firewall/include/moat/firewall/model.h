@@ -190,11 +190,15 @@ struct VnetFw {
 struct GuestNic {
   int index = 0;
   std::string mac;  // lower-case aa:bb:cc:dd:ee:ff
-  // The Linux bridge the NIC's port is a member of: the config's `bridge=`, the firewall bridge
-  // Proxmox plugs in front of an Open vSwitch bridge, or the bridge of the NIC's VLAN on a bridge
-  // that is not VLAN-aware (plug_nics(), nic_bridges.h).
+  // The Linux bridge the NIC's port is a member of: the config's `bridge=`, the bridge of the
+  // NIC's VLAN on a bridge that is not VLAN-aware, or the NIC's firewall bridge fwbr<vmid>i<N>,
+  // which Proxmox plugs in front of an Open vSwitch bridge, and its iptables firewall in front of
+  // Linux bridges too (plug_nics(), nic_bridges.h).
   std::string bridge;
-  std::string ovs_bridge;  // the config's `bridge=` when that is an OVS bridge; else empty
+  // On a firewall bridge: the bridge it joins (one of the two others above), and whether that
+  // is an OVS bridge (which runs no netfilter hooks). Else empty.
+  std::string uplink;
+  bool uplink_ovs = false;
   std::optional<uint16_t> tag;
   bool firewall = false;
   std::optional<IpRange> ip;  // containers: static ip= (host address), not dhcp/manual

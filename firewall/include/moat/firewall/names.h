@@ -27,10 +27,14 @@ std::string vnet_chain(const std::string& vnet);                   // vnet-<name
 // NIC device names: tap<vmid>i<n> (VMs), veth<vmid>i<n> (containers).
 std::string guest_device(const Guest& guest, int nic);
 // Proxmox's bridges a NIC may be plugged into (nic_bridges.h): fwbr<vmid>i<N>, the NIC's own
-// firewall bridge, joined to an OVS bridge by the OVS internal port fwln<vmid>i<N>; and
-// <bridge>v<tag>, the bridge of VLAN `tag` of a bridge that is not VLAN-aware.
+// firewall bridge, joined to an OVS bridge by the OVS internal port fwln<vmid>o<N>, or to a
+// Linux bridge by the veth pair fwln<vmid>i<N> (its port on fwbr) and fwpr<vmid>p<N> (its port
+// on the Linux bridge); and <bridge>v<tag>, the bridge of VLAN `tag` of a bridge that is not
+// VLAN-aware.
 std::string firewall_bridge(uint32_t vmid, int nic);
 std::string ovs_link_port(uint32_t vmid, int nic);
+std::string firewall_link_port(uint32_t vmid, int nic);
+std::string firewall_uplink_port(uint32_t vmid, int nic);
 std::string vlan_bridge(const std::string& bridge, uint16_t tag);
 
 // Set names: v4-dc/<name>, v6-guest-100/<name>, v4-sdn/<name>.
@@ -66,6 +70,12 @@ inline constexpr uint32_t kMarkOutDrop = 0x08000000;
 inline constexpr uint32_t kMarkOutReject = 0x0c000000;
 inline constexpr uint32_t kMarkOutDefer = 0x01000000;  // decide after conntrack, with logging
 inline constexpr uint32_t kMarkRejectIn = 0x02000000;  // answer me (at the reject port)
+// A reject port's answer on a firewall bridge in front of a Linux bridge. It crosses that
+// bridge, the Linux bridge and maybe the sender's firewall bridge, and conntrack meets it on
+// each (the veth pairs between them reset the skb's conntrack, not its mark): a TCP reset closes
+// the connection on the first and is invalid on the next. So the stash keeps the
+// kMarkEstablished it set on the first, whatever conntrack says later.
+inline constexpr uint32_t kMarkAnswer = 0x80000000;
 // `table bridge moat-verdicts`, while some guest's OUT rules log: chain "out" evaluates the
 // OUT rules of new traffic that recorded kMarkOutDefer again, with their logging.
 inline constexpr const char* kVerdictTable = "moat-verdicts";
