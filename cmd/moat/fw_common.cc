@@ -36,6 +36,11 @@ void add_config_options(CLI::App* cmd, FwArgs& args) {
                   "tag= are its ports; on any other Linux bridge they are on Proxmox's "
                   "<bridge>v<tag> bridge; default: the configured bridges with VLAN filtering in "
                   "the namespace");
+  cmd->add_option("--firewall-bridged", args.firewall_bridged,
+                  "a guest port (tap<vmid>i<N>, veth<vmid>i<N>) that Proxmox's iptables firewall "
+                  "plugged into its fwbr<vmid>i<N> bridge in front of a Linux bridge "
+                  "(repeatable); default: the firewalled guest ports found on theirs in the "
+                  "namespace");
 }
 
 namespace {
@@ -53,8 +58,8 @@ Result<std::vector<IpRange>> local_networks(const FwArgs& args, const bridges::O
   return out;
 }
 
-// The --ovs-bridge and --vlan-aware-bridge values, each in place of what the node's namespace
-// says.
+// The --ovs-bridge, --vlan-aware-bridge and --firewall-bridged values, each in place of what
+// the node's namespace says.
 firewall::BridgeKinds bridge_kinds(const FwArgs& args, const bridges::Observed* observed,
                                    const firewall::FirewallConfig& config) {
   firewall::BridgeKinds kinds;
@@ -62,6 +67,8 @@ firewall::BridgeKinds bridge_kinds(const FwArgs& args, const bridges::Observed* 
   if (!args.ovs_bridges.empty()) kinds.ovs = {args.ovs_bridges.begin(), args.ovs_bridges.end()};
   if (!args.vlan_aware_bridges.empty())
     kinds.vlan_aware = {args.vlan_aware_bridges.begin(), args.vlan_aware_bridges.end()};
+  if (!args.firewall_bridged.empty())
+    kinds.firewall_bridged = {args.firewall_bridged.begin(), args.firewall_bridged.end()};
   return kinds;
 }
 
@@ -72,7 +79,8 @@ Result<CompiledNode> load_and_compile(const FwArgs& args, firewall::GuestStrateg
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   // One snapshot of the node's namespace serves every detection the flags leave to us.
   std::optional<bridges::Observed> observed;
-  if (args.local_networks.empty() || args.ovs_bridges.empty() || args.vlan_aware_bridges.empty())
+  if (args.local_networks.empty() || args.ovs_bridges.empty() || args.vlan_aware_bridges.empty() ||
+      args.firewall_bridged.empty())
     observed = MOAT_TRY(bridges::observe(args.netns));
   const bridges::Observed* seen = observed ? &*observed : nullptr;
   firewall::plug_nics(loaded.config, bridge_kinds(args, seen, loaded.config));

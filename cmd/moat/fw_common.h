@@ -22,14 +22,16 @@ struct FwArgs {
   std::string state_dir = "/run/moat";
   // --local-network: the node's local networks; empty: detected in `netns` (local_network.h).
   std::vector<std::string> local_networks;
-  // --ovs-bridge and --vlan-aware-bridge: the configured bridges that are Open vSwitch bridges,
-  // and Linux bridges with VLAN filtering; each empty: detected in `netns` (nic_bridges.h).
+  // --ovs-bridge, --vlan-aware-bridge and --firewall-bridged: the configured bridges that are
+  // Open vSwitch bridges, the Linux bridges with VLAN filtering, and the guest ports on their
+  // firewall bridges; each empty: detected in `netns` (nic_bridges.h).
   std::vector<std::string> ovs_bridges;
   std::vector<std::string> vlan_aware_bridges;
+  std::vector<std::string> firewall_bridged;
 };
 
-// Adds --config-root, --node (required), --shards, --layout, --local-network, --ovs-bridge and
-// --vlan-aware-bridge to `cmd`, bound to `args`.
+// Adds --config-root, --node (required), --shards, --layout, --local-network, --ovs-bridge,
+// --vlan-aware-bridge and --firewall-bridged to `cmd`, bound to `args`.
 void add_config_options(CLI::App* cmd, FwArgs& args);
 
 struct CompiledNode {

@@ -80,27 +80,46 @@ class FwHostTest : public testing::NetnsTest {
 
 // `moat fw compile --netns` plugs NICs as the node's namespace says: a tagged NIC on vmbr0
 // (not VLAN-aware) is on vmbr0v10; a NIC whose tap is a port of fwbr100i0 (Proxmox's iptables
-// firewall plumbing) gets a warning naming its line, the bridge and what to do.
+// firewall plumbing) is filtered there and on vmbr0; a tap on a bridge the configuration does
+// not name gets a warning naming its line and both bridges.
 TEST_F(FwHostTest, CompileFollowsTheNodesBridgesAndWarnsOfAPortElsewhere) {
-  auto fwbr = topo().add_bridge({.node = node_, .name = "fwbr100i0"});
-  ASSERT_TRUE(fwbr) << fwbr.error().to_string();
-  auto g = topo().add_guest({.bridge = *fwbr, .name = "vm100", .port = "tap100i0"});
-  ASSERT_TRUE(g) << g.error().to_string();
+  for (auto [bridge, zone, port] :
+       {std::tuple{"fwbr100i0", "vm100", "tap100i0"}, {"vmbr9", "vm102", "tap102i0"}}) {
+    auto br = topo().add_bridge({.node = node_, .name = bridge});
+    ASSERT_TRUE(br) << br.error().to_string();
+    auto g = topo().add_guest({.bridge = *br, .name = zone, .port = port});
+    ASSERT_TRUE(g) << g.error().to_string();
+  }
   write("firewall/cluster.fw", "[OPTIONS]\nenable: 1\n");
   write("nodes/node1/qemu-server/100.conf",
         "name: vm100\nnet0: virtio=BC:24:11:00:01:00,bridge=vmbr0,firewall=1\n");
   write("nodes/node1/qemu-server/101.conf",
         "name: vm101\nnet0: virtio=BC:24:11:00:01:01,bridge=vmbr0,firewall=1,tag=10\n");
+  write("nodes/node1/qemu-server/102.conf",
+        "name: vm102\nnet0: virtio=BC:24:11:00:01:02,bridge=vmbr0,firewall=1\n");
+  write("firewall/100.fw", "[OPTIONS]\nenable: 1\n");
   auto r = run({.argv = {kMoat, "fw", "compile", "--config-root", root_.string(), "--node", "node1",
                          "--netns", node_.ns}});
   ASSERT_TRUE(r);
   ASSERT_EQ(r->exit_code, 0) << r->err;
-  EXPECT_NE(r->out.find("\"vmbr0v10\" . \"vmbr0v10\""), std::string::npos) << r->out;
-  EXPECT_NE(r->err.find("warning: nodes/node1/qemu-server/100.conf:2:"), std::string::npos)
+  for (const char* pair :
+       {"\"vmbr0v10\" . \"vmbr0v10\"", "\"fwbr100i0\" . \"fwbr100i0\"", "\"vmbr0\" . \"vmbr0\""})
+    EXPECT_NE(r->out.find(pair), std::string::npos) << pair << "\n" << r->out;
+  EXPECT_NE(r->out.find("chain answer-fwbr100i0"), std::string::npos) << r->out;  // reject port
+  EXPECT_NE(r->err.find("warning: nodes/node1/qemu-server/102.conf:2:"), std::string::npos)
       << r->err;
-  EXPECT_NE(r->err.find("tap100i0 is a port of fwbr100i0, not of vmbr0"), std::string::npos);
-  EXPECT_NE(r->err.find("`nftables: 1` in host.fw"), std::string::npos);
+  EXPECT_NE(r->err.find("tap102i0 is a port of vmbr9, not of vmbr0"), std::string::npos);
+  EXPECT_EQ(r->err.find("100.conf"), std::string::npos) << r->err;  // followed, no warning
   EXPECT_EQ(r->err.find("101.conf"), std::string::npos) << r->err;  // vm101 is not running
+
+  // --firewall-bridged replaces what the namespace says.
+  r = run({.argv = {kMoat, "fw", "compile", "--config-root", root_.string(), "--node", "node1",
+                    "--netns", node_.ns, "--firewall-bridged", "tap102i0"}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_NE(r->out.find("\"fwbr102i0\" . \"fwbr102i0\""), std::string::npos) << r->out;
+  EXPECT_NE(r->err.find("tap100i0 is a port of fwbr100i0, not of vmbr0"), std::string::npos);
+  EXPECT_NE(r->err.find("tap102i0 is a port of vmbr9, not of fwbr102i0"), std::string::npos);
 }
 
 TEST_F(FwHostTest, DetectedLocalNetworkReachesManagementPortsOnly) {
