@@ -787,15 +787,22 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   // each with its first such NIC, and firewall bridges, with their NIC's MAC.
   std::map<std::string, const GuestNic*> vlan_aware;
   std::map<std::string, detail::FirewallBridge> firewall_bridges;
-  bool answers_cross_bridges = false;
+  const GuestNic* first_before_linux = nullptr;  // on a firewall bridge joining a Linux bridge
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics) {
       if (!nic.firewall) continue;
       if (config.vlan_aware_bridges.contains(nic.bridge)) vlan_aware.emplace(nic.bridge, &nic);
       if (nic.uplink.empty() || nic.mac.empty()) continue;
       firewall_bridges[nic.bridge] = {mac_bytes(nic.mac), nic.uplink_ovs};
-      answers_cross_bridges = answers_cross_bridges || !nic.uplink_ovs;
+      if (!nic.uplink_ovs && !first_before_linux) first_before_linux = &nic;
     }
+  bool answers_cross_bridges = first_before_linux != nullptr;
+  if (!netdev && first_before_linux && !result.ruleset.tables.empty())
+    result.warnings.push_back(
+        first_before_linux->where.to_string() + ": " + first_before_linux->bridge + " joins " +
+        first_before_linux->uplink +
+        ": the bridge layout does not answer the REJECTs of guests on firewall bridges in front "
+        "of a Linux bridge reliably (the netdev layout does)");
   if (netdev && !result.ruleset.tables.empty()) {
     for (const auto& [bridge, nic] : vlan_aware)
       result.warnings.push_back(nic->where.to_string() + ": " + bridge +

@@ -810,11 +810,20 @@ TEST_F(SimulatorTest, GuestsOnFirewallBridgesInFrontOfALinuxBridge) {
     auto o = run({.from = from, .to = to, .protocol = "tcp", .dport = static_cast<uint16_t>(port)});
     EXPECT_EQ(o.verdict, want) << from << " -> " << to << " tcp/" << port << ": " << o.decided_by;
   }
+  EXPECT_TRUE(compiled->warnings.empty());
   // Bridged by fwbr101i0, vmbr0 and fwbr100i0: the stash runs on each.
   auto o = run({.from = "vm101", .to = "vm100", .protocol = "tcp", .dport = 22});
   EXPECT_EQ(std::count_if(o.trace.begin(), o.trace.end(),
                           [](const Step& s) { return s.chain == "stash-prerouting"; }),
             3);
+  // The bridge layout's REJECTs are answered by the inet chains, which this does not suit.
+  auto bridge_layout = compile(config_, CompileOptions{.layout = GuestLayout::Bridge});
+  ASSERT_TRUE(bridge_layout);
+  ASSERT_EQ(bridge_layout->warnings.size(), 1u);
+  EXPECT_NE(bridge_layout->warnings[0].find(
+                "fwbr100i0 joins vmbr0: the bridge layout does not answer the REJECTs"),
+            std::string::npos)
+      << bridge_layout->warnings[0];
 }
 
 }  // namespace
