@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <set>
 #include <span>
 #include <utility>
 #include <vector>
@@ -90,21 +92,22 @@ class Rtnl {
     return out;
   }
 
-  // Whether bridge port `port` has a static FDB entry for `mac`: a dump of that port's
-  // entries (an ifinfomsg header naming the port filters the kernel's dump).
-  Result<bool> has_static_fdb(const Link& port, const uint8_t (&mac)[6]) {
+  // The bridge ports with a static FDB entry for `mac`, by index: one dump of the bridge FDBs
+  // for all ports (one per port cost a dump each of the node's links' FDBs).
+  Result<std::set<int>> ports_with_static_fdb(const uint8_t (&mac)[6]) {
     Message msg;
-    msg.start(RTM_GETNEIGH, NLM_F_DUMP, AF_BRIDGE)->ifi_index = port.index;
+    msg.start(RTM_GETNEIGH, NLM_F_DUMP, AF_BRIDGE);
     msg.nlh->nlmsg_seq = seq_++;
     MOAT_RETURN_IF_ERROR(sock_.send(msg.bytes()));
-    bool found = false;
+    std::set<int> found;
     MOAT_RETURN_IF_ERROR(sock_.receive_dump(msg.nlh->nlmsg_seq, [&](const nlmsghdr* nlh) -> Status {
       if (nlh->nlmsg_type != RTM_NEWNEIGH) return {};
       const auto* ndm = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(nlh));
       Attrs a = netlink_attrs(nlh, sizeof(ndmsg));
-      found = found || (ndm->ndm_ifindex == port.index && (ndm->ndm_state & NUD_NOARP) &&
-                        a[NDA_LLADDR] && mnl_attr_get_payload_len(a[NDA_LLADDR]) == sizeof(mac) &&
-                        std::memcmp(mnl_attr_get_payload(a[NDA_LLADDR]), mac, sizeof(mac)) == 0);
+      if ((ndm->ndm_state & NUD_NOARP) && a[NDA_LLADDR] &&
+          mnl_attr_get_payload_len(a[NDA_LLADDR]) == sizeof(mac) &&
+          std::memcmp(mnl_attr_get_payload(a[NDA_LLADDR]), mac, sizeof(mac)) == 0)
+        found.insert(ndm->ndm_ifindex);
       return {};
     }));
     return found;
@@ -317,6 +320,7 @@ Status sync_reject_ports(const std::string& netns, const std::set<std::string>& 
     }
   }
 
+  std::optional<std::set<int>> with_fdb;  // listed when first needed
   for (const std::string& bridge : bridges) {
     auto p = links.find(names::reject_port(bridge));
     if (p == links.end() || !silent.contains(p->first)) continue;
@@ -341,12 +345,13 @@ Status sync_reject_ports(const std::string& netns, const std::set<std::string>& 
     if ((!peer.up || peer.master != 0) && !keep(set_up(rtnl, peer))) continue;
     if (!up && !keep(set_up(rtnl, port))) continue;
     if (!master) continue;
-    Result<bool> has = rtnl.has_static_fdb(port, names::kRejectMac);
-    if (!has) {
-      keep(fail(std::move(has).error().add_context("listing the FDB entries of " + port.name)));
-    } else if (!*has) {
-      keep(add_reject_fdb(rtnl, port));
+    if (!with_fdb) {
+      // Unlisted, every port gets its entry again (a replace, harmless).
+      Result<std::set<int>> listed = rtnl.ports_with_static_fdb(names::kRejectMac);
+      if (!listed) keep(fail(std::move(listed).error().add_context("listing the bridge FDBs")));
+      with_fdb = listed ? std::move(*listed) : std::set<int>{};
     }
+    if (!with_fdb->contains(port.index)) keep(add_reject_fdb(rtnl, port));
   }
   return first;
 }
