@@ -123,6 +123,12 @@ using nft::Field;
 using nft::Match;
 using nft::VerdictCode;
 
+// A reject answer that conntrack found established (or related) on the first bridge it crossed.
+Match tracked_answer() {
+  uint32_t bits = names::kMarkAnswer | names::kMarkEstablished;
+  return mask_eq(Field::Mark, bits, bits);
+}
+
 // Stash rules: meta mark bits from ct state (br_netfilter strategy), for chains that cannot
 // read it (bridge chains without bridge conntrack, netdev egress). Established traffic, most
 // packets, leaves after the first rule. `recorded`: this hook also applies the OUT verdicts
@@ -138,9 +144,7 @@ void add_stash(nft::Chain& c, const FirewallConfig& config, bool recorded, bool 
     r.mark = nft::MarkSet{~names::kMarkMask, bits};
     return r;
   };
-  uint32_t tracked_answer = names::kMarkAnswer | names::kMarkEstablished;
-  if (answers_cross_bridges)
-    c.rules.push_back(rule({mask_eq(Field::Mark, tracked_answer, tracked_answer)}, accept()));
+  if (answers_cross_bridges) c.rules.push_back(rule({tracked_answer()}, accept()));
   c.rules.push_back(
       set_bits(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()),
                names::kMarkEstablished));
@@ -330,8 +334,7 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     // A reject answer to the host, conntrack's reply on the guest's firewall bridge, may be
     // invalid by the time it comes in (the forward chain's first rule lets it through for
     // routed senders).
-    uint32_t tracked_answer = names::kMarkAnswer | names::kMarkEstablished;
-    input.rules.push_back(rule({mask_eq(Field::Mark, tracked_answer, tracked_answer)}, accept()));
+    input.rules.push_back(rule({tracked_answer()}, accept()));
   }
   if (defers_rejects) input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
   for (auto& r : blacklist_rules(b, in.config)) input.rules.push_back(std::move(r));

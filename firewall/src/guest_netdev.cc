@@ -299,8 +299,8 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
       chain(t, "untrack-" + bridge, at_port).rules = {untrack};
       continue;
     }
-    // In front of a Linux bridge the mark survives the veth pairs to the sender: conntrack
-    // meets the answer here, and the raw chain kUntrackAnswers keeps it off the next bridges.
+    // In front of a Linux bridge the mark survives the veth pairs to the sender: the stash
+    // keeps the state conntrack gives the answer here, whatever it says on the next bridges.
     nft::Rule mark;
     mark.mark = nft::MarkSet{~(names::kMarkAnswer | names::kMarkEstablished), names::kMarkAnswer};
     chain(t, "mark-" + bridge, at_port).rules = {mark};
