@@ -902,6 +902,58 @@ void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std
 // used before and no longer does: security groups, cluster ipsets, constant sets) that no
 // other chain or verdict map of the table names any more, and what only those used, marking
 // each touched. Scans the table only when a guest dropped a reference, which is rare.
+// The bridge named by a key of the bridged pairs (its first, NUL-padded field).
+std::string pair_bridge(const nft::SetElement& e) {
+  const nft::Bytes& b = e.key.at(0).lo;
+  return std::string(reinterpret_cast<const char*>(b.data()),
+                     std::find(b.begin(), b.end(), uint8_t{0}) - b.begin());
+}
+
+// The guest's own firewall bridges (fwbr<vmid>i<N>) that its NICs left, or whose reject port
+// it no longer needs: their bridged pair and the chains of their reject port go, as a full
+// compile would not make them. (A shared bridge whose last guest left keeps its pair until the
+// next full compile.)
+void drop_left_firewall_bridges(nft::Ruleset& rs, const FirewallConfig& config, uint32_t vmid,
+                                bool firewalled, std::vector<nft::ObjectRef>& touched) {
+  std::string prefix = names::firewall_bridge(vmid, 0);
+  prefix.pop_back();                       // fwbr<vmid>i
+  std::set<std::string> paired, answered;  // what a full compile makes of them
+  if (auto g = config.guests.find(vmid); g != config.guests.end())
+    for (const auto& [_, nic] : g->second.nics) {
+      if (!nic.bridge.starts_with(prefix)) continue;
+      paired.insert(nic.bridge);
+      if (firewalled && detail::answered_at_reject_port(config, nic)) answered.insert(nic.bridge);
+    }
+  std::string host_key = nft::table_key(nft::Family::Inet, names::kHostTable);
+  if (auto h = rs.tables.find(host_key); h != rs.tables.end()) {
+    if (auto pairs = h->second.sets.find(names::kBridgedPairs); pairs != h->second.sets.end()) {
+      // Sorted: the guest's bridges are the run of names from its prefix on.
+      auto& elements = pairs->second.elements;
+      nft::Bytes from = nft::ifname_bytes(prefix);
+      auto first = std::lower_bound(
+          elements.begin(), elements.end(), from,
+          [](const nft::SetElement& e, const nft::Bytes& b) { return e.key.at(0).lo < b; });
+      auto last = first;
+      while (last != elements.end() && pair_bridge(*last).starts_with(prefix)) ++last;
+      auto kept = std::remove_if(
+          first, last, [&](const nft::SetElement& e) { return !paired.contains(pair_bridge(e)); });
+      if (kept != last) {
+        elements.erase(kept, last);
+        touched.push_back({host_key, true, names::kBridgedPairs});
+      }
+    }
+  }
+  std::string reject_key = nft::table_key(nft::Family::Netdev, names::kRejectTable);
+  if (auto r = rs.tables.find(reject_key); r != rs.tables.end())
+    std::erase_if(r->second.chains, [&](const auto& entry) {
+      const std::string& name = entry.first;
+      std::string bridge = name.substr(name.find('-') + 1);  // answer-, mark-, untrack-<bridge>
+      if (!bridge.starts_with(prefix) || answered.contains(bridge)) return false;
+      touched.push_back({reject_key, false, name});
+      return true;
+    });
+}
+
 void drop_unused(nft::Table& t, const std::string& key, std::set<std::string> chains,
                  std::set<std::string> sets, std::vector<nft::ObjectRef>& touched) {
   for (;;) {
@@ -1130,6 +1182,7 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       touched.push_back({k, true, name});
     }
   }
+  drop_left_firewall_bridges(ruleset, config, vmid, wanted, touched);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   // Shared objects only this guest used before go too, as a full compile would not make them.

@@ -127,10 +127,11 @@ TEST_P(RecompileTest, GuestsOnAVlanAwareBridgeComeAndGo) {
   expect_same_as_full(103);
 }
 
-TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeArrive) {
+TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
   // Proxmox's iptables plumbing (plug_nics() with firewall_bridged): a guest on fwbr<vmid>i0
   // brings its firewall bridge and the bridge it joins into the host's bridged pairs, and in the
-  // netdev layout a reject port whose answers are marked, and the stash and input rules for them.
+  // netdev layout a reject port whose answers are marked, and the stash and input rules for them;
+  // leaving its firewall bridge, it takes that bridge's pair and reject port chains along.
   auto on_fwbr = [&](uint32_t vmid) {
     GuestNic& nic = config_.guests[vmid].nics[0];
     nic.uplink = nic.bridge;
@@ -153,6 +154,18 @@ TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeArrive) {
      "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
   on_fwbr(104);
   expect_same_as_full(104);
+  // Back on vmbr1 itself (restarted after `nftables: 1`), then gone: its fwbr104i0 pair and
+  // reject port chains go; vm103's stay.
+  vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
+  expect_same_as_full(104);
+  EXPECT_EQ(nft::to_nft_text(applied_).find("fwbr104i0"), std::string::npos);
+  on_fwbr(104);
+  expect_same_as_full(104);
+  config_.guests.erase(104);
+  expect_same_as_full(104);
+  std::string after = nft::to_nft_text(applied_);
+  EXPECT_EQ(after.find("fwbr104i0"), std::string::npos);
+  EXPECT_NE(after.find("\"fwbr103i0\" . \"fwbr103i0\""), std::string::npos);
 }
 
 TEST_P(RecompileTest, NeedsTheShardCountOfTheFullCompile) {

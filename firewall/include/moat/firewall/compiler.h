@@ -90,8 +90,13 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
 // the same configuration but for this guest), the guest's chains, its ipsets and its port and
 // MAC elements with what `config` now says (removing them when the guest or its firewall is
 // gone). Returns every object it touched, for diff(applied, desired, touched). Security-group
-// chains and cluster sets the guest newly references are added; ones it no longer uses stay
-// until the next full compile. The cost is that of the guest, not of the host.
+// chains and cluster sets the guest newly references are added, ones no guest uses any more
+// removed; so are the bridged pair and reject port chains of its own firewall bridges
+// (fwbr<vmid>i<N>) it left. A bridge that is new to the node and so has no reject port yet
+// (netdev layout) makes this a full compile, whose rules `fwd to` that port: the caller must
+// create it (compile()'s reject_port_bridges, Applier::prepare()) before applying. The bridged
+// pair of a shared bridge the guest was the last to leave stays until the next full compile.
+// The cost is that of the guest, not of the host.
 Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
                                                     const FirewallConfig& config, uint32_t vmid,
                                                     const CompileOptions& options,
