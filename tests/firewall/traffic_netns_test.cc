@@ -177,6 +177,17 @@ TEST_F(TrafficTest, Ipv6RejectsAreAnsweredOnABridgeTheHostHasNoAddressOn) {
   EXPECT_GE(r.seen["REJECT"], 4);
 }
 
+// The same over IPv6 with the VMs on firewall bridges (ICMPv6 errors and resets cross vmbr0 and
+// the sender's fwbr), between vm100 and ct200 (vm101's ipfilter allows it no IPv6 address).
+TEST_F(TrafficTest, Ipv6RejectsAreAnsweredAcrossFirewallBridges) {
+  firewall_bridged_ = {"vm100", "vm101"};
+  apply(GuestLayout::Netdev, "", /*ipv6=*/true);
+  std::erase_if(v6_, [](const Endpoint& e) { return e.zone == "vm101"; });
+  ASSERT_EQ(v6_.size(), 2u);
+  auto r = agreed_matrix(v6_, 30);
+  EXPECT_GE(r.seen["REJECT"], 4);
+}
+
 // Tagged NICs on a bridge that is not VLAN-aware: Proxmox plugs them into vmbr0v10. Their
 // traffic is bridged there, so the cluster's FORWARD policy (DROP) for routed traffic must not
 // decide it, and REJECTs are answered by vmbr0v10's own reject port (on vmbr0 they would be
