@@ -14,8 +14,13 @@
 //    of the empty runs around it, and the median of those is reported.
 // A third namespace holds conntrack alone (one inet chain: ct state established accept): the
 // kernel's own share of stateful filtering, the ceiling any stateful ruleset stays under.
+// With --firewall-bridges 1 the two guests are plugged as Proxmox's iptables firewall does it
+// (each port on its own fwbr<vmid>i0, joined to vmbr0 by a veth pair: three bridge passes) in
+// every namespace, and a fourth namespace with the direct plugging and no ruleset tells what
+// that plumbing costs by itself.
 // Usage: bench_fw_pps [--guests 100,1000,10000] [--shards 8] [--layout bridge|netdev]
-//                     [--seconds 1] [--repeat 7] [--dump FILE] [--nft-file FILE]...
+//                     [--seconds 1] [--repeat 7] [--firewall-bridges 0|1] [--dump FILE]
+//                     [--nft-file FILE]...
 // --dump writes the ruleset of the first size as nft text (and stops), to edit into variants
 // that --nft-file then measures against the same empty path (exploration).
 #include <arpa/inet.h>
@@ -32,6 +37,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -45,8 +51,10 @@
 #include "moat/base/subprocess.h"
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
+#include "moat/firewall/names.h"
 #include "moat/firewall/nft_driver.h"
 #include "moat/firewall/nft_text.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/reject_ports.h"
 
 using namespace moat;
@@ -62,25 +70,41 @@ void sh(std::vector<std::string> argv) {
   }
 }
 
-// A node namespace with a bridge and two guest namespaces on it, 1000 -> 1001.
+// The measured guests' ports (VMs 1000 and 1001).
+const char* const kPorts[] = {"tap1000i0", "tap1001i0"};
+// --firewall-bridges: the ports are on Proxmox's fwbr<vmid>i0 bridges in front of vmbr0.
+bool firewall_bridges = false;
+
+// A node namespace with a bridge and two guest namespaces on it, 1000 -> 1001; with `fwbr`,
+// each guest's port on its firewall bridge, joined to vmbr0 by a veth pair.
 struct Node {
   std::string node, a, b;
 
-  explicit Node(const std::string& tag) : node(tag + "n"), a(tag + "a"), b(tag + "b") {
+  Node(const std::string& tag, bool fwbr) : node(tag + "n"), a(tag + "a"), b(tag + "b") {
     for (const auto& ns : {node, a, b}) bench::make_namespace(ns);
     sh({"ip", "-n", node, "link", "add", "vmbr0", "type", "bridge"});
     sh({"ip", "-n", node, "addr", "add", "198.51.100.1/24", "dev", "vmbr0"});
     sh({"ip", "-n", node, "link", "set", "vmbr0", "up"});
-    for (auto [ns, dev, ip, mac] :
-         {std::tuple{a, "tap1000i0", "198.51.100.10", "bc:24:11:00:03:e8"},
-          {b, "tap1001i0", "198.51.100.11", "bc:24:11:00:03:e9"}}) {
+    for (auto [ns, vmid, ip, mac] : {std::tuple{a, 1000u, "198.51.100.10", "bc:24:11:00:03:e8"},
+                                     {b, 1001u, "198.51.100.11", "bc:24:11:00:03:e9"}}) {
+      std::string dev = kPorts[vmid - 1000], bridge = "vmbr0";
+      if (fwbr) {
+        bridge = firewall::names::firewall_bridge(vmid, 0);
+        std::string fwln = firewall::names::firewall_link_port(vmid, 0);
+        std::string fwpr = firewall::names::firewall_uplink_port(vmid, 0);
+        sh({"ip", "-n", node, "link", "add", bridge, "type", "bridge"});
+        sh({"ip", "-n", node, "link", "set", bridge, "up"});
+        sh({"ip", "-n", node, "link", "add", fwln, "type", "veth", "peer", "name", fwpr});
+        sh({"ip", "-n", node, "link", "set", fwln, "master", bridge, "up"});
+        sh({"ip", "-n", node, "link", "set", fwpr, "master", "vmbr0", "up"});
+      }
       sh({"ip", "-n", node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns",
           ns});
       sh({"ip", "-n", ns, "link", "set", "eth0", "address", mac});
       sh({"ip", "-n", ns, "addr", "add", std::string(ip) + "/24", "dev", "eth0"});
       sh({"ip", "-n", ns, "link", "set", "eth0", "up"});
       sh({"ip", "-n", ns, "link", "set", "lo", "up"});
-      sh({"ip", "-n", node, "link", "set", dev, "master", "vmbr0", "up"});
+      sh({"ip", "-n", node, "link", "set", dev, "master", bridge, "up"});
     }
     // Static neighbours: no ARP during the blast.
     sh({"ip", "-n", a, "neigh", "add", "198.51.100.11", "lladdr", "bc:24:11:00:03:e9", "dev",
@@ -207,6 +231,8 @@ const firewall::CompileResult& compiled_for(int guests, const firewall::CompileO
   auto& ruleset = compiled.ruleset;
   if (ruleset.tables.empty()) {
     auto config = bench::synthetic_config(guests);
+    if (firewall_bridges)
+      firewall::plug_nics(config, {.firewall_bridged = {std::begin(kPorts), std::end(kPorts)}});
     // The measured pair: 1001 accepts the blast.
     auto fw = firewall::parse_guest_fw(
         bench::guest_fw_text(1001, 0) + "IN ACCEPT -p udp -dport 9000\n", "firewall/1001.fw");
@@ -254,6 +280,8 @@ int main(int argc, char** argv) {
       seconds = std::stod(v);
     } else if (k == "--repeat") {
       repeat = static_cast<int>(*parse_uint(v));
+    } else if (k == "--firewall-bridges") {
+      firewall_bridges = v == "1";
     } else if (k == "--nft-file") {
       nft_files.push_back(v);
     } else if (k == "--dump") {
@@ -263,7 +291,10 @@ int main(int argc, char** argv) {
   }
   // Namespaces are removed at exit.
   std::string tag = "mtp" + std::to_string(getpid());
-  Node empty(tag + "e"), loaded(tag + "l"), conntrack(tag + "c");
+  Node empty(tag + "e", firewall_bridges), loaded(tag + "l", firewall_bridges),
+      conntrack(tag + "c", firewall_bridges);
+  std::optional<Node> direct;  // the plumbing's own cost
+  if (firewall_bridges) direct.emplace(tag + "d", false);
   std::string ct_file = "/tmp/" + tag + "-ct.nft";
   if (!write_file_atomic(ct_file,
                          "table inet t {\n\tchain p {\n\t\ttype filter hook prerouting priority "
@@ -293,10 +324,11 @@ int main(int argc, char** argv) {
     load(loaded, n, options);
     settle();
     std::vector<double> est, est_empty{blast(empty, seconds)}, ct, fresh,
-        fresh_empty{blast(empty, seconds, false)};
+        fresh_empty{blast(empty, seconds, false)}, plain;
     for (int r = 0; r < repeat; ++r) {
       est.push_back(blast(loaded, seconds));
       ct.push_back(blast(conntrack, seconds));
+      if (direct) plain.push_back(blast(*direct, seconds));
       est_empty.push_back(blast(empty, seconds));
       fresh.push_back(blast(loaded, seconds, false));
       fresh_empty.push_back(blast(empty, seconds, false));
@@ -311,6 +343,11 @@ int main(int argc, char** argv) {
         median(est_empty), 100.0 * median_ratio(est, est_empty),
         100.0 * median_ratio(ct, est_empty), median(fresh), median(fresh_empty),
         100.0 * median_ratio(fresh, fresh_empty));
+    if (direct)
+      std::printf(
+          "   (guests on fwbr bridges: the empty path is %.1f%% of the direct plugging's %.0f "
+          "pps)\n",
+          100.0 / median_ratio(plain, est_empty), median(plain));
     std::fflush(stdout);
   }
   return 0;
