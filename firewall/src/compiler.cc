@@ -725,6 +725,12 @@ int resolve_shards(const FirewallConfig& config, int requested, GuestLayout layo
 
 namespace {
 
+// A firewalled NIC on a firewall bridge in front of a Linux bridge: the answers to its REJECTs
+// cross bridges after the one whose conntrack saw them first (compile()'s answers_cross_bridges).
+bool before_linux_bridge(const GuestNic& nic) {
+  return nic.firewall && !nic.mac.empty() && !nic.uplink.empty() && !nic.uplink_ovs;
+}
+
 // The Linux bridges that bridge the NIC's frames, each running br_netfilter: its own, and the
 // one its firewall bridge joins (OVS runs no hooks).
 std::vector<std::string> bridged_by(const GuestNic& nic) {
@@ -795,9 +801,9 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     for (const auto& [_, nic] : guest.nics) {
       if (!nic.firewall) continue;
       if (config.vlan_aware_bridges.contains(nic.bridge)) vlan_aware.emplace(nic.bridge, &nic);
-      if (nic.uplink.empty() || nic.mac.empty()) continue;
+      if (!has_firewalled_nic(guest) || nic.uplink.empty() || nic.mac.empty()) continue;
       firewall_bridges[nic.bridge] = {mac_bytes(nic.mac), nic.uplink_ovs};
-      if (!nic.uplink_ovs && !first_before_linux) first_before_linux = &nic;
+      if (before_linux_bridge(nic) && !first_before_linux) first_before_linux = &nic;
     }
   bool answers_cross_bridges = first_before_linux != nullptr;
   if (!netdev && first_before_linux && !result.ruleset.tables.empty())
@@ -865,6 +871,17 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   return result;
 }
 
+std::set<std::string> reject_port_bridges(const nft::Ruleset& ruleset) {
+  std::set<std::string> out;
+  auto r = ruleset.tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
+  if (r == ruleset.tables.end()) return out;
+  const std::string answer = "answer-";
+  for (auto c = r->second.chains.lower_bound(answer);
+       c != r->second.chains.end() && c->first.starts_with(answer); ++c)
+    out.insert(c->first.substr(answer.size()));
+  return out;
+}
+
 namespace {
 
 bool any_guest_table(const nft::Ruleset& rs) {
@@ -898,10 +915,6 @@ void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std
   }
 }
 
-// Removes from `t` the shared chains and sets among `chains`/`sets` (what a recompiled guest
-// used before and no longer does: security groups, cluster ipsets, constant sets) that no
-// other chain or verdict map of the table names any more, and what only those used, marking
-// each touched. Scans the table only when a guest dropped a reference, which is rare.
 // The bridge named by a key of the bridged pairs (its first, NUL-padded field).
 std::string pair_bridge(const nft::SetElement& e) {
   const nft::Bytes& b = e.key.at(0).lo;
@@ -909,51 +922,108 @@ std::string pair_bridge(const nft::SetElement& e) {
                      std::find(b.begin(), b.end(), uint8_t{0}) - b.begin());
 }
 
-// The guest's own firewall bridges (fwbr<vmid>i<N>) that its NICs left, or whose reject port
-// it no longer needs: their bridged pair and the chains of their reject port go, as a full
-// compile would not make them. (A shared bridge whose last guest left keeps its pair until the
-// next full compile.)
+// The guest's own firewall bridges (fwbr<vmid>i<N>) that its NICs left: their bridged pair
+// goes, as a full compile would not make it. (A shared bridge whose last guest left keeps its
+// pair until the next full compile: any guest's NIC on it, firewalled or not, would keep it.)
 void drop_left_firewall_bridges(nft::Ruleset& rs, const FirewallConfig& config, uint32_t vmid,
-                                bool firewalled, std::vector<nft::ObjectRef>& touched) {
+                                std::vector<nft::ObjectRef>& touched) {
   std::string prefix = names::firewall_bridge(vmid, 0);
-  prefix.pop_back();                       // fwbr<vmid>i
-  std::set<std::string> paired, answered;  // what a full compile makes of them
+  prefix.pop_back();             // fwbr<vmid>i
+  std::set<std::string> paired;  // what a full compile makes of them
   if (auto g = config.guests.find(vmid); g != config.guests.end())
-    for (const auto& [_, nic] : g->second.nics) {
-      if (!nic.bridge.starts_with(prefix)) continue;
-      paired.insert(nic.bridge);
-      if (firewalled && detail::answered_at_reject_port(config, nic)) answered.insert(nic.bridge);
-    }
+    for (const auto& [_, nic] : g->second.nics)
+      if (nic.bridge.starts_with(prefix)) paired.insert(nic.bridge);
   std::string host_key = nft::table_key(nft::Family::Inet, names::kHostTable);
-  if (auto h = rs.tables.find(host_key); h != rs.tables.end()) {
-    if (auto pairs = h->second.sets.find(names::kBridgedPairs); pairs != h->second.sets.end()) {
-      // Sorted: the guest's bridges are the run of names from its prefix on.
-      auto& elements = pairs->second.elements;
-      nft::Bytes from = nft::ifname_bytes(prefix);
-      auto first = std::lower_bound(
-          elements.begin(), elements.end(), from,
-          [](const nft::SetElement& e, const nft::Bytes& b) { return e.key.at(0).lo < b; });
-      auto last = first;
-      while (last != elements.end() && pair_bridge(*last).starts_with(prefix)) ++last;
-      auto kept = std::remove_if(
-          first, last, [&](const nft::SetElement& e) { return !paired.contains(pair_bridge(e)); });
-      if (kept != last) {
-        elements.erase(kept, last);
-        touched.push_back({host_key, true, names::kBridgedPairs});
-      }
-    }
+  auto h = rs.tables.find(host_key);
+  if (h == rs.tables.end()) return;
+  auto pairs = h->second.sets.find(names::kBridgedPairs);
+  if (pairs == h->second.sets.end()) return;
+  // Sorted: the guest's bridges are the run of names from its prefix on.
+  auto& elements = pairs->second.elements;
+  nft::Bytes from = nft::ifname_bytes(prefix);
+  auto first = std::lower_bound(
+      elements.begin(), elements.end(), from,
+      [](const nft::SetElement& e, const nft::Bytes& b) { return e.key.at(0).lo < b; });
+  auto last = first;
+  while (last != elements.end() && pair_bridge(*last).starts_with(prefix)) ++last;
+  auto kept = std::remove_if(
+      first, last, [&](const nft::SetElement& e) { return !paired.contains(pair_bridge(e)); });
+  if (kept != last) {
+    elements.erase(kept, last);
+    touched.push_back({host_key, true, names::kBridgedPairs});
   }
-  std::string reject_key = nft::table_key(nft::Family::Netdev, names::kRejectTable);
-  if (auto r = rs.tables.find(reject_key); r != rs.tables.end())
-    std::erase_if(r->second.chains, [&](const auto& entry) {
-      const std::string& name = entry.first;
-      std::string bridge = name.substr(name.find('-') + 1);  // answer-, mark-, untrack-<bridge>
-      if (!bridge.starts_with(prefix) || answered.contains(bridge)) return false;
-      touched.push_back({reject_key, false, name});
-      return true;
-    });
 }
 
+// The chains of a bridge's reject port in `netdev moat-reject` (build_reject_answers()).
+constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
+
+// Adds the reject port chains of the guest's bridges that have none yet (a bridge new to the
+// node, such as the guest's own fwbr): the caller makes their ports (reject_port_bridges()).
+void add_reject_answers(nft::Ruleset& rs, const FirewallConfig& config, const Guest& guest,
+                        std::vector<nft::ObjectRef>& touched) {
+  nft::Table& t = rs.table(nft::Family::Netdev, names::kRejectTable);
+  std::set<std::string> bridges;
+  std::map<std::string, detail::FirewallBridge> firewall_bridges;
+  for (const auto& [_, nic] : guest.nics) {
+    if (!detail::answered_at_reject_port(config, nic) || t.chains.contains("answer-" + nic.bridge))
+      continue;
+    bridges.insert(nic.bridge);
+    if (!nic.uplink.empty()) firewall_bridges[nic.bridge] = {mac_bytes(nic.mac), nic.uplink_ovs};
+  }
+  detail::build_reject_answers(t, bridges, firewall_bridges);
+  std::string key = nft::table_key(t.family, t.name);
+  for (const auto& bridge : bridges)
+    for (const char* kind : kRejectPortChains)
+      if (t.chains.contains(kind + bridge)) touched.push_back({key, false, kind + bridge});
+}
+
+// Removes the reject port chains of the bridges among `bridges` on which no guest's NIC is
+// answered any more (no guest table's reject-<bridge> set has an element), as a full compile
+// would not make them. The look is per guest table, not per guest.
+void drop_unanswered_bridges(nft::Ruleset& rs, const std::set<std::string>& bridges,
+                             std::vector<nft::ObjectRef>& touched) {
+  std::string key = nft::table_key(nft::Family::Netdev, names::kRejectTable);
+  auto r = rs.tables.find(key);
+  if (r == rs.tables.end()) return;
+  for (const auto& bridge : bridges) {
+    bool answered = std::any_of(rs.tables.begin(), rs.tables.end(), [&](const auto& entry) {
+      const nft::Table& t = entry.second;
+      auto s = t.sets.find("reject-" + bridge);
+      return t.family == nft::Family::Netdev && s != t.sets.end() && !s->second.elements.empty();
+    });
+    if (answered) continue;
+    for (const char* kind : kRejectPortChains)
+      if (r->second.chains.erase(kind + bridge)) touched.push_back({key, false, kind + bridge});
+  }
+}
+
+// Whether the host table takes the reject answers that cross bridges (add_stash()'s first rule,
+// made while some NIC is before_linux_bridge()).
+bool host_takes_crossing_answers(const nft::Ruleset& rs) {
+  auto h = rs.tables.find(nft::table_key(nft::Family::Inet, names::kHostTable));
+  if (h == rs.tables.end()) return false;
+  auto c = h->second.chains.find("stash-prerouting");
+  return c != h->second.chains.end() && !c->second.rules.empty() &&
+         c->second.rules.front() == rule({tracked_answer()}, accept());
+}
+
+// Whether a guest other than `vmid` has a NIC before_linux_bridge(): its fwbr's `mark-` chain.
+bool others_cross_bridges(const nft::Ruleset& rs, uint32_t vmid) {
+  auto r = rs.tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
+  if (r == rs.tables.end()) return false;
+  std::string own = "mark-" + names::firewall_bridge(vmid, 0);
+  own.pop_back();  // mark-fwbr<vmid>i
+  const auto& chains = r->second.chains;
+  for (auto c = chains.lower_bound("mark-"); c != chains.end() && c->first.starts_with("mark-");
+       ++c)
+    if (!c->first.starts_with(own)) return true;  // one of the guest's own at most per NIC
+  return false;
+}
+
+// Removes from `t` the shared chains and sets among `chains`/`sets` (what a recompiled guest
+// used before and no longer does: security groups, cluster ipsets, constant sets) that no
+// other chain or verdict map of the table names any more, and what only those used, marking
+// each touched. Scans the table only when a guest dropped a reference, which is rare.
 void drop_unused(nft::Table& t, const std::string& key, std::set<std::string> chains,
                  std::set<std::string> sets, std::vector<nft::ObjectRef>& touched) {
   for (;;) {
@@ -1067,14 +1137,15 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     return before;
   };
   if (!detail::cluster_enabled(config, options.now) || !any_guest_table(ruleset)) return full();
-  if (netdev && wanted) {
-    // A bridge new to the node needs its reject port and answer chain: rare, done in full.
-    const auto& tables = ruleset.tables;
-    auto answers = tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
-    for (const auto& [_, nic] : git->second.nics)
-      if (detail::answered_at_reject_port(config, nic) &&
-          (answers == tables.end() || !answers->second.chains.contains("answer-" + nic.bridge)))
-        return full();
+  if (netdev) {
+    // The host table's rules for reject answers that cross bridges come with the first guest
+    // on a firewall bridge in front of a Linux bridge and go with the last: rare, done in full.
+    bool crosses =
+        wanted && std::any_of(git->second.nics.begin(), git->second.nics.end(),
+                              [](const auto& n) { return before_linux_bridge(n.second); });
+    if (crosses != host_takes_crossing_answers(ruleset) &&
+        (crosses || !others_cross_bridges(ruleset, vmid)))
+      return full();
   }
   std::vector<std::string> keys = {key};
   if (netdev) keys.push_back(vkey);
@@ -1119,6 +1190,7 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       build_guest(b, config, guest, options, allow_invalid);
     } else {
       detail::build_guest_netdev(b, config, guest, allow_invalid);
+      add_reject_answers(ruleset, config, guest, touched);
       if (detail::defers(t, names::guest_chain(vmid, Direction::Out))) {
         nft::Table& v = ruleset.table(nft::Family::Bridge, names::kVerdictTable);
         detail::build_verdicts(v, config);  // the first guest to defer makes the table
@@ -1182,7 +1254,15 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       touched.push_back({k, true, name});
     }
   }
-  drop_left_firewall_bridges(ruleset, config, vmid, wanted, touched);
+  drop_left_firewall_bridges(ruleset, config, vmid, touched);
+  if (netdev) {
+    // The bridges whose reject set the guest was in: their reject port goes with the last NIC.
+    std::set<std::string> left;
+    for (const auto& ref : touched)
+      if (ref.is_set && ref.table == key && ref.name.starts_with("reject-"))
+        left.insert(ref.name.substr(std::strlen("reject-")));
+    drop_unanswered_bridges(ruleset, left, touched);
+  }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   // Shared objects only this guest used before go too, as a full compile would not make them.

@@ -6,6 +6,7 @@
 #include "config_fixture.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/diff.h"
+#include "moat/firewall/names.h"
 #include "moat/firewall/nft_text.h"
 
 namespace moat::firewall {
@@ -22,19 +23,31 @@ class RecompileTest : public testing::ConfigFixture,
     applied_ = compile(config_, options_)->ruleset;
   }
 
-  // Recompiles `vmid` into the applied ruleset and checks it against a full compile.
-  void expect_same_as_full(uint32_t vmid) {
+  // Recompiles `vmid` into the applied ruleset and checks it against a full compile, the
+  // reject ports it needs too. Returns what the recompile touched.
+  std::vector<nft::ObjectRef> expect_same_as_full(uint32_t vmid) {
     nft::Ruleset desired = applied_;
     std::vector<std::string> warnings;
     auto touched = recompile_guest(desired, config_, vmid, options_, warnings);
-    ASSERT_TRUE(touched) << touched.error().to_string();
+    EXPECT_TRUE(touched) << touched.error().to_string();
     auto full = compile(config_, options_);
-    ASSERT_TRUE(full);
+    EXPECT_TRUE(full);
+    if (!touched || !full) return {};
     EXPECT_EQ(nft::to_nft_text(desired), nft::to_nft_text(full->ruleset));
+    EXPECT_EQ(reject_port_bridges(desired), full->reject_port_bridges);
     EXPECT_EQ(nft::to_string(nft::diff(applied_, desired, *touched)),
               nft::to_string(nft::diff(applied_, full->ruleset)));
     nft::patch(applied_, desired, *touched);
     EXPECT_EQ(nft::to_nft_text(applied_), nft::to_nft_text(full->ruleset));
+    return *touched;
+  }
+
+  // Whether a recompile of a guest in shard 1 stayed out of vm100's shard 0 (a full compile
+  // touches every object).
+  static bool incremental(const std::vector<nft::ObjectRef>& touched) {
+    return std::none_of(touched.begin(), touched.end(), [](const nft::ObjectRef& r) {
+      return r.name == names::guest_chain(100, Direction::In);
+    });
   }
 
   CompileOptions options_{.shards = 2};
@@ -166,6 +179,60 @@ TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
   std::string after = nft::to_nft_text(applied_);
   EXPECT_EQ(after.find("fwbr104i0"), std::string::npos);
   EXPECT_NE(after.find("\"fwbr103i0\" . \"fwbr103i0\""), std::string::npos);
+}
+
+TEST_P(RecompileTest, GuestsOnBridgesNewToTheNodeAreAddedIncrementally) {
+  // Netdev layout: a bridge new to the node gets its reject port's chains with its first guest
+  // and loses them with its last, within the guest's recompile; only the first guest on a
+  // firewall bridge in front of a Linux bridge, and the last, change the host table, and are
+  // compiled in full. (vm103 and vm105 are in shard 1, vm100 in shard 0.)
+  bool netdev = GetParam() == GuestLayout::Netdev;
+  auto on_fwbr = [&](uint32_t vmid) {
+    GuestNic& nic = config_.guests[vmid].nics[0];
+    nic.uplink = nic.bridge;
+    nic.bridge = "fwbr" + std::to_string(vmid) + "i0";
+  };
+  auto rejects_on = [&] { return reject_port_bridges(applied_); };
+  // vm106, whose firewall is off, keeps the bridged pairs of vmbr1 and vmbr2 (the pair of a
+  // bridge whose last guest left stays until a full compile).
+  vm(106, "[OPTIONS]\nenable: 0\n",
+     "net0: virtio=BC:24:11:00:00:06,bridge=vmbr1,firewall=1\n"
+     "net1: virtio=BC:24:11:00:01:06,bridge=vmbr2,firewall=1\n");
+  applied_ = compile(config_, options_)->ruleset;
+  vm(103, "[OPTIONS]\nenable: 1\n[RULES]\nIN REJECT -p tcp -dport 25\n",
+     "net0: virtio=BC:24:11:00:00:03,bridge=vmbr1,firewall=1\n");
+  EXPECT_TRUE(incremental(expect_same_as_full(103)));
+  if (netdev) {
+    EXPECT_TRUE(rejects_on().contains("vmbr1"));
+  }
+
+  vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr2,firewall=1\n");
+  on_fwbr(104);
+  expect_same_as_full(104);  // the first in front of a Linux bridge: in full (netdev)
+  vm(105, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:05,bridge=vmbr2,firewall=1\n");
+  on_fwbr(105);
+  auto touched = expect_same_as_full(105);
+  EXPECT_TRUE(incremental(touched));
+  if (netdev) {
+    EXPECT_TRUE(rejects_on().contains("fwbr105i0"));
+    auto reject_key = nft::table_key(nft::Family::Netdev, names::kRejectTable);
+    EXPECT_TRUE(std::find(touched.begin(), touched.end(),
+                          nft::ObjectRef{reject_key, false, "mark-fwbr105i0"}) != touched.end());
+  }
+
+  // Leaving: vm105 takes its fwbr's reject port along, vm103 vmbr1's (its last guest).
+  config_.guests.erase(105);
+  EXPECT_TRUE(incremental(expect_same_as_full(105)));
+  config_.guests.erase(103);
+  EXPECT_TRUE(incremental(expect_same_as_full(103)));
+  if (netdev) {
+    EXPECT_EQ(rejects_on(), (std::set<std::string>{"fwbr104i0", "vmbr0"}));
+  }
+  config_.guests.erase(104);
+  expect_same_as_full(104);  // the last in front of a Linux bridge
+  if (netdev) {
+    EXPECT_EQ(rejects_on(), (std::set<std::string>{"vmbr0"}));
+  }
 }
 
 TEST_P(RecompileTest, NeedsTheShardCountOfTheFullCompile) {

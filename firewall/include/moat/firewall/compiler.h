@@ -85,18 +85,24 @@ struct CompileResult {
 
 Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions& options);
 
+// The bridges whose reject ports `ruleset` (netdev layout) forwards REJECTs to, which must exist
+// before it is applied (sync_reject_ports()): compile()'s reject_port_bridges, for a ruleset
+// that recompile_guest() changed since.
+std::set<std::string> reject_port_bridges(const nft::Ruleset& ruleset);
+
 // Incremental compile of one guest (options.shards must be the count compile() used):
 // replaces, in `ruleset` (an earlier compile() result of
 // the same configuration but for this guest), the guest's chains, its ipsets and its port and
 // MAC elements with what `config` now says (removing them when the guest or its firewall is
 // gone). Returns every object it touched, for diff(applied, desired, touched). Security-group
 // chains and cluster sets the guest newly references are added, ones no guest uses any more
-// removed; so are the bridged pair and reject port chains of its own firewall bridges
-// (fwbr<vmid>i<N>) it left. A bridge that is new to the node and so has no reject port yet
-// (netdev layout) makes this a full compile, whose rules `fwd to` that port: the caller must
-// create it (compile()'s reject_port_bridges, Applier::prepare()) before applying. The bridged
-// pair of a shared bridge the guest was the last to leave stays until the next full compile.
-// The cost is that of the guest, not of the host.
+// removed. A bridge new to the node (netdev layout) gets the chains of its reject port, which
+// the caller must create before applying (reject_port_bridges()); a bridge on which the guest
+// was the last to be answered loses them, and its own firewall bridges (fwbr<vmid>i<N>) that
+// it left their bridged pair too. The bridged pair of a shared bridge the guest was the last
+// to leave stays until the next full compile. The cost is that of the guest, not of the host,
+// except for the first guest on a firewall bridge in front of a Linux bridge and the last to
+// leave one (the host table's rules change): those are compiled in full.
 Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
                                                     const FirewallConfig& config, uint32_t vmid,
                                                     const CompileOptions& options,
