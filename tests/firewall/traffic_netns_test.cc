@@ -11,8 +11,10 @@
 #include "moat/firewall/applier.h"
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/names.h"
+#include "moat/firewall/nft_driver.h"
 #include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
+#include "moat/firewall/reject_ports.h"
 #include "moat/firewall/simulator.h"
 #include "traffic_matrix.h"
 
@@ -99,6 +101,11 @@ class TrafficTest : public testing::NetnsTest {
     auto kinds = detect_bridge_kinds(*observed, config_);
     kinds.vlan_aware.insert(vlan_aware_.begin(), vlan_aware_.end());
     plug_nics(config_, kinds);
+    if (started_later_) {
+      // Plugged (its port is there), but not in the configuration applied now.
+      later_ = std::move(config_.guests.at(*started_later_));
+      config_.guests.erase(*started_later_);
+    }
     auto compiled =
         compile(config_, {.strategy = GuestStrategy::BrNetfilter, .layout = layout, .shards = 2});
     EXPECT_TRUE(compiled) << compiled.error().to_string();
@@ -146,6 +153,8 @@ class TrafficTest : public testing::NetnsTest {
     return r ? std::string(trim(r->out)) : "";
   }
 
+  std::optional<uint32_t> started_later_;  // a guest left out of the applied configuration
+  Guest later_;                            // that guest, as plug_nics() left it
   FirewallConfig config_;
   nft::Ruleset ruleset_;
   std::vector<Endpoint> v6_;
@@ -239,6 +248,41 @@ TEST_F(TrafficTest, GuestsOnProxmoxFirewallBridgesInFrontOfALinuxBridge) {
   auto r = agreed_matrix(endpoints, 200);
   EXPECT_GT(r.seen["ACCEPT"], 20);
   EXPECT_GT(r.seen["DROP"], 20);
+  EXPECT_GT(r.seen["REJECT"], 10);
+}
+
+// The incremental path on the same plumbing, as the daemon will take it when a guest starts:
+// vm101 starts on its own firewall bridge after the apply; only its recompile and the restricted
+// diff reach the kernel (its new shard, its verdicts, its fwbr's reject port chains), after its
+// reject port is made. Its traffic is then filtered as a full apply would filter it.
+TEST_F(TrafficTest, AGuestStartingOnItsFirewallBridgeIsAddedIncrementally) {
+  firewall_bridged_ = {"vm100", "vm101"};
+  started_later_ = 101;
+  auto endpoints = apply(GuestLayout::Netdev, "198.51.100.1");
+  ASSERT_EQ(endpoints.size(), 4u);
+  EXPECT_FALSE(compiled_reject_ports_.contains("fwbr101i0"));
+  config_.guests[101] = later_;
+
+  nft::Ruleset desired = ruleset_;
+  std::vector<std::string> warnings;
+  CompileOptions options{.layout = GuestLayout::Netdev, .shards = 2};
+  auto touched = recompile_guest(desired, config_, 101, options, warnings);
+  ASSERT_TRUE(touched) << touched.error().to_string();
+  for (const auto& ref : *touched) EXPECT_FALSE(ref.name.starts_with("guest-100")) << ref.name;
+  auto rejects = reject_port_bridges(desired);
+  EXPECT_TRUE(rejects.contains("fwbr101i0"));
+  auto made = sync_reject_ports(node_ns_, rejects, OtherRejectPorts::Keep);
+  ASSERT_TRUE(made) << made.error().to_string();
+  auto driver = nft::NftDriver::open(node_ns_);
+  ASSERT_TRUE(driver) << driver.error().to_string();
+  auto plan = nft::diff(ruleset_, desired, *touched);
+  auto sent = driver->apply(plan);
+  ASSERT_TRUE(sent) << sent.error().to_string();
+  ruleset_ = std::move(desired);
+
+  std::erase_if(endpoints, [](const Endpoint& e) { return e.zone == "vm100"; });
+  auto r = agreed_matrix(endpoints, 100);
+  EXPECT_GT(r.seen["ACCEPT"], 10);
   EXPECT_GT(r.seen["REJECT"], 10);
 }
 
