@@ -111,17 +111,14 @@ bool defers(const nft::Table& t, const std::string& name, int depth = 0);
 void build_verdicts(nft::Table& t, const FirewallConfig& config);
 // The deferred OUT chain of a guest that logs on OUT, in the verdicts table (`v`).
 void build_deferred_out(TableBuilder& v, const FirewallConfig& config, const Guest& guest);
-// A firewall bridge (Proxmox's fwbr<vmid>i<N>): the MAC of the NIC on it, and whether the
-// bridge it joins is OVS.
-struct FirewallBridge {
-  nft::Bytes mac;
-  bool ovs = false;
-};
 // `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a
-// reject; for firewall bridges also a chain at the port: in front of OVS, it keeps conntrack off
-// the answers leaving through OVS; in front of a Linux bridge, it marks them kMarkAnswer.
+// reject, and one at the port for what the answers cross next. `before_ovs`: the firewall
+// bridges in front of OVS, with the MAC of their NIC: their answers to others are untracked
+// (they meet conntrack again past OVS). `mark_answers` (some firewall bridge is in front of a
+// Linux bridge): the other bridges' answers are marked kMarkAnswer, as they may cross more
+// Linux bridges after the one whose conntrack saw them first.
 void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
-                          const std::map<std::string, FirewallBridge>& firewall_bridges);
+                          const std::map<std::string, nft::Bytes>& before_ovs, bool mark_answers);
 
 // Netdev layout: the chain recording an OUT verdict in the mark ("rec-accept", ...), or
 // asking for the deferred evaluation ("rec-defer") when `v` is empty.

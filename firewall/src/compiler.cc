@@ -795,14 +795,14 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   // The bridges of firewalled NICs that need more than a plain Linux bridge: VLAN-aware ones,
   // each with its first such NIC, and firewall bridges, with their NIC's MAC.
   std::map<std::string, const GuestNic*> vlan_aware;
-  std::map<std::string, detail::FirewallBridge> firewall_bridges;
+  std::map<std::string, nft::Bytes> before_ovs;  // firewall bridges joining OVS, their NIC's MAC
   const GuestNic* first_before_linux = nullptr;  // on a firewall bridge joining a Linux bridge
   for (const auto& [_, guest] : config.guests)
     for (const auto& [_, nic] : guest.nics) {
       if (!nic.firewall) continue;
       if (config.vlan_aware_bridges.contains(nic.bridge)) vlan_aware.emplace(nic.bridge, &nic);
       if (!has_firewalled_nic(guest) || nic.uplink.empty() || nic.mac.empty()) continue;
-      firewall_bridges[nic.bridge] = {mac_bytes(nic.mac), nic.uplink_ovs};
+      if (nic.uplink_ovs) before_ovs[nic.bridge] = mac_bytes(nic.mac);
       if (before_linux_bridge(nic) && !first_before_linux) first_before_linux = &nic;
     }
   bool answers_cross_bridges = first_before_linux != nullptr;
@@ -820,7 +820,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
     detail::build_reject_answers(result.ruleset.table(nft::Family::Netdev, names::kRejectTable),
-                                 result.reject_port_bridges, firewall_bridges);
+                                 result.reject_port_bridges, before_ovs, answers_cross_bridges);
     // Kernel-made answers (TCP resets, ICMP errors) carry the mark of what they answer, so the
     // reset inet's do-reject sends straight out of a guest's port passes its IN chain.
     result.sysctls["net/ipv4/fwmark_reflect"] = "1";
@@ -954,6 +954,30 @@ void drop_left_firewall_bridges(nft::Ruleset& rs, const FirewallConfig& config, 
   }
 }
 
+// Whether the host table takes the reject answers that cross bridges (add_stash()'s first rule,
+// made while some NIC is before_linux_bridge()).
+bool host_takes_crossing_answers(const nft::Ruleset& rs) {
+  auto h = rs.tables.find(nft::table_key(nft::Family::Inet, names::kHostTable));
+  if (h == rs.tables.end()) return false;
+  auto c = h->second.chains.find("stash-prerouting");
+  return c != h->second.chains.end() && !c->second.rules.empty() &&
+         c->second.rules.front() == rule({tracked_answer()}, accept());
+}
+
+// Whether a guest other than `vmid` has a NIC before_linux_bridge(): its firewall bridge's
+// `mark-` chain.
+bool others_cross_bridges(const nft::Ruleset& rs, uint32_t vmid) {
+  auto r = rs.tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
+  if (r == rs.tables.end()) return false;
+  std::string own = "mark-" + names::firewall_bridge(vmid, 0);
+  own.pop_back();                       // mark-fwbr<vmid>i
+  const std::string any = "mark-fwbr";  // the other bridges' answers are marked too
+  const auto& chains = r->second.chains;
+  for (auto c = chains.lower_bound(any); c != chains.end() && c->first.starts_with(any); ++c)
+    if (!c->first.starts_with(own)) return true;  // one of the guest's own at most per NIC
+  return false;
+}
+
 // The chains of a bridge's reject port in `netdev moat-reject` (build_reject_answers()).
 constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
 
@@ -961,16 +985,17 @@ constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
 // node, such as the guest's own fwbr): the caller makes their ports (reject_port_bridges()).
 void add_reject_answers(nft::Ruleset& rs, const FirewallConfig& config, const Guest& guest,
                         std::vector<nft::ObjectRef>& touched) {
+  bool mark_answers = host_takes_crossing_answers(rs);
   nft::Table& t = rs.table(nft::Family::Netdev, names::kRejectTable);
   std::set<std::string> bridges;
-  std::map<std::string, detail::FirewallBridge> firewall_bridges;
+  std::map<std::string, nft::Bytes> before_ovs;
   for (const auto& [_, nic] : guest.nics) {
     if (!detail::answered_at_reject_port(config, nic) || t.chains.contains("answer-" + nic.bridge))
       continue;
     bridges.insert(nic.bridge);
-    if (!nic.uplink.empty()) firewall_bridges[nic.bridge] = {mac_bytes(nic.mac), nic.uplink_ovs};
+    if (!nic.uplink.empty() && nic.uplink_ovs) before_ovs[nic.bridge] = mac_bytes(nic.mac);
   }
-  detail::build_reject_answers(t, bridges, firewall_bridges);
+  detail::build_reject_answers(t, bridges, before_ovs, mark_answers);
   std::string key = nft::table_key(t.family, t.name);
   for (const auto& bridge : bridges)
     for (const char* kind : kRejectPortChains)
@@ -995,29 +1020,6 @@ void drop_unanswered_bridges(nft::Ruleset& rs, const std::set<std::string>& brid
     for (const char* kind : kRejectPortChains)
       if (r->second.chains.erase(kind + bridge)) touched.push_back({key, false, kind + bridge});
   }
-}
-
-// Whether the host table takes the reject answers that cross bridges (add_stash()'s first rule,
-// made while some NIC is before_linux_bridge()).
-bool host_takes_crossing_answers(const nft::Ruleset& rs) {
-  auto h = rs.tables.find(nft::table_key(nft::Family::Inet, names::kHostTable));
-  if (h == rs.tables.end()) return false;
-  auto c = h->second.chains.find("stash-prerouting");
-  return c != h->second.chains.end() && !c->second.rules.empty() &&
-         c->second.rules.front() == rule({tracked_answer()}, accept());
-}
-
-// Whether a guest other than `vmid` has a NIC before_linux_bridge(): its fwbr's `mark-` chain.
-bool others_cross_bridges(const nft::Ruleset& rs, uint32_t vmid) {
-  auto r = rs.tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
-  if (r == rs.tables.end()) return false;
-  std::string own = "mark-" + names::firewall_bridge(vmid, 0);
-  own.pop_back();  // mark-fwbr<vmid>i
-  const auto& chains = r->second.chains;
-  for (auto c = chains.lower_bound("mark-"); c != chains.end() && c->first.starts_with("mark-");
-       ++c)
-    if (!c->first.starts_with(own)) return true;  // one of the guest's own at most per NIC
-  return false;
 }
 
 // Removes from `t` the shared chains and sets among `chains`/`sets` (what a recompiled guest

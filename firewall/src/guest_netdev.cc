@@ -278,7 +278,7 @@ void build_deferred_out(TableBuilder& v, const FirewallConfig& config, const Gue
 }
 
 void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
-                          const std::map<std::string, FirewallBridge>& firewall_bridges) {
+                          const std::map<std::string, nft::Bytes>& before_ovs, bool mark_answers) {
   for (const auto& bridge : bridges) {
     nft::Chain& c =
         chain(t, "answer-" + bridge,
@@ -286,21 +286,21 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
     Match asked = bits_any(Field::Mark, names::kMarkRejectIn);
     c.rules = {rule({asked, l4(6)}, {VerdictCode::RejectTcpReset, {}}),
                rule({asked}, {VerdictCode::RejectPortUnreach, {}})};
-    auto fwbr = firewall_bridges.find(bridge);
-    if (fwbr == firewall_bridges.end()) continue;
     nft::BaseChain at_port{nft::Hook::Ingress, 0, false, {names::reject_port(bridge)}};
-    if (fwbr->second.ovs) {
+    if (auto ovs = before_ovs.find(bridge); ovs != before_ovs.end()) {
       // A firewall bridge's answers to others than its own guest (its IN REJECTs) leave
       // through OVS, to meet conntrack again on the sender's side (its firewall bridge, or the
       // host): seen here first, a TCP reset would close the connection it answers, and be
       // invalid there.
-      nft::Rule untrack = rule({neq(Field::EtherDaddr, fwbr->second.mac)}, {});
+      nft::Rule untrack = rule({neq(Field::EtherDaddr, ovs->second)}, {});
       untrack.notrack = true;
       chain(t, "untrack-" + bridge, at_port).rules = {untrack};
       continue;
     }
-    // In front of a Linux bridge the mark survives the veth pairs to the sender: the stash
-    // keeps the state conntrack gives the answer here, whatever it says on the next bridges.
+    if (!mark_answers) continue;
+    // Through a firewall bridge and the Linux bridge it joins (either way) the mark survives
+    // the veth pairs to the sender: the stash keeps the state conntrack gives the answer here,
+    // whatever it says on the next bridges (a TCP reset it saw is invalid there).
     nft::Rule mark;
     mark.mark = nft::MarkSet{~(names::kMarkAnswer | names::kMarkEstablished), names::kMarkAnswer};
     chain(t, "mark-" + bridge, at_port).rules = {mark};
