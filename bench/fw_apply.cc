@@ -11,6 +11,8 @@
 //                       [--spacing-ms 0] (B2: idle time before each change; 0: back to back)
 //                       [--same-guest 0] (B2: 1 changes one guest again and again, as an
 //                       operator working on its rules; 0 a different guest each time)
+//                       [--firewall-bridges 0] (1: every guest plugged as Proxmox's iptables
+//                       firewall does it, on its own fwbr<vmid>i0 in front of vmbr0)
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "moat/firewall/diff.h"
 #include "moat/firewall/nft_driver.h"
 #include "moat/firewall/nft_text.h"
+#include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/reject_ports.h"
 
 using namespace moat;
@@ -42,6 +45,20 @@ namespace {
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 using Netns = bench::ScopedNamespace;
+
+bool firewall_bridges = false;  // --firewall-bridges
+
+// The synthetic datacenter (VMIDs from `first_vmid`), its guests on their firewall bridges with
+// --firewall-bridges 1.
+firewall::FirewallConfig datacenter(int guests, uint32_t first_vmid = 1000) {
+  auto config = bench::synthetic_config(guests, first_vmid);
+  if (!firewall_bridges) return config;
+  firewall::BridgeKinds kinds;
+  for (const auto& [vmid, _] : config.guests)
+    kinds.firewall_bridged.insert("tap" + std::to_string(vmid) + "i0");
+  firewall::plug_nics(config, kinds);
+  return config;
+}
 
 template <class T>
 T must(Result<T> r, const char* what) {
@@ -105,7 +122,7 @@ std::pair<double, double> apply_both(const firewall::CompileResult& compiled,
 }
 
 FullResult full_apply(int guests, const firewall::CompileOptions& options, int runs) {
-  auto config = bench::synthetic_config(guests);
+  auto config = datacenter(guests);
   std::vector<double> compile_ms, moat_ms, nft_ms, ratios;
   firewall::CompileResult compiled;
   for (int i = 0; i < runs; ++i) {
@@ -133,7 +150,7 @@ FullResult full_apply(int guests, const firewall::CompileOptions& options, int r
 
 void incremental(int guests, firewall::CompileOptions options, int reps, int spacing_ms,
                  bool same_guest) {
-  auto config = bench::synthetic_config(guests);
+  auto config = datacenter(guests);
   auto compiled = must(firewall::compile(config, options), "compile");
   options.shards = compiled.shards;  // what recompile_guest must use
   std::string tag = "mtb" + std::to_string(getpid());
@@ -184,14 +201,14 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
     ops += plan.size();
   }
   std::printf(
-      "B2 one guest changed at %d guests (%s layout, %d tables, %d ms between changes%s): "
+      "B2 one guest changed at %d guests (%s layout, %d tables, %d ms between changes%s%s): "
       "compile->commit p50 %.2f ms, p99 %.2f ms (recompile+diff p50 %.2f, p99 %.2f; kernel "
       "commit p50 %.2f ms, p99 %.2f ms), %.1f ops/change\n",
       guests, firewall::to_string(options.layout), options.shards, spacing_ms,
-      same_guest ? ", the same guest each time" : "", percentile(times, 0.5),
-      percentile(times, 0.99), percentile(compile_times, 0.5), percentile(compile_times, 0.99),
-      percentile(commit_times, 0.5), percentile(commit_times, 0.99),
-      static_cast<double>(ops) / reps);
+      same_guest ? ", the same guest each time" : "", firewall_bridges ? ", guests on fwbr" : "",
+      percentile(times, 0.5), percentile(times, 0.99), percentile(compile_times, 0.5),
+      percentile(compile_times, 0.99), percentile(commit_times, 0.5),
+      percentile(commit_times, 0.99), static_cast<double>(ops) / reps);
 
   // The floor under B2's kernel commit: the smallest change any tool can make, one element
   // in or out of one guest's ipset, after the same idle time in the same namespace. Every
@@ -222,6 +239,40 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
         "   (floor: one ipset element in or out at %d guests, %d ms between changes: kernel "
         "commit p50 %.2f ms, p99 %.2f ms)\n",
         guests, spacing_ms, percentile(floor_times, 0.5), percentile(floor_times, 0.99));
+
+  // Guests starting: a new guest each time (on its own fwbr with --firewall-bridges 1, as on a
+  // default PVE node), its recompile, the reject ports the ruleset names, its commit.
+  auto more = datacenter(std::max(1, reps / 4), 1000 + static_cast<uint32_t>(guests));
+  std::vector<double> start_compile, start_ports, start_commit;
+  for (auto& [vmid, guest] : more.guests) {
+    if (spacing_ms > 0) usleep(static_cast<useconds_t>(spacing_ms) * 1000);
+    config.guests[vmid] = guest;
+    std::vector<std::string> warnings;
+    auto t0 = Clock::now();
+    auto touched =
+        must(firewall::recompile_guest(desired, config, vmid, options, warnings), "recompile");
+    auto plan = firewall::nft::diff(applied, desired, touched);
+    auto t1 = Clock::now();
+    auto bridges = firewall::reject_port_bridges(desired);
+    if (auto st = firewall::sync_reject_ports(a.name, bridges, firewall::OtherRejectPorts::Keep);
+        !st) {
+      std::fprintf(stderr, "reject ports: %s\n", st.error().to_string().c_str());
+      std::exit(1);
+    }
+    auto t2 = Clock::now();
+    must(driver.apply(plan), "apply");
+    auto t3 = Clock::now();
+    firewall::nft::patch(applied, desired, touched);
+    start_compile.push_back(ms(t1 - t0));
+    start_ports.push_back(ms(t2 - t1));
+    start_commit.push_back(ms(t3 - t2));
+  }
+  std::printf(
+      "   (a guest starting%s, %zu times: recompile+diff p50 %.2f ms, p99 %.2f; reject ports p50 "
+      "%.2f ms; kernel commit p50 %.2f ms, p99 %.2f)\n",
+      firewall_bridges ? " on its fwbr" : "", start_compile.size(), percentile(start_compile, 0.5),
+      percentile(start_compile, 0.99), percentile(start_ports, 0.5), percentile(start_commit, 0.5),
+      percentile(start_commit, 0.99));
 }
 
 void ipset_bench() {
@@ -306,6 +357,8 @@ int main(int argc, char** argv) {
       full_runs = std::max(1, static_cast<int>(*parse_uint(v)));
     } else if (k == "--same-guest") {
       same_guest = v == "1";
+    } else if (k == "--firewall-bridges") {
+      firewall_bridges = v == "1";
     } else if (k == "--full-only") {
       full_only = v == "1";
     } else if (k == "--shards") {
