@@ -114,11 +114,10 @@ void build_deferred_out(TableBuilder& v, const FirewallConfig& config, const Gue
 // `netdev moat-reject`: per bridge, the chain at the reject port's peer answering with a
 // reject, and one at the port for what the answers cross next. `before_ovs`: the firewall
 // bridges in front of OVS, with the MAC of their NIC: their answers to others are untracked
-// (they meet conntrack again past OVS). `mark_answers` (some firewall bridge is in front of a
-// Linux bridge): the other bridges' answers are marked kMarkAnswer, as they may cross more
-// Linux bridges after the one whose conntrack saw them first.
+// (they meet conntrack again past OVS). The other bridges' answers are marked kMarkAnswer:
+// they may cross more Linux bridges after the one whose conntrack saw them first.
 void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
-                          const std::map<std::string, nft::Bytes>& before_ovs, bool mark_answers);
+                          const std::map<std::string, nft::Bytes>& before_ovs);
 
 // Netdev layout: the chain recording an OUT verdict in the mark ("rec-accept", ...), or
 // asking for the deferred evaluation ("rec-defer") when `v` is empty.
@@ -218,6 +217,11 @@ nft::Rule out_reject_rule(std::vector<nft::Match> when, nft::Verdict then);
 // bridge the port would answer in the wrong VLAN, and an OUT REJECT sent to names::kRejectMac
 // would be flooded in the guest's VLAN: REJECTs of its guests' traffic drop there.
 bool answered_at_reject_port(const FirewallConfig& config, const GuestNic& nic);
+// The bridge whose reject port answers such a NIC: the Linux bridge its firewall bridge joins
+// (fwbr<vmid>i<N> in front of vmbr0: the answer enters vmbr0, which switches it to the sender;
+// the rejected frame of an OUT REJECT is flooded to vmbr0 over the firewall bridge's link),
+// unless that one is VLAN-aware (it would answer in the wrong VLAN) or OVS; else its own.
+const std::string& reject_bridge(const FirewallConfig& config, const GuestNic& nic);
 // The rule before out_reject_rule() that drops instead, for traffic `when` matches from the
 // guests on VLAN-aware bridges.
 nft::Rule no_answer_rule(std::vector<nft::Match> when);

@@ -96,6 +96,12 @@ bool answered_at_reject_port(const FirewallConfig& config, const GuestNic& nic) 
          !config.vlan_aware_bridges.contains(nic.bridge);
 }
 
+const std::string& reject_bridge(const FirewallConfig& config, const GuestNic& nic) {
+  bool through_uplink =
+      !nic.uplink.empty() && !nic.uplink_ovs && !config.vlan_aware_bridges.contains(nic.uplink);
+  return through_uplink ? nic.uplink : nic.bridge;
+}
+
 nft::Rule no_answer_rule(std::vector<nft::Match> when) {
   return rule(std::move(when), drop(), "REJECT on a VLAN-aware bridge");
 }
@@ -136,18 +142,19 @@ Match tracked_answer() {
 // a drop here, a reject sent to be answered (out_reject_rule()); established traffic passes
 // whatever the OUT rules say, as it should.
 //
-// `answers_cross_bridges`: reject answers cross more bridges after the one whose stash saw them
-// first (names::kMarkAnswer), and keep the established bit they got there.
-void add_stash(nft::Chain& c, const FirewallConfig& config, bool recorded, bool allow_invalid,
-               bool answers_cross_bridges) {
+// Reject answers of the netdev layout (names::kMarkAnswer, from the reject ports) may cross
+// more bridges after the one whose conntrack saw them first (a guest on a firewall bridge in
+// front of a Linux bridge), where a TCP reset is invalid: `recorded` keeps the established bit
+// the first one gave them. (After the established rule: most packets never test it.)
+void add_stash(nft::Chain& c, const FirewallConfig& config, bool recorded, bool allow_invalid) {
   auto set_bits = [](nft::Rule r, uint32_t bits) {
     r.mark = nft::MarkSet{~names::kMarkMask, bits};
     return r;
   };
-  if (answers_cross_bridges) c.rules.push_back(rule({tracked_answer()}, accept()));
   c.rules.push_back(
       set_bits(rule({bits_any(Field::CtState, nft::kCtEstablished | nft::kCtRelated)}, accept()),
                names::kMarkEstablished));
+  if (recorded) c.rules.push_back(rule({tracked_answer()}, accept()));
   c.rules.push_back(set_bits(nft::Rule{}, 0));
   Match invalid = bits_any(Field::CtState, nft::kCtInvalid);
   Match from_guest = bits_any(Field::Mark, names::kMarkOutVerdict | names::kMarkOutDefer);
@@ -176,8 +183,6 @@ struct HostInputs {
   bool host_enabled;
   bool guests_present;
   std::set<std::string> bridges;  // bridges with firewalled guest ports
-  // Some firewall bridge joins a Linux bridge: its reject answers cross both (kMarkAnswer).
-  bool answers_cross_bridges;
 };
 
 // `reflect_established`: the answer carries the rejected packet's mark (fwmark_reflect); the
@@ -250,11 +255,10 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   if (in.guests_present && brnf) {
     add_stash(chain(t, "stash-prerouting",
                     nft::BaseChain{nft::Hook::Prerouting, names::kStashPriority, false}),
-              in.config, netdev, host.nf_conntrack_allow_invalid,
-              netdev && in.answers_cross_bridges);
+              in.config, netdev, host.nf_conntrack_allow_invalid);
     add_stash(
         chain(t, "stash-output", nft::BaseChain{nft::Hook::Output, names::kStashPriority, false}),
-        in.config, false, host.nf_conntrack_allow_invalid, false);
+        in.config, false, host.nf_conntrack_allow_invalid);
   }
 
   // Forward: deferred guest rejects, VNet firewalls, then routed traffic.
@@ -330,10 +334,10 @@ void build_host(TableBuilder& b, const HostInputs& in) {
   // Input.
   nft::Chain& input = chain(t, "input", nft::BaseChain{nft::Hook::Input, 0, false});
   input.rules.push_back(rule({eq(Field::Iifname, nft::ifname_bytes("lo"))}, accept()));
-  if (netdev && in.answers_cross_bridges) {
-    // A reject answer to the host, conntrack's reply on the guest's firewall bridge, may be
-    // invalid by the time it comes in (the forward chain's first rule lets it through for
-    // routed senders).
+  if (netdev && in.guests_present) {
+    // A reject answer to the host that conntrack saw on a bridge before (kMarkAnswer, from a
+    // reject port) may be invalid by the time it comes in (the forward chain's first rule lets
+    // it through for routed senders).
     input.rules.push_back(rule({tracked_answer()}, accept()));
   }
   if (defers_rejects) input.rules.push_back(rule({deferred_reject}, jump(names::kDoReject)));
@@ -725,12 +729,6 @@ int resolve_shards(const FirewallConfig& config, int requested, GuestLayout layo
 
 namespace {
 
-// A firewalled NIC on a firewall bridge in front of a Linux bridge: the answers to its REJECTs
-// cross bridges after the one whose conntrack saw them first (compile()'s answers_cross_bridges).
-bool before_linux_bridge(const GuestNic& nic) {
-  return nic.firewall && !nic.mac.empty() && !nic.uplink.empty() && !nic.uplink_ovs;
-}
-
 // The Linux bridges that bridge the NIC's frames, each running br_netfilter: its own, and the
 // one its firewall bridge joins (OVS runs no hooks).
 std::vector<std::string> bridged_by(const GuestNic& nic) {
@@ -752,7 +750,8 @@ void build_netdev_guest(CompileResult& result, TableBuilder& b, const FirewallCo
     detail::build_deferred_out(vb, config, guest);
   }
   for (const auto& [_, nic] : guest.nics)
-    if (detail::answered_at_reject_port(config, nic)) result.reject_port_bridges.insert(nic.bridge);
+    if (detail::answered_at_reject_port(config, nic))
+      result.reject_port_bridges.insert(detail::reject_bridge(config, nic));
 }
 
 }  // namespace
@@ -803,9 +802,8 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
       if (config.vlan_aware_bridges.contains(nic.bridge)) vlan_aware.emplace(nic.bridge, &nic);
       if (!has_firewalled_nic(guest) || nic.uplink.empty() || nic.mac.empty()) continue;
       if (nic.uplink_ovs) before_ovs[nic.bridge] = mac_bytes(nic.mac);
-      if (before_linux_bridge(nic) && !first_before_linux) first_before_linux = &nic;
+      if (!nic.uplink_ovs && !first_before_linux) first_before_linux = &nic;
     }
-  bool answers_cross_bridges = first_before_linux != nullptr;
   if (!netdev && first_before_linux && !result.ruleset.tables.empty())
     result.warnings.push_back(
         first_before_linux->where.to_string() + ": " + first_before_linux->bridge + " joins " +
@@ -820,7 +818,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     for (auto& [_, t] : result.ruleset.tables)
       if (t.family == nft::Family::Netdev) detail::finish_netdev_table(t);
     detail::build_reject_answers(result.ruleset.table(nft::Family::Netdev, names::kRejectTable),
-                                 result.reject_port_bridges, before_ovs, answers_cross_bridges);
+                                 result.reject_port_bridges, before_ovs);
     // Kernel-made answers (TCP resets, ICMP errors) carry the mark of what they answer, so the
     // reset inet's do-reject sends straight out of a guest's port passes its IN chain.
     result.sysctls["net/ipv4/fwmark_reflect"] = "1";
@@ -858,8 +856,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   if (host_enabled || guests_present || vnets_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);
-    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges,
-                             answers_cross_bridges});
+    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges});
   }
   // The same skipped rule is reported once, not once per direction it was compiled for.
   std::set<std::string> seen;
@@ -954,30 +951,6 @@ void drop_left_firewall_bridges(nft::Ruleset& rs, const FirewallConfig& config, 
   }
 }
 
-// Whether the host table takes the reject answers that cross bridges (add_stash()'s first rule,
-// made while some NIC is before_linux_bridge()).
-bool host_takes_crossing_answers(const nft::Ruleset& rs) {
-  auto h = rs.tables.find(nft::table_key(nft::Family::Inet, names::kHostTable));
-  if (h == rs.tables.end()) return false;
-  auto c = h->second.chains.find("stash-prerouting");
-  return c != h->second.chains.end() && !c->second.rules.empty() &&
-         c->second.rules.front() == rule({tracked_answer()}, accept());
-}
-
-// Whether a guest other than `vmid` has a NIC before_linux_bridge(): its firewall bridge's
-// `mark-` chain.
-bool others_cross_bridges(const nft::Ruleset& rs, uint32_t vmid) {
-  auto r = rs.tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
-  if (r == rs.tables.end()) return false;
-  std::string own = "mark-" + names::firewall_bridge(vmid, 0);
-  own.pop_back();                       // mark-fwbr<vmid>i
-  const std::string any = "mark-fwbr";  // the other bridges' answers are marked too
-  const auto& chains = r->second.chains;
-  for (auto c = chains.lower_bound(any); c != chains.end() && c->first.starts_with(any); ++c)
-    if (!c->first.starts_with(own)) return true;  // one of the guest's own at most per NIC
-  return false;
-}
-
 // The chains of a bridge's reject port in `netdev moat-reject` (build_reject_answers()).
 constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
 
@@ -985,17 +958,17 @@ constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
 // node, such as the guest's own fwbr): the caller makes their ports (reject_port_bridges()).
 void add_reject_answers(nft::Ruleset& rs, const FirewallConfig& config, const Guest& guest,
                         std::vector<nft::ObjectRef>& touched) {
-  bool mark_answers = host_takes_crossing_answers(rs);
   nft::Table& t = rs.table(nft::Family::Netdev, names::kRejectTable);
   std::set<std::string> bridges;
   std::map<std::string, nft::Bytes> before_ovs;
   for (const auto& [_, nic] : guest.nics) {
-    if (!detail::answered_at_reject_port(config, nic) || t.chains.contains("answer-" + nic.bridge))
-      continue;
-    bridges.insert(nic.bridge);
-    if (!nic.uplink.empty() && nic.uplink_ovs) before_ovs[nic.bridge] = mac_bytes(nic.mac);
+    if (!detail::answered_at_reject_port(config, nic)) continue;
+    const std::string& bridge = detail::reject_bridge(config, nic);
+    if (t.chains.contains("answer-" + bridge)) continue;
+    bridges.insert(bridge);
+    if (!nic.uplink.empty() && nic.uplink_ovs) before_ovs[bridge] = mac_bytes(nic.mac);
   }
-  detail::build_reject_answers(t, bridges, before_ovs, mark_answers);
+  detail::build_reject_answers(t, bridges, before_ovs);
   std::string key = nft::table_key(t.family, t.name);
   for (const auto& bridge : bridges)
     for (const char* kind : kRejectPortChains)
@@ -1139,16 +1112,6 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     return before;
   };
   if (!detail::cluster_enabled(config, options.now) || !any_guest_table(ruleset)) return full();
-  if (netdev) {
-    // The host table's rules for reject answers that cross bridges come with the first guest
-    // on a firewall bridge in front of a Linux bridge and go with the last: rare, done in full.
-    bool crosses =
-        wanted && std::any_of(git->second.nics.begin(), git->second.nics.end(),
-                              [](const auto& n) { return before_linux_bridge(n.second); });
-    if (crosses != host_takes_crossing_answers(ruleset) &&
-        (crosses || !others_cross_bridges(ruleset, vmid)))
-      return full();
-  }
   std::vector<std::string> keys = {key};
   if (netdev) keys.push_back(vkey);
 

@@ -138,8 +138,9 @@ void build_guest_netdev(TableBuilder& b, const FirewallConfig& config, const Gue
     std::string dev = names::guest_device(guest, index);
     if (answered_at_reject_port(config, nic)) {
       // A frame to this NIC that IN rejects is answered by its bridge's reject port.
-      nft::Set& s = t.sets[reject_set(nic.bridge)];
-      s.name = reject_set(nic.bridge);
+      std::string name = reject_set(reject_bridge(config, nic));
+      nft::Set& s = t.sets[name];
+      s.name = name;
       s.key = {Field::Oifname, Field::EtherDaddr};
       s.elements.push_back(
           {{nft::single(nft::ifname_bytes(dev)), nft::single(mac_bytes(nic.mac))}, {}, 0});
@@ -278,7 +279,7 @@ void build_deferred_out(TableBuilder& v, const FirewallConfig& config, const Gue
 }
 
 void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
-                          const std::map<std::string, nft::Bytes>& before_ovs, bool mark_answers) {
+                          const std::map<std::string, nft::Bytes>& before_ovs) {
   for (const auto& bridge : bridges) {
     nft::Chain& c =
         chain(t, "answer-" + bridge,
@@ -297,10 +298,9 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
       chain(t, "untrack-" + bridge, at_port).rules = {untrack};
       continue;
     }
-    if (!mark_answers) continue;
-    // Through a firewall bridge and the Linux bridge it joins (either way) the mark survives
-    // the veth pairs to the sender: the stash keeps the state conntrack gives the answer here,
-    // whatever it says on the next bridges (a TCP reset it saw is invalid there).
+    // Through a Linux bridge and the firewall bridges joining it, the mark survives the veth
+    // pairs to the sender: the stash keeps the state conntrack gives the answer here, whatever
+    // it says on the next bridges (a TCP reset it saw is invalid there).
     nft::Rule mark;
     mark.mark = nft::MarkSet{~(names::kMarkAnswer | names::kMarkEstablished), names::kMarkAnswer};
     chain(t, "mark-" + bridge, at_port).rules = {mark};

@@ -221,27 +221,10 @@ Path bridged(const Endpoint& a, const Endpoint& b) {
   return p;
 }
 
-// A frame a rule sent to its bridge's reject port (ether daddr set to names::kRejectMac) at
-// hop `at` of its way into the bridge: the rest of that way, bridged to the reject port, and
-// the chain at the port's peer that answers it.
-Result<Path> to_reject_port(const Hop& at) {
-  Endpoint a;
-  a.kind = Endpoint::Kind::Port;
-  a.bridge = at.bridge;
-  a.port = at.port;
-  a.mac = at.ether_saddr.value_or(kUnknownMac);
-  Path in = ingress(a);
-  auto it = std::find(in.begin(), in.end(), at);
-  if (at.bridge.empty() || it == in.end())
-    return fail(ErrorCode::Internal, "a frame sent to a reject port off its way into a bridge");
-  Endpoint port = a;
-  port.port = names::reject_port(a.bridge);
-  Path all = bridged(a, port);
-  Path p(std::next(it), in.end());
-  p.insert(p.end(), all.begin() + static_cast<std::ptrdiff_t>(in.size()), all.end());
-  p.push_back(
-      {Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, names::reject_peer(a.bridge), "", a.mac});
-  return p;
+// Whether `bridge` has a reject port (the chain answering at its peer).
+bool has_reject_port(const nft::Ruleset& rs, const std::string& bridge) {
+  auto t = rs.tables.find(nft::table_key(Family::Netdev, names::kRejectTable));
+  return t != rs.tables.end() && t->second.chains.contains("answer-" + bridge);
 }
 
 // A port of `bridge` that frames from `mac` come in by or leave through.
@@ -260,6 +243,37 @@ Endpoint link_side(const Endpoint& e, const Bytes& mac) {
 }
 Endpoint uplink_side(const Endpoint& e, const Bytes& mac) {
   return port_of(e.uplink, e.uplink_port, mac);
+}
+
+// A frame a rule sent to its bridge's reject port (ether daddr set to names::kRejectMac) at
+// hop `at` of its way into the bridge, from `from`: the rest of that way, bridged to the reject
+// port, and the chain at the port's peer that answers it. A firewall bridge without one (its
+// NIC answered by the Linux bridge it joins) floods the frame over its link into that bridge,
+// which switches it to its own reject port.
+Result<Path> to_reject_port(const Hop& at, const Endpoint& from, const nft::Ruleset& rs) {
+  Endpoint a = port_of(at.bridge, at.port, at.ether_saddr.value_or(kUnknownMac));
+  Path in = ingress(a);
+  auto it = std::find(in.begin(), in.end(), at);
+  if (at.bridge.empty() || it == in.end())
+    return fail(ErrorCode::Internal, "a frame sent to a reject port off its way into a bridge");
+  Path p(std::next(it), in.end());
+  auto to_port = [&](const Endpoint& by) {
+    return bridged(by, port_of(by.bridge, names::reject_port(by.bridge), a.mac));
+  };
+  Path rest;
+  std::string answering = a.bridge;
+  if (!has_reject_port(rs, a.bridge) && a.bridge == from.bridge && !from.uplink.empty() &&
+      !from.uplink_ovs) {
+    rest = bridged(a, link_side(from, a.mac));
+    append(rest, to_port(uplink_side(from, a.mac)));
+    answering = from.uplink;
+  } else {
+    rest = to_port(a);
+  }
+  p.insert(p.end(), rest.begin() + static_cast<std::ptrdiff_t>(in.size()), rest.end());
+  p.push_back(
+      {Family::Netdev, Hook::Ingress, INT_MIN, INT_MAX, names::reject_peer(answering), "", a.mac});
+  return p;
 }
 
 // The bridge a port's frames are switched by to the rest of the node: the one its firewall
@@ -803,7 +817,7 @@ Result<Outcome> simulate(const nft::Ruleset& ruleset, const FirewallConfig& conf
       // The rest of the way leads to the reject port, whose peer's chain (policy drop)
       // answers the frame or drops it.
       hops.resize(i + 1);
-      append(hops, MOAT_TRY(to_reject_port(hop)));
+      append(hops, MOAT_TRY(to_reject_port(hop, from, ruleset)));
       continue;
     }
     if (flow == Flow::Accept) continue;

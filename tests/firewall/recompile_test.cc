@@ -143,8 +143,8 @@ TEST_P(RecompileTest, GuestsOnAVlanAwareBridgeComeAndGo) {
 TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
   // Proxmox's iptables plumbing (plug_nics() with firewall_bridged): a guest on fwbr<vmid>i0
   // brings its firewall bridge and the bridge it joins into the host's bridged pairs, and in the
-  // netdev layout a reject port whose answers are marked, and the stash and input rules for them;
-  // leaving its firewall bridge, it takes that bridge's pair and reject port chains along.
+  // netdev layout is answered by the reject port of the bridge its own joins; leaving its
+  // firewall bridge, it takes that bridge's pair along.
   auto on_fwbr = [&](uint32_t vmid) {
     GuestNic& nic = config_.guests[vmid].nics[0];
     nic.uplink = nic.bridge;
@@ -160,15 +160,15 @@ TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
   std::string text = nft::to_nft_text(applied_);
   EXPECT_NE(text.find("\"vmbr1\" . \"vmbr1\""), std::string::npos);
   EXPECT_NE(text.find("\"fwbr104i0\" . \"fwbr104i0\""), std::string::npos);
-  EXPECT_EQ(text.find("chain mark-fwbr104i0") != std::string::npos,
-            GetParam() == GuestLayout::Netdev);
+  EXPECT_EQ(text.find("chain mark-vmbr1") != std::string::npos, GetParam() == GuestLayout::Netdev);
+  EXPECT_EQ(text.find("chain answer-fwbr104i0"), std::string::npos);
   // A change of its rules stays within its table.
   vm(104, "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp -dport 22\n",
      "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
   on_fwbr(104);
   expect_same_as_full(104);
-  // Back on vmbr1 itself (restarted after `nftables: 1`), then gone: its fwbr104i0 pair and
-  // reject port chains go; vm103's stay.
+  // Back on vmbr1 itself (restarted after `nftables: 1`), then gone: its fwbr104i0 pair goes;
+  // vm103's stays.
   vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
   expect_same_as_full(104);
   EXPECT_EQ(nft::to_nft_text(applied_).find("fwbr104i0"), std::string::npos);
@@ -182,10 +182,10 @@ TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
 }
 
 TEST_P(RecompileTest, GuestsOnBridgesNewToTheNodeAreAddedIncrementally) {
-  // Netdev layout: a bridge new to the node gets its reject port's chains with its first guest
-  // and loses them with its last, within the guest's recompile; only the first guest on a
-  // firewall bridge in front of a Linux bridge, and the last, change the host table, and are
-  // compiled in full. (vm103 and vm105 are in shard 1, vm100 in shard 0.)
+  // Netdev layout: a bridge new to the node gets its reject port's chains with the first guest
+  // answered there and loses them with the last, within the guest's recompile (no full
+  // compile: the recompile stays out of vm100's chains). Guests on firewall bridges are answered
+  // at the Linux bridge these join: their own bridges get no reject port.
   bool netdev = GetParam() == GuestLayout::Netdev;
   auto on_fwbr = [&](uint32_t vmid) {
     GuestNic& nic = config_.guests[vmid].nics[0];
@@ -193,6 +193,12 @@ TEST_P(RecompileTest, GuestsOnBridgesNewToTheNodeAreAddedIncrementally) {
     nic.bridge = "fwbr" + std::to_string(vmid) + "i0";
   };
   auto rejects_on = [&] { return reject_port_bridges(applied_); };
+  auto reject_chain = [](const std::string& name) {
+    return nft::ObjectRef{nft::table_key(nft::Family::Netdev, names::kRejectTable), false, name};
+  };
+  auto touches = [](const std::vector<nft::ObjectRef>& touched, const nft::ObjectRef& ref) {
+    return std::find(touched.begin(), touched.end(), ref) != touched.end();
+  };
   // vm106, whose firewall is off, keeps the bridged pairs of vmbr1 and vmbr2 (the pair of a
   // bridge whose last guest left stays until a full compile).
   vm(106, "[OPTIONS]\nenable: 0\n",
@@ -201,35 +207,36 @@ TEST_P(RecompileTest, GuestsOnBridgesNewToTheNodeAreAddedIncrementally) {
   applied_ = compile(config_, options_)->ruleset;
   vm(103, "[OPTIONS]\nenable: 1\n[RULES]\nIN REJECT -p tcp -dport 25\n",
      "net0: virtio=BC:24:11:00:00:03,bridge=vmbr1,firewall=1\n");
-  EXPECT_TRUE(incremental(expect_same_as_full(103)));
-  if (netdev) {
-    EXPECT_TRUE(rejects_on().contains("vmbr1"));
-  }
+  auto touched = expect_same_as_full(103);
+  EXPECT_TRUE(incremental(touched));
+  EXPECT_EQ(touches(touched, reject_chain("mark-vmbr1")), netdev);
+  EXPECT_EQ(rejects_on().contains("vmbr1"), netdev);
 
   vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr2,firewall=1\n");
   on_fwbr(104);
-  expect_same_as_full(104);  // the first in front of a Linux bridge: in full (netdev)
+  touched = expect_same_as_full(104);
+  EXPECT_TRUE(incremental(touched));
+  EXPECT_EQ(touches(touched, reject_chain("answer-vmbr2")), netdev);
   vm(105, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:05,bridge=vmbr2,firewall=1\n");
   on_fwbr(105);
-  auto touched = expect_same_as_full(105);
+  touched = expect_same_as_full(105);
   EXPECT_TRUE(incremental(touched));
+  EXPECT_FALSE(touches(touched, reject_chain("answer-vmbr2")));
   if (netdev) {
-    EXPECT_TRUE(rejects_on().contains("fwbr105i0"));
-    auto reject_key = nft::table_key(nft::Family::Netdev, names::kRejectTable);
-    EXPECT_TRUE(std::find(touched.begin(), touched.end(),
-                          nft::ObjectRef{reject_key, false, "mark-fwbr105i0"}) != touched.end());
+    EXPECT_EQ(rejects_on(), (std::set<std::string>{"vmbr0", "vmbr1", "vmbr2"}));
   }
 
-  // Leaving: vm105 takes its fwbr's reject port along, vm103 vmbr1's (its last guest).
-  config_.guests.erase(105);
-  EXPECT_TRUE(incremental(expect_same_as_full(105)));
+  // Leaving: vm103 takes vmbr1's reject port along (its last guest), vm104 none (vm105 is still
+  // answered at vmbr2), vm105 vmbr2's.
   config_.guests.erase(103);
   EXPECT_TRUE(incremental(expect_same_as_full(103)));
-  if (netdev) {
-    EXPECT_EQ(rejects_on(), (std::set<std::string>{"fwbr104i0", "vmbr0"}));
-  }
   config_.guests.erase(104);
-  expect_same_as_full(104);  // the last in front of a Linux bridge
+  EXPECT_TRUE(incremental(expect_same_as_full(104)));
+  if (netdev) {
+    EXPECT_EQ(rejects_on(), (std::set<std::string>{"vmbr0", "vmbr2"}));
+  }
+  config_.guests.erase(105);
+  EXPECT_TRUE(incremental(expect_same_as_full(105)));
   if (netdev) {
     EXPECT_EQ(rejects_on(), (std::set<std::string>{"vmbr0"}));
   }

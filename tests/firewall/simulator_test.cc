@@ -786,7 +786,9 @@ TEST_F(SimulatorTest, GuestsOnFirewallBridgesInFrontOfALinuxBridge) {
   vm(100,
      "[OPTIONS]\nenable: 1\npolicy_in: DROP\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\n"
      "IN REJECT -p tcp -dport 25\n");
-  vm(101, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");
+  vm(101,
+     "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n\n[RULES]\nOUT REJECT -p tcp -dport 3306\n"
+     "OUT REJECT -p udp -dport 514 -log info\n");        // decided again after conntrack (logs)
   vm(102, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");  // started after `nftables: 1`
   plug_nics(config_, {.firewall_bridged = {"tap100i0", "tap101i0"}});
   EXPECT_EQ(config_.guests[100].nics[0].bridge, "fwbr100i0");
@@ -794,8 +796,8 @@ TEST_F(SimulatorTest, GuestsOnFirewallBridgesInFrontOfALinuxBridge) {
   EXPECT_EQ(config_.guests[102].nics[0].bridge, "vmbr0");
   auto compiled = compile(config_, CompileOptions{});
   ASSERT_TRUE(compiled) << compiled.error().to_string();
-  EXPECT_EQ(compiled->reject_port_bridges,
-            (std::set<std::string>{"fwbr100i0", "fwbr101i0", "vmbr0"}));
+  // vmbr0's reject port answers for the guests on the firewall bridges joining it too.
+  EXPECT_EQ(compiled->reject_port_bridges, (std::set<std::string>{"vmbr0"}));
   for (auto [from, to, port, want] : {std::tuple{"vm101", "vm100", 22, V::Accept},
                                       {"vm101", "vm100", 80, V::Drop},
                                       {"vm101", "vm100", 25, V::Reject},
@@ -806,16 +808,29 @@ TEST_F(SimulatorTest, GuestsOnFirewallBridgesInFrontOfALinuxBridge) {
                                       {"outside", "vm100", 25, V::Reject},
                                       {"host", "vm100", 22, V::Accept},
                                       {"vm100", "outside", 80, V::Accept},
-                                      {"vm100", "host", 8006, V::Drop}}) {  // host input policy
+                                      {"vm100", "host", 8006, V::Drop},  // host input policy
+                                      {"vm101", "vm100", 3306, V::Reject},
+                                      {"vm101", "vm102", 3306, V::Reject},
+                                      {"vm101", "host", 3306, V::Reject},
+                                      {"vm101", "outside", 3306, V::Reject}}) {
     auto o = run({.from = from, .to = to, .protocol = "tcp", .dport = static_cast<uint16_t>(port)});
     EXPECT_EQ(o.verdict, want) << from << " -> " << to << " tcp/" << port << ": " << o.decided_by;
   }
+  for (auto to : {"vm100", "vm102", "host", "outside"})
+    EXPECT_EQ(run({.from = "vm101", .to = to, .protocol = "udp", .dport = 514}).verdict, V::Reject)
+        << to;
   EXPECT_TRUE(compiled->warnings.empty());
   // Bridged by fwbr101i0, vmbr0 and fwbr100i0: the stash runs on each.
   auto o = run({.from = "vm101", .to = "vm100", .protocol = "tcp", .dport = 22});
   EXPECT_EQ(std::count_if(o.trace.begin(), o.trace.end(),
                           [](const Step& s) { return s.chain == "stash-prerouting"; }),
             3);
+  // An OUT REJECT on a firewall bridge: flooded over its link into vmbr0, whose reject port
+  // answers it.
+  o = run({.from = "vm101", .to = "vm100", .protocol = "tcp", .dport = 3306});
+  EXPECT_EQ(o.decided_by, "firewall/101.fw:6");
+  EXPECT_TRUE(std::any_of(o.trace.begin(), o.trace.end(),
+                          [](const Step& s) { return s.chain == "answer-vmbr0"; }));
   // The bridge layout's REJECTs are answered by the inet chains, which this does not suit.
   auto bridge_layout = compile(config_, CompileOptions{.layout = GuestLayout::Bridge});
   ASSERT_TRUE(bridge_layout);

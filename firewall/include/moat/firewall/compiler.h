@@ -96,13 +96,13 @@ std::set<std::string> reject_port_bridges(const nft::Ruleset& ruleset);
 // MAC elements with what `config` now says (removing them when the guest or its firewall is
 // gone). Returns every object it touched, for diff(applied, desired, touched). Security-group
 // chains and cluster sets the guest newly references are added, ones no guest uses any more
-// removed. A bridge new to the node (netdev layout) gets the chains of its reject port, which
-// the caller must create before applying (reject_port_bridges()); a bridge on which the guest
-// was the last to be answered loses them, and its own firewall bridges (fwbr<vmid>i<N>) that
-// it left their bridged pair too. The bridged pair of a shared bridge the guest was the last
-// to leave stays until the next full compile. The cost is that of the guest, not of the host,
-// except for the first guest on a firewall bridge in front of a Linux bridge and the last to
-// leave one (the host table's rules change): those are compiled in full.
+// removed. A bridge that answers the guest's REJECTs and is new to the node (netdev layout)
+// gets the chains of its reject port, which the caller must create before applying
+// (reject_port_bridges()); a bridge on which the guest was the last to be answered loses them.
+// The bridged pairs of the guest's own firewall bridges (fwbr<vmid>i<N>) it left go; the pair of
+// a shared bridge it was the last to leave stays until the next full compile. The cost is that
+// of the guest, not of the host (a full compile only for the first guest of the node, or when
+// the cluster firewall is off).
 Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
                                                     const FirewallConfig& config, uint32_t vmid,
                                                     const CompileOptions& options,
