@@ -182,7 +182,8 @@ struct HostInputs {
   const CompileOptions& options;
   bool host_enabled;
   bool guests_present;
-  std::set<std::string> bridges;  // bridges with firewalled guest ports
+  std::set<std::string> bridges;  // bridges with guest ports (bridged_by())
+  bool guest_nics;                // guests have ports, maybe on firewall bridges
 };
 
 // `reflect_established`: the answer carries the rejected packet's mark (fwmark_reflect); the
@@ -310,6 +311,16 @@ void build_host(TableBuilder& b, const HostInputs& in) {
     fwd.rules.push_back(
         rule({Match{{Field::Iifname, Field::Oifname}, Match::Op::In, {}, names::kBridgedPairs, 0}},
              accept()));
+  }
+  if (in.guest_nics) {
+    // Proxmox's firewall bridges (fwbr<vmid>i<N>) carry nothing but their guest's traffic, and
+    // which guests sit on one changes with every start (known only while they run): one rule
+    // for all of them, so that a guest started on its firewall bridge after this apply needs no
+    // pair of its own.
+    auto fwbr = nft::ifname_wildcard(names::kFirewallBridgePrefix);
+    fwd.rules.push_back(rule({Match{{Field::Iifname}, Match::Op::Eq, {fwbr}, "", 0},
+                              Match{{Field::Oifname}, Match::Op::Eq, {fwbr}, "", 0}},
+                             accept()));
   }
   if (!in.host_enabled) {
     // Guest OUT rules may still reject traffic to the host: answer those.
@@ -729,11 +740,12 @@ int resolve_shards(const FirewallConfig& config, int requested, GuestLayout layo
 
 namespace {
 
-// The Linux bridges that bridge the NIC's frames, each running br_netfilter: its own, and the
-// one its firewall bridge joins (OVS runs no hooks).
+// The Linux bridges that bridge the NIC's frames and need a bridged pair: its own, or the one
+// its firewall bridge joins (OVS runs no hooks). Firewall bridges have one wildcard rule instead
+// (build_host()).
 std::vector<std::string> bridged_by(const GuestNic& nic) {
   std::vector<std::string> out;
-  if (!nic.bridge.empty()) out.push_back(nic.bridge);
+  if (!nic.bridge.empty() && nic.uplink.empty()) out.push_back(nic.bridge);
   if (!nic.uplink.empty() && !nic.uplink_ovs) out.push_back(nic.uplink);
   return out;
 }
@@ -775,9 +787,12 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
 
   bool allow_invalid = config.host && config.host->options.nf_conntrack_allow_invalid;
   std::set<std::string> bridges;  // every guest bridge: their traffic is the guests' business
+  bool guest_nics = false;
   for (const auto& [_, guest] : config.guests)
-    for (const auto& [_, nic] : guest.nics)
+    for (const auto& [_, nic] : guest.nics) {
+      guest_nics = guest_nics || !nic.bridge.empty();
       for (const std::string& bridge : bridged_by(nic)) bridges.insert(bridge);
+    }
   bool netdev = options.layout == GuestLayout::Netdev;
   for (const auto& [vmid, guest] : config.guests) {
     if (!has_firewalled_nic(guest)) continue;
@@ -856,7 +871,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
   if (host_enabled || guests_present || vnets_present) {
     nft::Table& t = result.ruleset.table(nft::Family::Inet, names::kHostTable);
     TableBuilder b(t, options, config, result.warnings);
-    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges});
+    build_host(b, HostInputs{config, options, host_enabled, guests_present, bridges, guest_nics});
   }
   // The same skipped rule is reported once, not once per direction it was compiled for.
   std::set<std::string> seen;
@@ -909,45 +924,6 @@ void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std
     if (!r.vmap.empty()) sets.insert(r.vmap);
     if (r.update) sets.insert(r.update->set);
     if (!r.verdict.chain.empty()) chains.insert(r.verdict.chain);
-  }
-}
-
-// The bridge named by a key of the bridged pairs (its first, NUL-padded field).
-std::string pair_bridge(const nft::SetElement& e) {
-  const nft::Bytes& b = e.key.at(0).lo;
-  return std::string(reinterpret_cast<const char*>(b.data()),
-                     std::find(b.begin(), b.end(), uint8_t{0}) - b.begin());
-}
-
-// The guest's own firewall bridges (fwbr<vmid>i<N>) that its NICs left: their bridged pair
-// goes, as a full compile would not make it. (A shared bridge whose last guest left keeps its
-// pair until the next full compile: any guest's NIC on it, firewalled or not, would keep it.)
-void drop_left_firewall_bridges(nft::Ruleset& rs, const FirewallConfig& config, uint32_t vmid,
-                                std::vector<nft::ObjectRef>& touched) {
-  std::string prefix = names::firewall_bridge(vmid, 0);
-  prefix.pop_back();             // fwbr<vmid>i
-  std::set<std::string> paired;  // what a full compile makes of them
-  if (auto g = config.guests.find(vmid); g != config.guests.end())
-    for (const auto& [_, nic] : g->second.nics)
-      if (nic.bridge.starts_with(prefix)) paired.insert(nic.bridge);
-  std::string host_key = nft::table_key(nft::Family::Inet, names::kHostTable);
-  auto h = rs.tables.find(host_key);
-  if (h == rs.tables.end()) return;
-  auto pairs = h->second.sets.find(names::kBridgedPairs);
-  if (pairs == h->second.sets.end()) return;
-  // Sorted: the guest's bridges are the run of names from its prefix on.
-  auto& elements = pairs->second.elements;
-  nft::Bytes from = nft::ifname_bytes(prefix);
-  auto first = std::lower_bound(
-      elements.begin(), elements.end(), from,
-      [](const nft::SetElement& e, const nft::Bytes& b) { return e.key.at(0).lo < b; });
-  auto last = first;
-  while (last != elements.end() && pair_bridge(*last).starts_with(prefix)) ++last;
-  auto kept = std::remove_if(
-      first, last, [&](const nft::SetElement& e) { return !paired.contains(pair_bridge(e)); });
-  if (kept != last) {
-    elements.erase(kept, last);
-    touched.push_back({host_key, true, names::kBridgedPairs});
   }
 }
 
@@ -1219,7 +1195,6 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
       touched.push_back({k, true, name});
     }
   }
-  drop_left_firewall_bridges(ruleset, config, vmid, touched);
   if (netdev) {
     // The bridges whose reject set the guest was in: their reject port goes with the last NIC.
     std::set<std::string> left;

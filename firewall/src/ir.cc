@@ -163,6 +163,27 @@ Bytes host32(uint32_t v) {
 }
 Interval single(Bytes v) { return {v, v}; }
 
+Interval ifname_wildcard(const std::string& prefix) {
+  Interval names{ifname_bytes(prefix), ifname_bytes(prefix)};
+  std::fill(names.hi.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(prefix.size(), 15)),
+            names.hi.end(), uint8_t{0xff});
+  return names;
+}
+
+std::optional<std::string> ifname_prefix(const Interval& names) {
+  const Bytes &lo = names.lo, &hi = names.hi;
+  if (lo.size() != 16 || hi.size() != 16 || lo == hi) return std::nullopt;
+  size_t n = 0;
+  while (n < 16 && lo[n] != 0 && lo[n] == hi[n]) ++n;
+  if (n == 0 ||
+      !std::all_of(lo.begin() + static_cast<std::ptrdiff_t>(n), lo.end(),
+                   [](uint8_t b) { return b == 0; }) ||
+      !std::all_of(hi.begin() + static_cast<std::ptrdiff_t>(n), hi.end(),
+                   [](uint8_t b) { return b == 0xff; }))
+    return std::nullopt;
+  return std::string(lo.begin(), lo.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
 bool is_max(const Bytes& v) {
   return std::all_of(v.begin(), v.end(), [](uint8_t b) { return b == 0xff; });
 }

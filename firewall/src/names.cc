@@ -27,7 +27,7 @@ std::string guest_device(const Guest& guest, int nic) {
 }
 
 std::string firewall_bridge(uint32_t vmid, int nic) {
-  return "fwbr" + std::to_string(vmid) + "i" + std::to_string(nic);
+  return kFirewallBridgePrefix + std::to_string(vmid) + "i" + std::to_string(nic);
 }
 
 std::string ovs_link_port(uint32_t vmid, int nic) {

@@ -898,6 +898,11 @@ Status encode_match(const RuleContext& ctx, RuleBuilder& b, const Match& m, uint
               info(f).is_string ? ifname_cmp_bytes(v.lo) : v.lo);
         return {};
       }
+      if (auto prefix = ifname_prefix(v); prefix && info(f).is_string) {
+        // A wildcard name, as nft sends `iifname "fwbr*"`: the prefix alone, without its NUL.
+        b.cmp(m.op == Op::Eq ? NFT_CMP_EQ : NFT_CMP_NEQ, Bytes(prefix->begin(), prefix->end()));
+        return {};
+      }
       if (info(f).host_integer) b.hton(NFT_REG_1, 4);
       b.range(m.op == Op::Eq ? NFT_RANGE_EQ : NFT_RANGE_NEQ, key_bytes(f, v.lo),
               key_bytes(f, v.hi));

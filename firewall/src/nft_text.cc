@@ -206,6 +206,9 @@ std::string escape(const std::string& s) {
 
 std::string value_text(Field field, const Interval& value) {
   if (value.lo == value.hi) return one_value(field, value.lo);
+  if (auto prefix = ifname_prefix(value);
+      prefix && (field == Field::Iifname || field == Field::Oifname))
+    return "\"" + escape(*prefix) + "*\"";
   if (is_ip(field)) return IpRange{to_ip(value.lo), to_ip(value.hi)}.to_string();
   return one_value(field, value.lo) + "-" + one_value(field, value.hi);
 }

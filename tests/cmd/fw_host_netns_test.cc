@@ -102,9 +102,9 @@ TEST_F(FwHostTest, CompileFollowsTheNodesBridgesAndWarnsOfAPortElsewhere) {
                          "--netns", node_.ns}});
   ASSERT_TRUE(r);
   ASSERT_EQ(r->exit_code, 0) << r->err;
-  for (const char* pair :
-       {"\"vmbr0v10\" . \"vmbr0v10\"", "\"fwbr100i0\" . \"fwbr100i0\"", "\"vmbr0\" . \"vmbr0\""})
+  for (const char* pair : {"\"vmbr0v10\" . \"vmbr0v10\"", "\"vmbr0\" . \"vmbr0\""})
     EXPECT_NE(r->out.find(pair), std::string::npos) << pair << "\n" << r->out;
+  EXPECT_NE(r->out.find("iifname \"fwbr*\" oifname \"fwbr*\" accept"), std::string::npos);
   // Its NIC is in vmbr0's reject set (answered where its firewall bridge joins).
   EXPECT_NE(r->out.find("\"tap100i0\" . bc:24:11:00:01:00"), std::string::npos) << r->out;
   EXPECT_EQ(r->out.find("chain answer-fwbr100i0"), std::string::npos) << r->out;
@@ -119,7 +119,6 @@ TEST_F(FwHostTest, CompileFollowsTheNodesBridgesAndWarnsOfAPortElsewhere) {
                     "--netns", node_.ns, "--firewall-bridged", "tap102i0"}});
   ASSERT_TRUE(r);
   ASSERT_EQ(r->exit_code, 0) << r->err;
-  EXPECT_NE(r->out.find("\"fwbr102i0\" . \"fwbr102i0\""), std::string::npos) << r->out;
   EXPECT_NE(r->err.find("tap100i0 is a port of fwbr100i0, not of vmbr0"), std::string::npos);
   EXPECT_NE(r->err.find("tap102i0 is a port of vmbr9, not of fwbr102i0"), std::string::npos);
 }

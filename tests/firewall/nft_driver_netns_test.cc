@@ -309,6 +309,11 @@ Ruleset feature_ruleset() {
   fw.rules.push_back(rule(
       {eq(Field::Iifname, ifname_bytes("tap1")), neq(Field::EtherSaddr, mac("02:00:00:00:00:01"))},
       VerdictCode::Drop, "br:2"));
+  // A wildcard name: every interface whose name starts with "fwbr".
+  fw.rules.push_back(rule(
+      {{.fields = {Field::Iifname}, .values = {ifname_wildcard("fwbr")}},
+       {.fields = {Field::Oifname}, .op = Match::Op::Neq, .values = {ifname_wildcard("fwln")}}},
+      VerdictCode::Accept, "br:5"));
   fw.rules.push_back(rule({eq(Field::Protocol, be16(0x0806)), eq(Field::ArpOp, be16(1)),
                            eq(Field::ArpSha, mac("02:00:00:00:00:01")),
                            eq(Field::ArpSip, ip4("10.1.0.5")), eq(Field::ArpTip, ip4("10.1.0.1"))},
@@ -330,6 +335,7 @@ table bridge moatbr {
 		type filter hook forward priority filter; policy accept;
 		iifname . ether saddr @macs accept comment "br:1"
 		iifname "tap1" ether saddr != 02:00:00:00:00:01 drop comment "br:2"
+		iifname "fwbr*" oifname != "fwln*" accept comment "br:5"
 		arp operation request arp saddr ether 02:00:00:00:00:01 arp saddr ip 10.1.0.5 arp daddr ip 10.1.0.1 accept comment "br:3"
 		ether daddr set fe:ff:ff:ff:ff:fe notrack accept comment "br:4"
 	}

@@ -142,9 +142,9 @@ TEST_P(RecompileTest, GuestsOnAVlanAwareBridgeComeAndGo) {
 
 TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
   // Proxmox's iptables plumbing (plug_nics() with firewall_bridged): a guest on fwbr<vmid>i0
-  // brings its firewall bridge and the bridge it joins into the host's bridged pairs, and in the
-  // netdev layout is answered by the reject port of the bridge its own joins; leaving its
-  // firewall bridge, it takes that bridge's pair along.
+  // brings the bridge its firewall bridge joins into the host's bridged pairs (firewall bridges
+  // all pass by one wildcard rule), and in the netdev layout is answered by that bridge's reject
+  // port. Nothing of the host's is its own: coming and going, it changes its own tables only.
   auto on_fwbr = [&](uint32_t vmid) {
     GuestNic& nic = config_.guests[vmid].nics[0];
     nic.uplink = nic.bridge;
@@ -159,7 +159,8 @@ TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
   expect_same_as_full(104);
   std::string text = nft::to_nft_text(applied_);
   EXPECT_NE(text.find("\"vmbr1\" . \"vmbr1\""), std::string::npos);
-  EXPECT_NE(text.find("\"fwbr104i0\" . \"fwbr104i0\""), std::string::npos);
+  EXPECT_NE(text.find("iifname \"fwbr*\" oifname \"fwbr*\" accept"), std::string::npos);
+  EXPECT_EQ(text.find("\"fwbr104i0\""), std::string::npos);
   EXPECT_EQ(text.find("chain mark-vmbr1") != std::string::npos, GetParam() == GuestLayout::Netdev);
   EXPECT_EQ(text.find("chain answer-fwbr104i0"), std::string::npos);
   // A change of its rules stays within its table.
@@ -167,18 +168,14 @@ TEST_P(RecompileTest, GuestsOnFirewallBridgesInFrontOfALinuxBridgeComeAndGo) {
      "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
   on_fwbr(104);
   expect_same_as_full(104);
-  // Back on vmbr1 itself (restarted after `nftables: 1`), then gone: its fwbr104i0 pair goes;
-  // vm103's stays.
+  // Back on vmbr1 itself (restarted after `nftables: 1`), on its firewall bridge again, then
+  // gone.
   vm(104, "[OPTIONS]\nenable: 1\n", "net0: virtio=BC:24:11:00:00:04,bridge=vmbr1,firewall=1\n");
   expect_same_as_full(104);
-  EXPECT_EQ(nft::to_nft_text(applied_).find("fwbr104i0"), std::string::npos);
   on_fwbr(104);
   expect_same_as_full(104);
   config_.guests.erase(104);
   expect_same_as_full(104);
-  std::string after = nft::to_nft_text(applied_);
-  EXPECT_EQ(after.find("fwbr104i0"), std::string::npos);
-  EXPECT_NE(after.find("\"fwbr103i0\" . \"fwbr103i0\""), std::string::npos);
 }
 
 TEST_P(RecompileTest, GuestsOnBridgesNewToTheNodeAreAddedIncrementally) {

@@ -12,6 +12,7 @@
 
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/names.h"
+#include "moat/firewall/nft_text.h"
 #include "moat/firewall/parser.h"
 
 namespace moat::firewall::sim {
@@ -839,6 +840,30 @@ TEST_F(SimulatorTest, GuestsOnFirewallBridgesInFrontOfALinuxBridge) {
                 "fwbr100i0 joins vmbr0: the bridge layout does not answer the REJECTs"),
             std::string::npos)
       << bridge_layout->warnings[0];
+}
+
+// A guest's plugging changes how its frames travel, not the ruleset: the netdev layout gives a
+// guest on its firewall bridge in front of a Linux bridge the very rules it gives that guest on
+// the bridge itself. So a guest that Proxmox starts on a firewall bridge after an apply, which
+// the apply took to be on the bridge (it was not running), is filtered and answered as it
+// should be, with no apply again.
+TEST_F(SimulatorTest, TheRulesetDoesNotDependOnWhetherAGuestIsOnItsFirewallBridge) {
+  cluster("[OPTIONS]\nenable: 1\npolicy_forward: DROP\n");
+  vm(100,
+     "[OPTIONS]\nenable: 1\nlog_level_out: info\n\n[RULES]\nIN REJECT -p tcp -dport 25\n"
+     "OUT REJECT -p udp -dport 514 -log info\n");
+  vm(101, "[OPTIONS]\nenable: 1\n\n[RULES]\nOUT REJECT -p tcp -dport 3306\n",
+     "net0: virtio=BC:24:11:00:01:01,bridge=vmbr0,firewall=1,tag=10\n");
+  FirewallConfig on_fwbr = config_;
+  plug_nics(config_, {});
+  auto direct = compile(config_, CompileOptions{});
+  ASSERT_TRUE(direct) << direct.error().to_string();
+  plug_nics(on_fwbr, {.firewall_bridged = {"tap100i0", "tap101i0"}});
+  ASSERT_EQ(on_fwbr.guests[101].nics[0].uplink, "vmbr0v10");
+  auto plugged = compile(on_fwbr, CompileOptions{});
+  ASSERT_TRUE(plugged) << plugged.error().to_string();
+  EXPECT_EQ(nft::to_nft_text(plugged->ruleset), nft::to_nft_text(direct->ruleset));
+  EXPECT_EQ(plugged->reject_port_bridges, direct->reject_port_bridges);
 }
 
 }  // namespace

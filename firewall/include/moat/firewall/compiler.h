@@ -99,8 +99,8 @@ std::set<std::string> reject_port_bridges(const nft::Ruleset& ruleset);
 // removed. A bridge that answers the guest's REJECTs and is new to the node (netdev layout)
 // gets the chains of its reject port, which the caller must create before applying
 // (reject_port_bridges()); a bridge on which the guest was the last to be answered loses them.
-// The bridged pairs of the guest's own firewall bridges (fwbr<vmid>i<N>) it left go; the pair of
-// a shared bridge it was the last to leave stays until the next full compile. The cost is that
+// The bridged pair of a bridge the guest was the last to leave stays until the next full
+// compile (firewall bridges have none: one wildcard rule passes them all). The cost is that
 // of the guest, not of the host (a full compile only for the first guest of the node, or when
 // the cluster firewall is off).
 Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,

@@ -300,6 +300,11 @@ Bytes be16(uint16_t v);
 Bytes u8(uint8_t v);
 Bytes host32(uint32_t v);
 Interval single(Bytes v);
+// Every interface name starting with `prefix` (nft's `iifname "fwbr*"`): the names from the
+// prefix padded with NULs to the prefix padded with 0xff. ifname_prefix() gives the prefix
+// back for such an interval (what the encoder sends as a cmp of the prefix alone).
+Interval ifname_wildcard(const std::string& prefix);
+std::optional<std::string> ifname_prefix(const Interval& names);
 
 // Big-endian arithmetic on values: all bits set; v + 1 and v - 1 (v must not be the maximum,
 // resp. zero).

@@ -32,6 +32,7 @@ std::string guest_device(const Guest& guest, int nic);
 // on the Linux bridge); and <bridge>v<tag>, the bridge of VLAN `tag` of a bridge that is not
 // VLAN-aware.
 std::string firewall_bridge(uint32_t vmid, int nic);
+inline constexpr const char* kFirewallBridgePrefix = "fwbr";  // of every firewall bridge
 std::string ovs_link_port(uint32_t vmid, int nic);
 std::string firewall_link_port(uint32_t vmid, int nic);
 std::string firewall_uplink_port(uint32_t vmid, int nic);
