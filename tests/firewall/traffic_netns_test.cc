@@ -12,6 +12,7 @@
 #include "moat/firewall/compiler.h"
 #include "moat/firewall/names.h"
 #include "moat/firewall/nft_driver.h"
+#include "moat/firewall/nft_text.h"
 #include "moat/firewall/nic_bridges.h"
 #include "moat/firewall/parser.h"
 #include "moat/firewall/reject_ports.h"
@@ -100,6 +101,9 @@ class TrafficTest : public testing::NetnsTest {
     if (!observed) return {};
     auto kinds = detect_bridge_kinds(*observed, config_);
     kinds.vlan_aware.insert(vlan_aware_.begin(), vlan_aware_.end());
+    seen_plugged_ = config_;
+    plug_nics(seen_plugged_, kinds);
+    for (const auto& port : not_running_) kinds.firewall_bridged.erase(port);
     plug_nics(config_, kinds);
     if (started_later_) {
       // Plugged (its port is there), but not in the configuration applied now.
@@ -153,6 +157,8 @@ class TrafficTest : public testing::NetnsTest {
     return r ? std::string(trim(r->out)) : "";
   }
 
+  std::set<std::string> not_running_;      // guest ports the apply takes for not running
+  FirewallConfig seen_plugged_;            // the configuration plugged as the namespace says
   std::optional<uint32_t> started_later_;  // a guest left out of the applied configuration
   Guest later_;                            // that guest, as plug_nics() left it
   FirewallConfig config_;
@@ -249,6 +255,26 @@ TEST_F(TrafficTest, GuestsOnProxmoxFirewallBridgesInFrontOfALinuxBridge) {
   auto r = agreed_matrix(endpoints, 200);
   EXPECT_GT(r.seen["ACCEPT"], 20);
   EXPECT_GT(r.seen["DROP"], 20);
+  EXPECT_GT(r.seen["REJECT"], 10);
+}
+
+// A guest that was not running at the apply is taken to be on vmbr0 itself; Proxmox then
+// starts it on its firewall bridge. The ruleset is the same either way, so with no apply again
+// its traffic is filtered and answered as the simulator says for the way it really takes.
+TEST_F(TrafficTest, AGuestStartedOnItsFirewallBridgeAfterTheApplyNeedsNoApplyAgain) {
+  firewall_bridged_ = {"vm100", "vm101"};
+  not_running_ = {"tap101i0"};
+  auto endpoints = apply(GuestLayout::Netdev, "198.51.100.1");
+  ASSERT_EQ(endpoints.size(), 4u);
+  EXPECT_EQ(config_.guests[101].nics[0].bridge, "vmbr0");  // as the apply took it
+  config_ = seen_plugged_;                                 // as it is
+  EXPECT_EQ(config_.guests[101].nics[0].bridge, "fwbr101i0");
+  auto now = compile(config_, {.layout = GuestLayout::Netdev, .shards = 2});
+  ASSERT_TRUE(now) << now.error().to_string();
+  EXPECT_EQ(nft::to_nft_text(now->ruleset), nft::to_nft_text(ruleset_));  // what an apply makes
+  std::erase_if(endpoints, [](const Endpoint& e) { return e.zone == "vm100"; });
+  auto r = agreed_matrix(endpoints, 100);
+  EXPECT_GT(r.seen["ACCEPT"], 10);
   EXPECT_GT(r.seen["REJECT"], 10);
 }
 
