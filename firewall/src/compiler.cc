@@ -807,7 +807,7 @@ Result<CompileResult> compile(const FirewallConfig& config, const CompileOptions
     build_netdev_guest(result, b, config, guest, options, allow_invalid);
   }
   // The bridges of firewalled NICs that need more than a plain Linux bridge: VLAN-aware ones,
-  // each with its first such NIC, and firewall bridges, with their NIC's MAC.
+  // each with its first such NIC, and firewall bridges in front of OVS, with their NIC's MAC.
   std::map<std::string, const GuestNic*> vlan_aware;
   std::map<std::string, nft::Bytes> before_ovs;  // firewall bridges joining OVS, their NIC's MAC
   const GuestNic* first_before_linux = nullptr;  // on a firewall bridge joining a Linux bridge
@@ -930,8 +930,8 @@ void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std
 // The chains of a bridge's reject port in `netdev moat-reject` (build_reject_answers()).
 constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
 
-// Adds the reject port chains of the guest's bridges that have none yet (a bridge new to the
-// node, such as the guest's own fwbr): the caller makes their ports (reject_port_bridges()).
+// Adds the reject port chains of the bridges answering the guest's NICs that have none yet (new
+// to the node): the caller makes their ports (reject_port_bridges()).
 void add_reject_answers(nft::Ruleset& rs, const FirewallConfig& config, const Guest& guest,
                         std::vector<nft::ObjectRef>& touched) {
   nft::Table& t = rs.table(nft::Family::Netdev, names::kRejectTable);
