@@ -171,6 +171,34 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
       "recompile+diff %.1f ms\n",
       guests, noop.size(), noop_ms);
 
+  // Guest `vmid` recompiled into `desired` and committed, the reject ports its ruleset names
+  // made first when `ports` (a guest starting may bring a bridge): milliseconds of each step.
+  struct Step {
+    double compile, ports, commit;
+    size_t ops;
+  };
+  auto commit_guest = [&](uint32_t vmid, bool ports) {
+    std::vector<std::string> warnings;
+    auto t0 = Clock::now();
+    auto touched =
+        must(firewall::recompile_guest(desired, config, vmid, options, warnings), "recompile");
+    auto plan = firewall::nft::diff(applied, desired, touched);
+    auto t1 = Clock::now();
+    if (ports) {
+      auto bridges = firewall::reject_port_bridges(desired);
+      if (auto st = firewall::sync_reject_ports(a.name, bridges, firewall::OtherRejectPorts::Keep);
+          !st) {
+        std::fprintf(stderr, "reject ports: %s\n", st.error().to_string().c_str());
+        std::exit(1);
+      }
+    }
+    auto t2 = Clock::now();
+    must(driver.apply(plan), "apply");
+    auto t3 = Clock::now();
+    firewall::nft::patch(applied, desired, touched);
+    return Step{ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), plan.size()};
+  };
+
   // Change i's guest, after `spacing_ms` of idle time. Back to back, the kernel's walk over
   // every chain of the namespace finds them in cache; an operator's changes come after idle
   // time, when it does not.
@@ -186,19 +214,11 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
     // The guest's own file with one rule's port range and one ipset entry changed.
     guest.fw = *firewall::parse_guest_fw(bench::guest_fw_text(vmid, i + 1),
                                          "firewall/" + std::to_string(vmid) + ".fw");
-    std::vector<std::string> warnings;
-    auto t0 = Clock::now();
-    auto touched =
-        must(firewall::recompile_guest(desired, config, vmid, options, warnings), "recompile");
-    auto plan = firewall::nft::diff(applied, desired, touched);
-    auto t1 = Clock::now();
-    must(driver.apply(plan), "apply");
-    auto t2 = Clock::now();
-    firewall::nft::patch(applied, desired, touched);
-    times.push_back(ms(t2 - t0));
-    compile_times.push_back(ms(t1 - t0));
-    commit_times.push_back(ms(t2 - t1));
-    ops += plan.size();
+    Step step = commit_guest(vmid, false);
+    times.push_back(step.compile + step.commit);
+    compile_times.push_back(step.compile);
+    commit_times.push_back(step.commit);
+    ops += step.ops;
   }
   std::printf(
       "B2 one guest changed at %d guests (%s layout, %d tables, %d ms between changes%s%s): "
@@ -247,25 +267,10 @@ void incremental(int guests, firewall::CompileOptions options, int reps, int spa
   for (auto& [vmid, guest] : more.guests) {
     if (spacing_ms > 0) usleep(static_cast<useconds_t>(spacing_ms) * 1000);
     config.guests[vmid] = guest;
-    std::vector<std::string> warnings;
-    auto t0 = Clock::now();
-    auto touched =
-        must(firewall::recompile_guest(desired, config, vmid, options, warnings), "recompile");
-    auto plan = firewall::nft::diff(applied, desired, touched);
-    auto t1 = Clock::now();
-    auto bridges = firewall::reject_port_bridges(desired);
-    if (auto st = firewall::sync_reject_ports(a.name, bridges, firewall::OtherRejectPorts::Keep);
-        !st) {
-      std::fprintf(stderr, "reject ports: %s\n", st.error().to_string().c_str());
-      std::exit(1);
-    }
-    auto t2 = Clock::now();
-    must(driver.apply(plan), "apply");
-    auto t3 = Clock::now();
-    firewall::nft::patch(applied, desired, touched);
-    start_compile.push_back(ms(t1 - t0));
-    start_ports.push_back(ms(t2 - t1));
-    start_commit.push_back(ms(t3 - t2));
+    Step step = commit_guest(vmid, true);
+    start_compile.push_back(step.compile);
+    start_ports.push_back(step.ports);
+    start_commit.push_back(step.commit);
   }
   std::printf(
       "   (a guest starting%s, %zu times: recompile+diff p50 %.2f ms, p99 %.2f; reject ports p50 "

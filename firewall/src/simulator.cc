@@ -8,6 +8,7 @@
 #include <map>
 
 #include "moat/base/strings.h"
+#include "moat/firewall/compiler.h"
 #include "moat/firewall/names.h"
 #include "moat/firewall/nft_text.h"
 #include "moat/firewall/protocols.h"
@@ -198,15 +199,6 @@ Path local_egress(const Endpoint& b) {
           {Family::Netdev, Hook::Egress, INT_MIN, INT_MAX, "", b.port, kHostMac}};
 }
 
-Endpoint uplink(const std::string& bridge) {
-  Endpoint e;
-  e.kind = Endpoint::Kind::Port;
-  e.bridge = bridge;
-  e.port = kUplink;
-  e.mac = kOutsideMac;
-  return e;
-}
-
 // A frame bridged from port `a` to port `b` of the same bridge: br_netfilter runs inet
 // forward at bridge forward priority -1, with the bridge as both devices, and inet postrouting
 // after the last bridge postrouting chain.
@@ -221,12 +213,6 @@ Path bridged(const Endpoint& a, const Endpoint& b) {
   return p;
 }
 
-// Whether `bridge` has a reject port (the chain answering at its peer).
-bool has_reject_port(const nft::Ruleset& rs, const std::string& bridge) {
-  auto t = rs.tables.find(nft::table_key(Family::Netdev, names::kRejectTable));
-  return t != rs.tables.end() && t->second.chains.contains("answer-" + bridge);
-}
-
 // A port of `bridge` that frames from `mac` come in by or leave through.
 Endpoint port_of(const std::string& bridge, const std::string& port, const Bytes& mac) {
   Endpoint s;
@@ -236,6 +222,9 @@ Endpoint port_of(const std::string& bridge, const std::string& port, const Bytes
   s.mac = mac;
   return s;
 }
+
+// The node's uplink port of `bridge`, where the outside comes in.
+Endpoint uplink(const std::string& bridge) { return port_of(bridge, kUplink, kOutsideMac); }
 
 // The sides of the link between `e`'s firewall bridge and the bridge it joins.
 Endpoint link_side(const Endpoint& e, const Bytes& mac) {
@@ -262,8 +251,8 @@ Result<Path> to_reject_port(const Hop& at, const Endpoint& from, const nft::Rule
   };
   Path rest;
   std::string answering = a.bridge;
-  if (!has_reject_port(rs, a.bridge) && a.bridge == from.bridge && !from.uplink.empty() &&
-      !from.uplink_ovs) {
+  if (!reject_port_bridges(rs).contains(a.bridge) && a.bridge == from.bridge &&
+      !from.uplink.empty() && !from.uplink_ovs) {
     rest = bridged(a, link_side(from, a.mac));
     append(rest, to_port(uplink_side(from, a.mac)));
     answering = from.uplink;

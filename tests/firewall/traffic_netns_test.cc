@@ -151,6 +151,15 @@ class TrafficTest : public testing::NetnsTest {
     EXPECT_GE(r.seen["REJECT"], 4);
   }
 
+  // The probe matrix around vm101 (vm100 left out, to save time): kernel and simulator agree,
+  // ACCEPTs and REJECTs among the verdicts.
+  void expect_agreement_around_vm101(std::vector<Endpoint> endpoints) {
+    std::erase_if(endpoints, [](const Endpoint& e) { return e.zone == "vm100"; });
+    auto r = agreed_matrix(endpoints, 100);
+    EXPECT_GT(r.seen["ACCEPT"], 10);
+    EXPECT_GT(r.seen["REJECT"], 10);
+  }
+
   // br_netfilter's sysctl for tagged frames in the node's namespace: "0" or "1".
   std::string filter_vlan_tagged() {
     auto r = topo().exec(node_ns_, {"cat", "/proc/sys/net/bridge/bridge-nf-filter-vlan-tagged"});
@@ -272,10 +281,7 @@ TEST_F(TrafficTest, AGuestStartedOnItsFirewallBridgeAfterTheApplyNeedsNoApplyAga
   auto now = compile(config_, {.layout = GuestLayout::Netdev, .shards = 2});
   ASSERT_TRUE(now) << now.error().to_string();
   EXPECT_EQ(nft::to_nft_text(now->ruleset), nft::to_nft_text(ruleset_));  // what an apply makes
-  std::erase_if(endpoints, [](const Endpoint& e) { return e.zone == "vm100"; });
-  auto r = agreed_matrix(endpoints, 100);
-  EXPECT_GT(r.seen["ACCEPT"], 10);
-  EXPECT_GT(r.seen["REJECT"], 10);
+  expect_agreement_around_vm101(endpoints);
 }
 
 // The incremental path on the same plumbing, as the daemon will take it when a guest starts:
@@ -306,10 +312,7 @@ TEST_F(TrafficTest, AGuestStartingOnItsFirewallBridgeIsAddedIncrementally) {
   ASSERT_TRUE(sent) << sent.error().to_string();
   ruleset_ = std::move(desired);
 
-  std::erase_if(endpoints, [](const Endpoint& e) { return e.zone == "vm100"; });
-  auto r = agreed_matrix(endpoints, 100);
-  EXPECT_GT(r.seen["ACCEPT"], 10);
-  EXPECT_GT(r.seen["REJECT"], 10);
+  expect_agreement_around_vm101(endpoints);
 }
 
 }  // namespace
