@@ -887,7 +887,7 @@ std::set<std::string> reject_port_bridges(const nft::Ruleset& ruleset) {
   std::set<std::string> out;
   auto r = ruleset.tables.find(nft::table_key(nft::Family::Netdev, names::kRejectTable));
   if (r == ruleset.tables.end()) return out;
-  const std::string answer = "answer-";
+  const std::string answer = names::kAnswerChainPrefix;
   for (auto c = r->second.chains.lower_bound(answer);
        c != r->second.chains.end() && c->first.starts_with(answer); ++c)
     out.insert(c->first.substr(answer.size()));
@@ -928,7 +928,8 @@ void references(const nft::Chain& c, std::set<std::string>& chains, std::set<std
 }
 
 // The chains of a bridge's reject port in `netdev moat-reject` (build_reject_answers()).
-constexpr const char* kRejectPortChains[] = {"answer-", "mark-", "untrack-"};
+constexpr const char* kRejectPortChains[] = {names::kAnswerChainPrefix, names::kMarkChainPrefix,
+                                             names::kUntrackChainPrefix};
 
 // Adds the reject port chains of the bridges answering the guest's NICs that have none yet (new
 // to the node): the caller makes their ports (reject_port_bridges()).
@@ -940,7 +941,7 @@ void add_reject_answers(nft::Ruleset& rs, const FirewallConfig& config, const Gu
   for (const auto& [_, nic] : guest.nics) {
     if (!detail::answered_at_reject_port(config, nic)) continue;
     const std::string& bridge = detail::reject_bridge(config, nic);
-    if (t.chains.contains("answer-" + bridge)) continue;
+    if (t.chains.contains(names::kAnswerChainPrefix + bridge)) continue;
     bridges.insert(bridge);
     if (!nic.uplink.empty() && nic.uplink_ovs) before_ovs[bridge] = mac_bytes(nic.mac);
   }
@@ -962,7 +963,7 @@ void drop_unanswered_bridges(nft::Ruleset& rs, const std::set<std::string>& brid
   for (const auto& bridge : bridges) {
     bool answered = std::any_of(rs.tables.begin(), rs.tables.end(), [&](const auto& entry) {
       const nft::Table& t = entry.second;
-      auto s = t.sets.find("reject-" + bridge);
+      auto s = t.sets.find(names::kRejectSetPrefix + bridge);
       return t.family == nft::Family::Netdev && s != t.sets.end() && !s->second.elements.empty();
     });
     if (answered) continue;
@@ -1199,8 +1200,8 @@ Result<std::vector<nft::ObjectRef>> recompile_guest(nft::Ruleset& ruleset,
     // The bridges whose reject set the guest was in: their reject port goes with the last NIC.
     std::set<std::string> left;
     for (const auto& ref : touched)
-      if (ref.is_set && ref.table == key && ref.name.starts_with("reject-"))
-        left.insert(ref.name.substr(std::strlen("reject-")));
+      if (ref.is_set && ref.table == key && ref.name.starts_with(names::kRejectSetPrefix))
+        left.insert(ref.name.substr(std::strlen(names::kRejectSetPrefix)));
     drop_unanswered_bridges(ruleset, left, touched);
   }
   std::sort(touched.begin(), touched.end());

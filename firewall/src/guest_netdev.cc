@@ -20,7 +20,7 @@ namespace {
 
 constexpr uint32_t kOutBits = names::kMarkOutVerdict | names::kMarkOutDefer;
 
-std::string reject_set(const std::string& bridge) { return "reject-" + bridge; }
+std::string reject_set(const std::string& bridge) { return names::kRejectSetPrefix + bridge; }
 
 Match arp() { return eq(Field::Protocol, nft::be16(0x0806)); }
 
@@ -203,15 +203,15 @@ void finish_netdev_table(nft::Table& t) {
   // do-reject: a frame for a guest's own MAC goes to its bridge's reject port, marked to be
   // answered; anything else (flooded frames) is dropped, never answered for another guest.
   std::erase_if(t.sets, [](const auto& s) {
-    return s.first.starts_with("reject-") && s.second.elements.empty();
+    return s.first.starts_with(names::kRejectSetPrefix) && s.second.elements.empty();
   });
   std::vector<nft::Rule> rules;
   for (const auto& [name, set] : t.sets) {
-    if (!name.starts_with("reject-") || set.elements.empty()) continue;
+    if (!name.starts_with(names::kRejectSetPrefix) || set.elements.empty()) continue;
     nft::Rule r =
         rule({Match{{Field::Oifname, Field::EtherDaddr}, Match::Op::In, {}, name, 0}}, {});
     r.mark = nft::MarkSet{~names::kMarkRejectIn, names::kMarkRejectIn};
-    r.fwd = names::reject_port(name.substr(std::strlen("reject-")));
+    r.fwd = names::reject_port(name.substr(std::strlen(names::kRejectSetPrefix)));
     rules.push_back(std::move(r));
   }
   rules.push_back(rule({}, drop()));
@@ -282,7 +282,7 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
                           const std::map<std::string, nft::Bytes>& before_ovs) {
   for (const auto& bridge : bridges) {
     nft::Chain& c =
-        chain(t, "answer-" + bridge,
+        chain(t, names::kAnswerChainPrefix + bridge,
               nft::BaseChain{nft::Hook::Ingress, 0, true, {names::reject_peer(bridge)}});
     Match asked = bits_any(Field::Mark, names::kMarkRejectIn);
     c.rules = {rule({asked, l4(6)}, {VerdictCode::RejectTcpReset, {}}),
@@ -295,7 +295,7 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
       // invalid there.
       nft::Rule untrack = rule({neq(Field::EtherDaddr, ovs->second)}, {});
       untrack.notrack = true;
-      chain(t, "untrack-" + bridge, at_port).rules = {untrack};
+      chain(t, names::kUntrackChainPrefix + bridge, at_port).rules = {untrack};
       continue;
     }
     // Through a Linux bridge and the firewall bridges joining it, the mark survives the veth
@@ -303,7 +303,7 @@ void build_reject_answers(nft::Table& t, const std::set<std::string>& bridges,
     // it says on the next bridges (a TCP reset it saw is invalid there).
     nft::Rule mark;
     mark.mark = nft::MarkSet{~(names::kMarkAnswer | names::kMarkEstablished), names::kMarkAnswer};
-    chain(t, "mark-" + bridge, at_port).rules = {mark};
+    chain(t, names::kMarkChainPrefix + bridge, at_port).rules = {mark};
   }
 }
 

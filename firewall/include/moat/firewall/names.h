@@ -80,8 +80,15 @@ inline constexpr uint32_t kMarkAnswer = 0x80000000;
 // `table bridge moat-verdicts`, while some guest's OUT rules log: chain "out" evaluates the
 // OUT rules of new traffic that recorded kMarkOutDefer again, with their logging.
 inline constexpr const char* kVerdictTable = "moat-verdicts";
-// `table netdev moat-reject`: one chain per reject port peer that answers with a reject.
+// `table netdev moat-reject`: one chain per reject port peer that answers with a reject
+// (answer-<bridge>), and one at the port for what the answers cross next (mark-<bridge>, or
+// untrack-<bridge> for a firewall bridge in front of OVS).
 inline constexpr const char* kRejectTable = "moat-reject";
+inline constexpr const char* kAnswerChainPrefix = "answer-";
+inline constexpr const char* kMarkChainPrefix = "mark-";
+inline constexpr const char* kUntrackChainPrefix = "untrack-";
+// In a guest table: reject-<bridge>, the ports (and MACs) its reject port answers for.
+inline constexpr const char* kRejectSetPrefix = "reject-";
 inline constexpr const char* kOutDeferred = "out-deferred";  // iifname : goto guest-<vmid>-out
 // In the verdicts table: the deferring guests' ports on VLAN-aware bridges, whose REJECTs drop.
 inline constexpr const char* kVlanAwarePorts = "vlan-aware-ports";
